@@ -1,0 +1,45 @@
+"""Payloads published by the disbursement service."""
+
+from __future__ import annotations
+
+from shared.contracts.intake import Contract
+from shared.contracts.money import Money
+
+
+class FundsReserved(Contract):
+    application_id: str
+    amount: Money
+
+
+class FundsRefused(Contract):
+    application_id: str
+    amount: Money
+    available: Money
+    reason: str
+
+
+class FundsReleased(Contract):
+    application_id: str
+    amount: Money
+
+
+class DisbursementSettled(Contract):
+    application_id: str
+    tranche: int
+    amount: Money
+    instruction_id: str
+    finance_reference: str
+
+
+class DisbursementFailed(Contract):
+    application_id: str
+    tranche: int
+    instruction_id: str
+    reason: str
+    attempts: int
+
+
+class RefundRequested(Contract):
+    application_id: str
+    amount: Money
+    reason: str

@@ -1,0 +1,134 @@
+"""Money as an integer number of minor units with an ISO-4217 currency.
+
+Floats are refused on purpose: 0.1 + 0.2 is not 0.3, and a grant ledger must add up.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+# Minor-unit exponents of the currencies a sister-city program is likely to meet.
+# A currency that is not listed here is refused rather than guessed.
+MINOR_UNIT_EXPONENT: dict[str, int] = {
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "CAD": 2,
+    "MXN": 2,
+    "CNY": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "INR": 2,
+    "IDR": 2,
+    "PHP": 2,
+    "VND": 0,
+    "THB": 2,
+    "MYR": 2,
+    "SGD": 2,
+    "TWD": 2,
+    "KES": 2,
+    "ZAR": 2,
+    "NGN": 2,
+    "GHS": 2,
+    "ETB": 2,
+    "TZS": 2,
+    "UGX": 0,
+    "RWF": 0,
+    "EGP": 2,
+    "MAD": 2,
+    "XOF": 0,
+    "XAF": 0,
+    "AUD": 2,
+    "NZD": 2,
+    "CHF": 2,
+    "BRL": 2,
+}
+
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD", "KES"])]
+
+
+class CurrencyMismatchError(ValueError):
+    """Raised when two amounts in different currencies are combined."""
+
+    def __init__(self, left: str, right: str) -> None:
+        super().__init__(f"cannot combine {left} with {right}: convert one of them first")
+
+
+class Money(BaseModel):
+    """An amount in minor units (cents for USD) and its ISO-4217 currency."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amount_minor: StrictInt = Field(description="Amount in the currency's minor units.")
+    currency: CurrencyCode
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        if value not in MINOR_UNIT_EXPONENT:
+            raise ValueError(f"unknown currency code {value!r}: use an ISO-4217 code")
+        return value
+
+    @classmethod
+    def zero(cls, currency: str) -> Self:
+        return cls(amount_minor=0, currency=currency)
+
+    def _same_currency(self, other: Any) -> Money:
+        if not isinstance(other, Money):
+            raise TypeError(f"Money can only be combined with Money, not {type(other).__name__}")
+        if other.currency != self.currency:
+            raise CurrencyMismatchError(self.currency, other.currency)
+        return other
+
+    def __add__(self, other: Any) -> Money:
+        other = self._same_currency(other)
+        return Money(amount_minor=self.amount_minor + other.amount_minor, currency=self.currency)
+
+    def __sub__(self, other: Any) -> Money:
+        other = self._same_currency(other)
+        return Money(amount_minor=self.amount_minor - other.amount_minor, currency=self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(amount_minor=-self.amount_minor, currency=self.currency)
+
+    def __lt__(self, other: Any) -> bool:
+        return self.amount_minor < self._same_currency(other).amount_minor
+
+    def __le__(self, other: Any) -> bool:
+        return self.amount_minor <= self._same_currency(other).amount_minor
+
+    def __gt__(self, other: Any) -> bool:
+        return self.amount_minor > self._same_currency(other).amount_minor
+
+    def __ge__(self, other: Any) -> bool:
+        return self.amount_minor >= self._same_currency(other).amount_minor
+
+    def percent(self, basis_points: int) -> Money:
+        """The share of this amount given in basis points (7000 = 70%), rounded down.
+
+        Rounding down keeps a tranche schedule from ever paying more than the award;
+        the last tranche takes the remainder (see ``split``).
+        """
+        if not isinstance(basis_points, int) or isinstance(basis_points, bool):
+            raise TypeError("basis points must be an integer")
+        return Money(
+            amount_minor=self.amount_minor * basis_points // 10_000, currency=self.currency
+        )
+
+    def split(self, shares_basis_points: list[int]) -> list[Money]:
+        """Split into parts by basis-point shares that add up to 10000; the parts add up exactly."""
+        if sum(shares_basis_points) != 10_000:
+            raise ValueError("shares must add up to 10000 basis points (100%)")
+        parts = [self.percent(share) for share in shares_basis_points[:-1]]
+        paid = sum(part.amount_minor for part in parts)
+        parts.append(Money(amount_minor=self.amount_minor - paid, currency=self.currency))
+        return parts
+
+    def __str__(self) -> str:
+        exponent = MINOR_UNIT_EXPONENT[self.currency]
+        sign = "-" if self.amount_minor < 0 else ""
+        whole, fraction = divmod(abs(self.amount_minor), 10**exponent)
+        text = f"{whole:,}" if exponent == 0 else f"{whole:,}.{fraction:0{exponent}d}"
+        return f"{sign}{text} {self.currency}"

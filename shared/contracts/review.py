@@ -1,0 +1,48 @@
+"""Payloads published by the review service."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from shared.contracts.intake import Contract
+
+
+class CriterionScore(Contract):
+    criterion: str
+    score: int
+
+
+class ReviewCompleted(Contract):
+    application_id: str
+    round: int = Field(ge=1)
+    task_id: str
+    reviewer_id: str
+    scores: list[CriterionScore]
+    weighted_total_bp: int = Field(
+        description="Weighted total in basis points of the maximum (10000 = full marks)."
+    )
+    recommendation: Literal["approve", "decline", "revise"]
+
+
+class ReviewerRecused(Contract):
+    application_id: str
+    round: int = Field(ge=1)
+    task_id: str
+    reviewer_id: str
+    reason: str
+
+
+class ReviewersShort(Contract):
+    application_id: str
+    round: int = Field(ge=1)
+    needed: int
+    assigned: int
+
+
+class ReportReviewed(Contract):
+    application_id: str
+    report_id: str
+    outcome: Literal["approved", "changes_requested"]
+    comments: str | None = None

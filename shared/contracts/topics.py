@@ -1,0 +1,262 @@
+"""Every topic of the system, its version, its one owning producer and its payload model.
+
+Events are past tense (``grants.funds.reserved.v1``), commands imperative
+(``grants.funds.reserve.v1``). Dead letters of a topic go to ``<topic>.dlq``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from shared.contracts import disbursement, finance, intake, reporting, review, workflows
+
+DEAD_LETTER_SUFFIX = ".dlq"
+
+
+class Producer(StrEnum):
+    INTAKE = "intake"
+    REVIEW = "review"
+    DISBURSEMENT = "disbursement"
+    REPORTING = "reporting"
+    WORKFLOWS = "workflows"
+    FINANCE = "finance"
+
+
+class Kind(StrEnum):
+    EVENT = "event"
+    COMMAND = "command"
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    owner: Producer
+    payload: type[BaseModel]
+    kind: Kind
+    description: str
+
+    @property
+    def dead_letter(self) -> str:
+        return self.name + DEAD_LETTER_SUFFIX
+
+    def qualified(self, prefix: str = "") -> str:
+        """The topic's name on the broker; a prefix isolates test runs and environments."""
+        return f"{prefix}{self.name}"
+
+
+def _event(name: str, owner: Producer, payload: type[BaseModel], description: str) -> Topic:
+    return Topic(name, owner, payload, Kind.EVENT, description)
+
+
+def _command(name: str, owner: Producer, payload: type[BaseModel], description: str) -> Topic:
+    return Topic(name, owner, payload, Kind.COMMAND, description)
+
+
+APPLICATION_SUBMITTED = _event(
+    "grants.application.submitted.v1",
+    Producer.INTAKE,
+    intake.ApplicationSubmitted,
+    "An applicant submitted an application; carries the rules snapshot.",
+)
+APPLICATION_WITHDRAWN = _event(
+    "grants.application.withdrawn.v1",
+    Producer.INTAKE,
+    intake.ApplicationWithdrawn,
+    "The applicant withdrew the application.",
+)
+APPLICATION_RESUBMITTED = _event(
+    "grants.application.resubmitted.v1",
+    Producer.INTAKE,
+    intake.ApplicationResubmitted,
+    "The applicant resubmitted after a revision request.",
+)
+AMENDMENT_REQUESTED = _event(
+    "grants.application.amendment_requested.v1",
+    Producer.INTAKE,
+    intake.AmendmentRequested,
+    "The applicant asked to move dates or change the award.",
+)
+PARTNER_CONFIRMED = _event(
+    "grants.partner.confirmed.v1",
+    Producer.INTAKE,
+    intake.PartnerConfirmed,
+    "The partner sister city answered the confirmation link.",
+)
+APPLICATION_STATUS_CHANGED = _event(
+    "grants.application.status_changed.v1",
+    Producer.WORKFLOWS,
+    workflows.ApplicationStatusChanged,
+    "Every lifecycle transition, with the deadlines ahead.",
+)
+REVIEW_REQUESTED = _command(
+    "grants.review.requested.v1",
+    Producer.WORKFLOWS,
+    workflows.RequestReviews,
+    "Assign reviewers and collect N reviews by the due date.",
+)
+REVIEW_REASSIGN = _command(
+    "grants.review.reassign.v1",
+    Producer.WORKFLOWS,
+    workflows.ReassignReview,
+    "Move a late review task to another reviewer.",
+)
+REPORT_REVIEW_REQUESTED = _command(
+    "grants.report.review_requested.v1",
+    Producer.WORKFLOWS,
+    workflows.ReviewReport,
+    "Review a submitted post-exchange report.",
+)
+REVIEW_COMPLETED = _event(
+    "grants.review.completed.v1",
+    Producer.REVIEW,
+    review.ReviewCompleted,
+    "A reviewer submitted scores and a recommendation.",
+)
+REVIEWER_RECUSED = _event(
+    "grants.review.recused.v1",
+    Producer.REVIEW,
+    review.ReviewerRecused,
+    "A reviewer declared a conflict and left the task.",
+)
+REVIEWERS_SHORT = _event(
+    "grants.review.reviewers_short.v1",
+    Producer.REVIEW,
+    review.ReviewersShort,
+    "Not enough eligible reviewers; an officer must step in.",
+)
+REPORT_REVIEWED = _event(
+    "grants.report.reviewed.v1",
+    Producer.REVIEW,
+    review.ReportReviewed,
+    "A post-exchange report was approved or sent back.",
+)
+FUNDS_RESERVE = _command(
+    "grants.funds.reserve.v1",
+    Producer.WORKFLOWS,
+    workflows.ReserveFunds,
+    "Reserve the award against the program budget.",
+)
+FUNDS_RELEASE = _command(
+    "grants.funds.release.v1",
+    Producer.WORKFLOWS,
+    workflows.ReleaseFunds,
+    "Release what is left of a reservation.",
+)
+TRANCHE_PAY = _command(
+    "grants.tranche.pay.v1",
+    Producer.WORKFLOWS,
+    workflows.PayTranche,
+    "Pay one tranche of an award.",
+)
+REFUND_REQUEST = _command(
+    "grants.refund.request.v1",
+    Producer.WORKFLOWS,
+    workflows.RequestRefund,
+    "Recover money paid for a cancelled exchange or an underspend.",
+)
+AWARD_ADJUST = _command(
+    "grants.award.adjust.v1",
+    Producer.WORKFLOWS,
+    workflows.AdjustAward,
+    "Change the award after an amendment.",
+)
+REPORT_REQUESTED = _command(
+    "grants.report.requested.v1",
+    Producer.WORKFLOWS,
+    workflows.RequestReport,
+    "Open a post-exchange report obligation.",
+)
+REPORT_OVERDUE = _event(
+    "grants.report.overdue.v1",
+    Producer.WORKFLOWS,
+    workflows.ReportOverdue,
+    "The report is past due: standing is lost and the final tranche is on hold.",
+)
+OFFICER_ESCALATION = _event(
+    "grants.officer.escalated.v1",
+    Producer.WORKFLOWS,
+    workflows.EscalatedToOfficer,
+    "A program officer must decide.",
+)
+FUNDS_RESERVED = _event(
+    "grants.funds.reserved.v1",
+    Producer.DISBURSEMENT,
+    disbursement.FundsReserved,
+    "The award is reserved.",
+)
+FUNDS_REFUSED = _event(
+    "grants.funds.refused.v1",
+    Producer.DISBURSEMENT,
+    disbursement.FundsRefused,
+    "The budget cannot cover the award; the application is waitlisted.",
+)
+FUNDS_RELEASED = _event(
+    "grants.funds.released.v1",
+    Producer.DISBURSEMENT,
+    disbursement.FundsReleased,
+    "A reservation was released back to the budget.",
+)
+DISBURSEMENT_SETTLED = _event(
+    "grants.disbursement.settled.v1",
+    Producer.DISBURSEMENT,
+    disbursement.DisbursementSettled,
+    "Finance paid a tranche.",
+)
+DISBURSEMENT_FAILED = _event(
+    "grants.disbursement.failed.v1",
+    Producer.DISBURSEMENT,
+    disbursement.DisbursementFailed,
+    "Finance could not pay a tranche.",
+)
+REFUND_REQUESTED = _event(
+    "grants.refund.requested.v1",
+    Producer.DISBURSEMENT,
+    disbursement.RefundRequested,
+    "A refund was requested from the member.",
+)
+PAYMENT_INSTRUCTED = _command(
+    "finance.payment.instructed.v1",
+    Producer.DISBURSEMENT,
+    finance.PaymentInstructed,
+    "Instruction to the finance system to pay; instruction id is the idempotency key.",
+)
+PAYMENT_SETTLED = _event(
+    "finance.payment.settled.v1",
+    Producer.FINANCE,
+    finance.PaymentSettled,
+    "Finance settled an instruction.",
+)
+PAYMENT_FAILED = _event(
+    "finance.payment.failed.v1",
+    Producer.FINANCE,
+    finance.PaymentFailed,
+    "Finance rejected an instruction.",
+)
+REPORT_SUBMITTED = _event(
+    "grants.report.submitted.v1",
+    Producer.REPORTING,
+    reporting.ReportSubmitted,
+    "The member submitted its post-exchange report.",
+)
+MEMBER_STANDING_CHANGED = _event(
+    "grants.member.standing_changed.v1",
+    Producer.REPORTING,
+    reporting.MemberStandingChanged,
+    "A member lost or regained good standing.",
+)
+
+ALL_TOPICS: tuple[Topic, ...] = tuple(
+    value for value in list(globals().values()) if isinstance(value, Topic)
+)
+TOPICS_BY_NAME: dict[str, Topic] = {topic.name: topic for topic in ALL_TOPICS}
+
+
+def broker_topic_names(prefix: str = "") -> list[str]:
+    """Every topic and its dead-letter topic, as they must exist before consumers start."""
+    names: list[str] = []
+    for topic in ALL_TOPICS:
+        names += [topic.qualified(prefix), topic.qualified(prefix) + DEAD_LETTER_SUFFIX]
+    return names
