@@ -1,0 +1,146 @@
+"""What every HTTP service serves besides its own routes: health, readiness, metrics, limits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+class BodySizeLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLargeError:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body is larger than {self.max_bytes} bytes"}, status_code=413
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class _RuntimeCollector:
+    """Exposes counters that live on runtime objects (outbox relay, dead letters)."""
+
+    def __init__(
+        self,
+        gauges: dict[str, tuple[str, Callable[[], float]]],
+        counters: dict[str, tuple[str, Callable[[], float]]],
+    ) -> None:
+        self._gauges = gauges
+        self._counters = counters
+
+    def collect(self) -> Iterable[Any]:
+        for name, (documentation, read) in self._counters.items():
+            counter = CounterMetricFamily(name, documentation)
+            counter.add_metric([], read())
+            yield counter
+        for name, (documentation, read) in self._gauges.items():
+            gauge = GaugeMetricFamily(name, documentation)
+            gauge.add_metric([], read())
+            yield gauge
+
+
+def add_operational_routes(
+    app: FastAPI,
+    *,
+    service: str,
+    readiness_checks: dict[str, ReadinessCheck],
+    counters: dict[str, tuple[str, Callable[[], float]]] | None = None,
+    gauges: dict[str, tuple[str, Callable[[], float]]] | None = None,
+) -> None:
+    """``/healthz`` (the process answers), ``/readyz`` (its dependencies answer), ``/metrics``."""
+    registry = CollectorRegistry()
+    requests = Counter(
+        "http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "http_request_duration_seconds",
+        "HTTP request latency",
+        ["method", "route"],
+        registry=registry,
+    )
+    registry.register(_RuntimeCollector(gauges or {}, counters or {}))
+
+    @app.middleware("http")
+    async def _measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        requests.labels(request.method, route, str(response.status_code)).inc()
+        latency.labels(request.method, route).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Database and broker answer",
+        responses={503: {"description": "a dependency does not answer"}},
+    )
+    async def readyz() -> JSONResponse:
+        results: dict[str, str] = {}
+        for name, check in readiness_checks.items():
+            try:
+                await check()
+                results[name] = "ok"
+            except Exception as error:
+                results[name] = f"unavailable: {type(error).__name__}: {error}"[:300]
+        ready = all(value == "ok" for value in results.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "service": service, "checks": results},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,88 @@
+"""The Kafka broker of a process and the one way to subscribe a business handler."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.middlewares import AckPolicy
+
+from shared.contracts.topics import Topic
+from shared.messaging.deadletter import DeadLetterPolicy
+from shared.messaging.outbox import Publisher
+from shared.settings import CommonSettings
+
+logger = logging.getLogger(__name__)
+
+
+def create_broker(
+    settings: CommonSettings, *, client_id: str
+) -> tuple[KafkaBroker, DeadLetterPolicy]:
+    """A broker whose subscribers commit only after processing and dead-letter poison."""
+    policy = DeadLetterPolicy(max_attempts=settings.dead_letter_after_attempts)
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        middlewares=(policy,),
+        logger=logging.getLogger(f"faststream.{client_id}"),
+        # Tansu refuses idempotent producers (InitProducerId); the outbox and the inbox
+        # give exactly-once effects instead.
+        enable_idempotence=False,
+        acks="all",
+        request_timeout_ms=10_000,
+    )
+    policy.publish = kafka_publisher(broker)
+    return broker, policy
+
+
+def kafka_publisher(broker: KafkaBroker) -> Publisher:
+    async def publish(*, topic: str, key: str, body: bytes, headers: dict[str, str]) -> None:
+        await broker.publish(body, topic=topic, key=key.encode(), headers=headers)
+
+    return publish
+
+
+def subscriber(
+    broker: KafkaBroker | KafkaRouter,
+    settings: CommonSettings,
+    topic: Topic,
+    *,
+    group_id: str,
+) -> Callable[[Callable[..., Any]], Any]:
+    """Subscribe a handler with explicit acknowledgement (see ``deadletter``)."""
+    return broker.subscriber(
+        topic.qualified(settings.topic_prefix),
+        group_id=group_id,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        title=f"{topic.name}:{group_id}",
+        description=topic.description,
+    )
+
+
+async def ensure_topics(bootstrap_servers: str, names: list[str], partitions: int = 3) -> None:
+    """Create topics before any consumer starts (a late topic may go unseen for minutes)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(name, num_partitions=partitions, replication_factor=1)
+                        for name in missing
+                    ]
+                )
+            logger.info("created %s topics", len(missing))
+    finally:
+        await admin.close()

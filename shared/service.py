@@ -1,0 +1,136 @@
+"""Composition of one service process: database, broker, outbox relay, HTTP app.
+
+Each service's ``create_app(settings)`` calls ``build_runtime`` and ``create_service_app``;
+nothing connects at import time, and everything starts and stops with the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, FastAPI
+from faststream.kafka import KafkaBroker
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.db import create_engine, create_session_factory, ping
+from shared.http import BodySizeLimit, add_operational_routes
+from shared.logging import configure_logging
+from shared.messaging.broker import create_broker
+from shared.messaging.deadletter import DeadLetterPolicy
+from shared.messaging.inbox import Inbox
+from shared.messaging.outbox import Outbox, OutboxRelay
+from shared.messaging.tables import MessagingTables
+from shared.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceRuntime:
+    settings: ServiceSettings
+    metadata: MetaData
+    tables: MessagingTables
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    broker: KafkaBroker
+    dead_letters: DeadLetterPolicy
+    outbox: Outbox
+    relay: OutboxRelay
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def inbox(self, handler_name: str) -> Inbox:
+        return Inbox(self.tables, self.sessions, f"{self.settings.service_name}.{handler_name}")
+
+    async def start(self) -> None:
+        await self.broker.start()
+        self.background.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+
+    async def stop(self) -> None:
+        self.relay.stop()
+        for task in self.background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=5)
+        await self.broker.stop()
+        await self.engine.dispose()
+
+
+def build_runtime(
+    settings: ServiceSettings, metadata: MetaData, tables: MessagingTables
+) -> ServiceRuntime:
+    engine = create_engine(settings.effective_database_url())
+    sessions = create_session_factory(engine)
+    broker, dead_letters = create_broker(settings, client_id=f"grantflow-{settings.service_name}")
+    outbox = Outbox(tables, settings.topic_prefix)
+    assert dead_letters.publish is not None
+    relay = OutboxRelay(
+        tables,
+        sessions,
+        dead_letters.publish,
+        wake=outbox.committed,
+        poll_interval=settings.outbox_poll_interval_ms / 1000,
+    )
+    return ServiceRuntime(
+        settings=settings,
+        metadata=metadata,
+        tables=tables,
+        engine=engine,
+        sessions=sessions,
+        broker=broker,
+        dead_letters=dead_letters,
+        outbox=outbox,
+        relay=relay,
+    )
+
+
+def create_service_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    settings = runtime.settings
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        logger.info(
+            "%s ready on %s:%s", settings.service_name, settings.http_host, settings.http_port
+        )
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    for router in routers:
+        app.include_router(router)
+
+    async def broker_ready() -> None:
+        if not await runtime.broker.ping(timeout=2.0):
+            raise ConnectionError("Kafka broker does not answer")
+
+    add_operational_routes(
+        app,
+        service=settings.service_name,
+        readiness_checks={"database": lambda: ping(runtime.engine), "broker": broker_ready},
+        counters={
+            "outbox_published_total": (
+                "events relayed from the outbox",
+                lambda: runtime.relay.published_total,
+            ),
+            "dead_lettered_total": (
+                "messages sent to a dead-letter topic",
+                lambda: runtime.dead_letters.dead_lettered,
+            ),
+        },
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
