@@ -20,7 +20,7 @@ DEVELOPMENT_WEBHOOK_SECRET = "grantflow-development-webhook-secret"
 def _common(default: Any, name: str, description: str) -> Any:
     return Field(
         default,
-        validation_alias=AliasChoices(f"GRANTFLOW_{name.upper()}", name),
+        validation_alias=AliasChoices(f"GRANTFLOW_{name.upper()}"),
         description=description,
     )
 
@@ -75,6 +75,9 @@ class CommonSettings(BaseSettings):
     outbox_poll_interval_ms: int = _common(
         200, "outbox_poll_interval_ms", "how often the outbox relay looks for new rows"
     )
+    smtp_host: str | None = _common(None, "smtp_host", "SMTP server; unset writes .eml files")
+    smtp_port: int = _common(587, "smtp_port", "SMTP port")
+    mail_sender: str = _common("grantflow@localhost", "mail_sender", "From address of mail")
     max_body_bytes: int = _common(256 * 1024, "max_body_bytes", "largest accepted request body")
 
     service_name: ClassVar[str] = "grantflow"
@@ -95,8 +98,9 @@ class CommonSettings(BaseSettings):
             return {}
         return {"jwt_secret": self.jwt_secret.get_secret_value()}
 
-    def topic(self, name: str) -> str:
-        return f"{self.topic_prefix}{name}"
+    @property
+    def mail_dir(self) -> Path:
+        return self.state_dir / "mail"
 
 
 class ServiceSettings(CommonSettings):

@@ -39,11 +39,9 @@ class Inbox:
         event_id = str(envelope.event_id)
         try:
             async with self._sessions() as session, session.begin():
-                if await self._seen(session, event_id):
-                    logger.info("duplicate event %s on %s ignored", event_id, topic)
-                    return False
-                # Claim the id first: a concurrent duplicate then fails on the primary key
-                # and its state change is rolled back with it.
+                # Claim the id first: a duplicate (redelivered or concurrent) fails on the
+                # primary key, and its state change is rolled back with it. Duplicates are
+                # rare, so this saves a look-up on every first delivery.
                 await session.execute(
                     self._table.insert().values(
                         event_id=event_id,
@@ -52,11 +50,12 @@ class Inbox:
                         processed_at=datetime.now(UTC),
                     )
                 )
+                await session.flush()
                 await change(session)
         except IntegrityError:
             async with self._sessions() as session:
                 if await self._seen(session, event_id):
-                    logger.info("duplicate event %s on %s lost a race; ignored", event_id, topic)
+                    logger.info("duplicate event %s on %s ignored", event_id, topic)
                     return False
             raise
         return True
