@@ -1,0 +1,3 @@
+from grantflow.cli import main
+
+main()

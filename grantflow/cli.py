@@ -1,0 +1,195 @@
+"""The ``grantflow`` command."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="grantflow: exchange-funding programs for a sister-city network.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(topics_app, name="topics")
+
+
+class Service(StrEnum):
+    INTAKE = "intake"
+    REVIEW = "review"
+    DISBURSEMENT = "disbursement"
+    REPORTING = "reporting"
+
+
+class RoleName(StrEnum):
+    APPLICANT = "applicant"
+    REVIEWER = "reviewer"
+    PROGRAM_OFFICER = "program_officer"
+    ADMIN = "admin"
+
+
+@app.command()
+def up(
+    external: Annotated[
+        bool,
+        typer.Option(
+            "--external",
+            help="Take Kafka, Temporal and the database from settings; start only our processes.",
+        ),
+    ] = False,
+    kafka_port: Annotated[
+        int | None, typer.Option(help="Port of the embedded Kafka broker.")
+    ] = None,
+    temporal_port: Annotated[
+        int | None, typer.Option(help="Port of the Temporal frontend.")
+    ] = None,
+    temporal_ui_port: Annotated[
+        int | None, typer.Option(help="Port of the Temporal web UI.")
+    ] = None,
+    http_port_base: Annotated[
+        int | None, typer.Option(help="Services listen on BASE+1 (intake) .. BASE+5 (workflows).")
+    ] = None,
+) -> None:
+    """Start the whole stack on this machine: broker, Temporal, the services and the worker."""
+    from grantflow.stack import StackOptions, run_stack
+
+    options = StackOptions.from_settings(
+        external=external,
+        kafka_port=kafka_port,
+        temporal_port=temporal_port,
+        temporal_ui_port=temporal_ui_port,
+        http_port_base=http_port_base,
+    )
+    raise typer.Exit(run_stack(options))
+
+
+@app.command()
+def serve(service: Annotated[Service, typer.Argument(help="The service to run.")]) -> None:
+    """Run one service's HTTP API and Kafka consumers."""
+    import uvicorn
+
+    from shared.settings import SETTINGS_BY_SERVICE
+
+    settings = SETTINGS_BY_SERVICE[service.value]()
+    uvicorn.run(
+        f"services.{service.value}.app:create_app",
+        factory=True,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the Temporal worker, the Kafka bridge and the officers' lifecycle API."""
+    import uvicorn
+
+    from shared.settings import WorkflowsSettings
+
+    settings = WorkflowsSettings()
+    uvicorn.run(
+        "workflows.funding.worker:create_app",
+        factory=True,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    services: Annotated[
+        list[Service] | None, typer.Argument(help="Services to migrate (default: all).")
+    ] = None,
+) -> None:
+    """Apply each service's migrations to its own tables."""
+    from shared.migrations import upgrade
+    from shared.settings import SETTINGS_BY_SERVICE
+
+    for service in services or list(Service):
+        url = SETTINGS_BY_SERVICE[service.value]().effective_database_url()
+        upgrade(service.value, url)
+        typer.echo(f"{service.value}: migrated ({url.split('@')[-1]})")
+
+
+@topics_app.command("create")
+def topics_create(
+    partitions: Annotated[int, typer.Option(help="Partitions per topic.")] = 3,
+) -> None:
+    """Create every topic and its dead-letter topic (consumers need them to exist first)."""
+    from shared.contracts.topics import broker_topic_names
+    from shared.messaging.broker import ensure_topics
+    from shared.settings import CommonSettings
+
+    settings = CommonSettings()
+    names = broker_topic_names(settings.topic_prefix)
+    asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, names, partitions))
+    typer.echo(f"{len(names)} topics present on {settings.kafka_bootstrap_servers}")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Print every topic with its owning producer and kind."""
+    from shared.contracts.topics import ALL_TOPICS
+
+    for topic in ALL_TOPICS:
+        typer.echo(
+            f"{topic.name:45} {topic.kind.value:8} {topic.owner.value:13} {topic.payload.__name__}"
+        )
+
+
+@app.command()
+def token(
+    role: Annotated[RoleName, typer.Option(help="Role of the token's holder.")],
+    member: Annotated[str | None, typer.Option(help="Member id (applicants).")] = None,
+    reviewer: Annotated[str | None, typer.Option(help="Reviewer id (reviewers).")] = None,
+    subject: Annotated[str | None, typer.Option(help="Subject (default: derived).")] = None,
+    hours: Annotated[int, typer.Option(help="Hours until it expires.")] = 12,
+) -> None:
+    """Mint a development bearer token signed with the configured secret."""
+    from shared.auth import Role, mint_token
+    from shared.settings import CommonSettings
+
+    try:
+        typer.echo(
+            mint_token(
+                CommonSettings(),
+                role=Role(role.value),
+                subject=subject,
+                member_id=member,
+                reviewer_id=reviewer,
+                ttl=timedelta(hours=hours),
+            )
+        )
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+
+
+@app.command()
+def docs(
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the checked-in documents differ from the code.")
+    ] = False,
+) -> None:
+    """Generate the OpenAPI documents and the AsyncAPI document under docs/."""
+    from grantflow.apidocs import write_documents
+
+    stale = write_documents(check=check)
+    for path in stale:
+        typer.echo(f"{'stale' if check else 'wrote'}: {path}")
+    if check and stale:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
