@@ -1,0 +1,77 @@
+"""Money is integer minor units with a currency: no floats, no mixed currencies."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from shared.contracts.money import CurrencyMismatchError, Money
+
+amounts = st.integers(min_value=-(10**15), max_value=10**15)
+
+
+def usd(amount: int) -> Money:
+    return Money(amount_minor=amount, currency="USD")
+
+
+def test_a_float_amount_is_refused() -> None:
+    with pytest.raises(ValidationError, match="valid integer"):
+        Money(amount_minor=10.5, currency="USD")  # type: ignore[arg-type]
+
+
+def test_a_float_that_looks_whole_is_refused_too() -> None:
+    with pytest.raises(ValidationError):
+        Money.model_validate({"amount_minor": 100.0, "currency": "USD"})
+
+
+def test_an_unknown_or_malformed_currency_is_refused() -> None:
+    with pytest.raises(ValidationError, match="ISO-4217"):
+        Money(amount_minor=1, currency="XYZ")
+    with pytest.raises(ValidationError):
+        Money(amount_minor=1, currency="usd")
+
+
+def test_mixed_currencies_cannot_be_added_or_compared() -> None:
+    with pytest.raises(CurrencyMismatchError, match="USD with KES"):
+        _ = usd(100) + Money(amount_minor=100, currency="KES")
+    with pytest.raises(CurrencyMismatchError):
+        _ = usd(100) < Money(amount_minor=100, currency="KES")
+
+
+def test_unknown_fields_are_refused() -> None:
+    with pytest.raises(ValidationError, match="extra"):
+        Money.model_validate({"amount_minor": 1, "currency": "USD", "rate": 2})
+
+
+def test_money_reads_like_a_person_writes_it() -> None:
+    assert str(usd(1_234_567)) == "12,345.67 USD"
+    assert str(Money(amount_minor=5000, currency="JPY")) == "5,000 JPY"
+    assert str(usd(-5)) == "-0.05 USD"
+
+
+@given(amounts, amounts)
+def test_addition_and_subtraction_are_exact(left: int, right: int) -> None:
+    assert (usd(left) + usd(right)).amount_minor == left + right
+    assert (usd(left) + usd(right) - usd(right)) == usd(left)
+
+
+@given(
+    st.integers(min_value=0, max_value=10**13),
+    st.lists(st.integers(min_value=1, max_value=10_000), min_size=1, max_size=5),
+)
+def test_a_split_adds_up_to_the_whole_and_never_overpays_a_tranche(
+    award: int, raw_shares: list[int]
+) -> None:
+    total = sum(raw_shares)
+    shares = [share * 10_000 // total for share in raw_shares]
+    shares[-1] += 10_000 - sum(shares)
+    parts = usd(award).split(shares)
+    assert sum(part.amount_minor for part in parts) == award
+    for part, share in zip(parts[:-1], shares[:-1], strict=True):
+        assert part.amount_minor <= award * share / 10_000
+
+
+def test_seventy_thirty_tranches() -> None:
+    assert usd(1_000_001).split([7000, 3000]) == [usd(700_000), usd(300_001)]
