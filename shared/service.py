@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
@@ -42,6 +43,7 @@ class ServiceRuntime:
     outbox: Outbox
     relay: OutboxRelay
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     def inbox(self, handler_name: str) -> Inbox:
         return Inbox(self.tables, self.sessions, f"{self.settings.service_name}.{handler_name}")
@@ -49,11 +51,19 @@ class ServiceRuntime:
     async def start(self) -> None:
         await self.broker.start()
         self.background.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        for job in self.jobs:
+            self.background.append(asyncio.create_task(job(), name=job.__name__))
+
+    def add_job(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``job`` (a long-lived loop, e.g. a deadline scanner) while the service runs."""
+        self.jobs.append(job)
 
     async def stop(self) -> None:
         self.relay.stop()
+        for task in self.background[1:]:
+            task.cancel()
         for task in self.background:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(task, timeout=5)
         await self.broker.stop()
         await self.engine.dispose()

@@ -1,18 +1,20 @@
-"""Payloads published by the disbursement service."""
+"""Payloads published by the disbursement service for the workflow and reporting."""
 
 from __future__ import annotations
 
-from shared.contracts.intake import Contract
+from shared.contracts.base import Contract
 from shared.contracts.money import Money
 
 
 class FundsReserved(Contract):
     application_id: str
+    command_id: str
     amount: Money
 
 
 class FundsRefused(Contract):
     application_id: str
+    command_id: str
     amount: Money
     available: Money
     reason: str
@@ -20,11 +22,22 @@ class FundsRefused(Contract):
 
 class FundsReleased(Contract):
     application_id: str
+    command_id: str
     amount: Money
+    program_code: str
+    cycle: str
+
+
+class AwardAdjusted(Contract):
+    application_id: str
+    command_id: str
+    new_award: Money
+    reserved: Money
 
 
 class DisbursementSettled(Contract):
     application_id: str
+    command_id: str
     tranche: int
     amount: Money
     instruction_id: str
@@ -33,6 +46,7 @@ class DisbursementSettled(Contract):
 
 class DisbursementFailed(Contract):
     application_id: str
+    command_id: str
     tranche: int
     instruction_id: str
     reason: str
@@ -41,5 +55,6 @@ class DisbursementFailed(Contract):
 
 class RefundRequested(Contract):
     application_id: str
+    command_id: str
     amount: Money
     reason: str

@@ -6,7 +6,7 @@ from datetime import date
 
 from pydantic import Field
 
-from shared.contracts.intake import Contract
+from shared.contracts.base import Contract
 from shared.contracts.money import Money
 
 
@@ -14,7 +14,9 @@ class PaymentInstructed(Contract):
     instruction_id: str = Field(description="The idempotency key '<application>:<tranche>'.")
     application_id: str
     payee_reference: str
-    amount: Money
+    amount: Money = Field(description="What the payee receives, in its payment currency.")
+    award_amount: Money = Field(description="The same payment in the program currency.")
+    fx_rate: str | None = Field(default=None, description="Decimal rate used, as text.")
     value_date: date
     memo: str
 

@@ -1,42 +1,51 @@
-"""Payloads published by the intake service (applicant actions and member standing inputs)."""
+"""Payloads published by the intake service: applicant and partner actions."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from shared.contracts.base import Contract
 from shared.contracts.money import Money
-
-
-class Contract(BaseModel):
-    """Base of every payload: unknown fields are an error, not silently dropped."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from shared.contracts.programs import ProgramRules
 
 
 class PartnerCity(Contract):
     name: str
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO-3166 alpha-2 country code.")
+    contact_name: str
     contact_email: str
+
+
+class BudgetLine(Contract):
+    category: str
+    description: str
+    amount: Money = Field(description="In the currency it will be spent in.")
+    converted: Money = Field(description="In the program currency, at the recorded rate.")
 
 
 class ApplicationSubmitted(Contract):
     application_id: str
     member_id: str
+    member_name: str
+    member_country: str
     program_code: str
-    cycle: str = Field(description="Program cycle, e.g. 2027.")
+    cycle: str
     focus_area: str
     title: str
+    summary: str
     partner: PartnerCity
     exchange_start: date
     exchange_end: date
+    adults: int = Field(ge=0)
+    youth: int = Field(ge=0)
+    budget_lines: list[BudgetLine]
     requested: Money
-    rules_snapshot: dict[str, Any] = Field(
-        description="The program rules at submission, with the catalog version."
-    )
-    catalog_version: str
+    matching_cash: Money
+    matching_in_kind: Money
+    contact_emails: list[str]
+    rules: ProgramRules = Field(description="The program rules at submission (the snapshot).")
 
 
 class ApplicationWithdrawn(Contract):
@@ -50,19 +59,23 @@ class ApplicationResubmitted(Contract):
     member_id: str
     revision: int = Field(ge=1)
     requested: Money
+    summary: str
+    budget_lines: list[BudgetLine]
 
 
 class AmendmentRequested(Contract):
     application_id: str
     member_id: str
     amendment_id: str
+    new_exchange_start: date | None = None
     new_exchange_end: date | None = None
     new_award: Money | None = None
+    cancel_exchange: bool = False
     reason: str
 
 
 class PartnerConfirmed(Contract):
     application_id: str
     partner_contact_email: str
-    confirmed: bool
+    confirmed: bool = Field(description="False when the partner declines to take part.")
     note: str | None = None

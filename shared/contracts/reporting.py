@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from shared.contracts.intake import Contract
+from shared.contracts.base import Contract
+from shared.contracts.money import Money
 
 
 class ReportSubmitted(Contract):
     application_id: str
     report_id: str
     member_id: str
-    actual_spending_minor: int
-    currency: str
+    actual_spending: Money
+    revision: int = 1
 
 
 class MemberStandingChanged(Contract):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.contracts.intake import Contract
+from shared.contracts.base import Contract
 
 
 class CriterionScore(Contract):
@@ -21,9 +21,10 @@ class ReviewCompleted(Contract):
     reviewer_id: str
     scores: list[CriterionScore]
     weighted_total_bp: int = Field(
-        description="Weighted total in basis points of the maximum (10000 = full marks)."
+        ge=0, le=10_000, description="Weighted total in basis points of the maximum."
     )
     recommendation: Literal["approve", "decline", "revise"]
+    comments: str = ""
 
 
 class ReviewerRecused(Contract):
@@ -32,6 +33,7 @@ class ReviewerRecused(Contract):
     task_id: str
     reviewer_id: str
     reason: str
+    replacement_task_id: str | None = None
 
 
 class ReviewersShort(Contract):
@@ -44,5 +46,6 @@ class ReviewersShort(Contract):
 class ReportReviewed(Contract):
     application_id: str
     report_id: str
+    reviewer_id: str
     outcome: Literal["approved", "changes_requested"]
-    comments: str | None = None
+    comments: str = ""

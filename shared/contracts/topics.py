@@ -91,6 +91,18 @@ APPLICATION_STATUS_CHANGED = _event(
     workflows.ApplicationStatusChanged,
     "Every lifecycle transition, with the deadlines ahead.",
 )
+PARTNER_CONFIRMATION_REQUESTED = _command(
+    "grants.partner.confirmation_requested.v1",
+    Producer.WORKFLOWS,
+    workflows.RequestPartnerConfirmation,
+    "Send the partner sister city its one-time confirmation link.",
+)
+REMINDER_DUE = _event(
+    "grants.application.reminder_due.v1",
+    Producer.WORKFLOWS,
+    workflows.ReminderDue,
+    "A deadline approaches or has passed; the applicant is reminded.",
+)
 REVIEW_REQUESTED = _command(
     "grants.review.requested.v1",
     Producer.WORKFLOWS,
@@ -106,7 +118,7 @@ REVIEW_REASSIGN = _command(
 REPORT_REVIEW_REQUESTED = _command(
     "grants.report.review_requested.v1",
     Producer.WORKFLOWS,
-    workflows.ReviewReport,
+    workflows.RequestReportReview,
     "Review a submitted post-exchange report.",
 )
 REVIEW_COMPLETED = _event(
@@ -198,6 +210,12 @@ FUNDS_RELEASED = _event(
     Producer.DISBURSEMENT,
     disbursement.FundsReleased,
     "A reservation was released back to the budget.",
+)
+AWARD_ADJUSTED = _event(
+    "grants.award.adjusted.v1",
+    Producer.DISBURSEMENT,
+    disbursement.AwardAdjusted,
+    "The award and its reservation follow an approved amendment.",
 )
 DISBURSEMENT_SETTLED = _event(
     "grants.disbursement.settled.v1",

@@ -1,19 +1,33 @@
-"""Commands and status events published by the exchange-funding workflow."""
+"""Commands and status events published by the exchange-funding workflow.
+
+Every command carries a deterministic ``command_id`` (from the workflow id and the step),
+so a command re-sent after its deadline is recognised as the same command.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from shared.contracts.intake import Contract
+from shared.contracts.base import Contract
+from shared.contracts.intake import BudgetLine
 from shared.contracts.money import Money
+from shared.contracts.programs import Rubric
 
 
 class Deadline(Contract):
     name: str
     due_at: datetime
+
+
+class Amounts(Contract):
+    requested: Money
+    awarded: Money | None = None
+    reserved: Money | None = None
+    paid: Money | None = None
+    refunded: Money | None = None
 
 
 class ApplicationStatusChanged(Contract):
@@ -27,25 +41,68 @@ class ApplicationStatusChanged(Contract):
     action_required: str | None = Field(
         default=None, description="What the applicant must do next, if anything."
     )
+    amounts: Amounts | None = None
+    sequence: int = Field(ge=1, description="Orders status events of one application.")
+
+
+class ReminderDue(Contract):
+    application_id: str
+    member_id: str
+    about: Literal["report_due", "report_overdue", "revision_due", "report_changes_due"]
+    due_at: datetime
+    message: str
+
+
+class RequestPartnerConfirmation(Contract):
+    command_id: str
+    application_id: str
+    partner_city: str
+    partner_contact_email: str
+    due_at: datetime
 
 
 class RequestReviews(Contract):
+    command_id: str
     application_id: str
     round: int = Field(ge=1)
     reviews_needed: int = Field(ge=1)
     due_at: datetime
-    application_snapshot: dict[str, Any]
-    rubric: dict[str, Any]
+    member_id: str
+    member_city: str
+    program_code: str
+    focus_area: str
+    partner_city: str
+    partner_country: str
+    blind_review: bool
+    title: str
+    summary: str
+    requested: Money
+    rubric: Rubric
 
 
 class ReassignReview(Contract):
+    command_id: str
     application_id: str
     round: int = Field(ge=1)
-    task_id: str
     reason: str
+    task_id: str | None = Field(
+        default=None, description="None: every task of the round not yet completed."
+    )
+
+
+class RequestReportReview(Contract):
+    command_id: str
+    application_id: str
+    report_id: str
+    member_id: str
+    program_code: str
+    due_at: datetime
+    rubric: Rubric
 
 
 class ReserveFunds(Contract):
+    command_id: str
+    idempotency_key: str
     application_id: str
     program_code: str
     cycle: str
@@ -53,6 +110,30 @@ class ReserveFunds(Contract):
 
 
 class ReleaseFunds(Contract):
+    command_id: str
+    idempotency_key: str
+    application_id: str
+    program_code: str
+    cycle: str
+    reason: str
+    amount: Money | None = Field(default=None, description="None: all that is still reserved.")
+
+
+class PayTranche(Contract):
+    command_id: str
+    idempotency_key: str = Field(description="'<application>:<tranche>'")
+    application_id: str
+    program_code: str
+    cycle: str
+    tranche: int = Field(ge=1)
+    amount: Money
+    payee_reference: str = Field(description="The member's payee reference at finance.")
+    memo: str
+
+
+class RequestRefund(Contract):
+    command_id: str
+    idempotency_key: str
     application_id: str
     program_code: str
     cycle: str
@@ -60,49 +141,43 @@ class ReleaseFunds(Contract):
     reason: str
 
 
-class PayTranche(Contract):
-    application_id: str
-    tranche: int = Field(ge=1)
-    amount: Money
-    payee_reference: str
-    idempotency_key: str = Field(description="'<application>:<tranche>'")
-
-
-class RequestRefund(Contract):
-    application_id: str
-    amount: Money
-    reason: str
-
-
 class AdjustAward(Contract):
+    command_id: str
+    idempotency_key: str
     application_id: str
+    program_code: str
+    cycle: str
     new_award: Money
     reason: str
 
 
 class RequestReport(Contract):
+    command_id: str
     application_id: str
+    report_id: str
     member_id: str
+    program_code: str
     due_on: date
-    reminder_offsets_days: list[int]
-    budget_lines: list[dict[str, Any]]
+    reminders_at: list[datetime]
+    budget_lines: list[BudgetLine]
+    awarded: Money
 
 
 class ReportOverdue(Contract):
     application_id: str
+    report_id: str
     member_id: str
     due_on: date
-
-
-class ReviewReport(Contract):
-    application_id: str
-    report_id: str
-    due_at: datetime
-    rubric: dict[str, Any]
 
 
 class EscalatedToOfficer(Contract):
     application_id: str
     stage: str
     reason: str
-    kind: Literal["partner_unconfirmed", "reviewers_short", "payment_failing", "other"] = "other"
+    kind: Literal[
+        "partner_unconfirmed",
+        "reviewers_short",
+        "payment_failing",
+        "command_unanswered",
+        "other",
+    ] = "other"
