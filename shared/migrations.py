@@ -45,23 +45,22 @@ def run_env(target_metadata: MetaData) -> None:
     service = context.config.attributes["service"]
     url = context.config.get_main_option("sqlalchemy.url")
     assert url is not None
+    table = version_table(service)
     if context.is_offline_mode():
         context.configure(
-            url=url,
-            target_metadata=target_metadata,
-            version_table=version_table(service),
-            literal_binds=True,
+            url=url, literal_binds=True, target_metadata=target_metadata, version_table=table
         )
         with context.begin_transaction():
             context.run_migrations()
         return
 
     def migrate(connection: Connection) -> None:
+        # Batch mode lets later migrations alter SQLite tables (copy-and-move).
         context.configure(
             connection=connection,
-            target_metadata=target_metadata,
-            version_table=version_table(service),
             render_as_batch=True,
+            target_metadata=target_metadata,
+            version_table=table,
         )
         with context.begin_transaction():
             context.run_migrations()

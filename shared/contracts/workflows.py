@@ -100,53 +100,40 @@ class RequestReportReview(Contract):
     rubric: Rubric
 
 
-class ReserveFunds(Contract):
+class LedgerCommand(Contract):
+    """A command that moves money: the ledger refuses to apply one idempotency key twice."""
+
     command_id: str
     idempotency_key: str
     application_id: str
     program_code: str
     cycle: str
+
+
+class ReserveFunds(LedgerCommand):
     amount: Money
 
 
-class ReleaseFunds(Contract):
-    command_id: str
-    idempotency_key: str
-    application_id: str
-    program_code: str
-    cycle: str
+class ReleaseFunds(LedgerCommand):
     reason: str
     amount: Money | None = Field(default=None, description="None: all that is still reserved.")
 
 
-class PayTranche(Contract):
-    command_id: str
-    idempotency_key: str = Field(description="'<application>:<tranche>'")
-    application_id: str
-    program_code: str
-    cycle: str
+class PayTranche(LedgerCommand):
+    """Its idempotency key is '<application>:<tranche>'."""
+
     tranche: int = Field(ge=1)
     amount: Money
     payee_reference: str = Field(description="The member's payee reference at finance.")
     memo: str
 
 
-class RequestRefund(Contract):
-    command_id: str
-    idempotency_key: str
-    application_id: str
-    program_code: str
-    cycle: str
+class RequestRefund(LedgerCommand):
     amount: Money
     reason: str
 
 
-class AdjustAward(Contract):
-    command_id: str
-    idempotency_key: str
-    application_id: str
-    program_code: str
-    cycle: str
+class AdjustAward(LedgerCommand):
     new_award: Money
     reason: str
 
