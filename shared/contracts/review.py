@@ -34,6 +34,9 @@ class ReviewerRecused(Contract):
     reviewer_id: str
     reason: str
     replacement_task_id: str | None = None
+    report_id: str | None = Field(
+        default=None, description="Set when the task was a post-exchange report review."
+    )
 
 
 class ReviewersShort(Contract):
@@ -41,6 +44,9 @@ class ReviewersShort(Contract):
     round: int = Field(ge=1)
     needed: int
     assigned: int
+    report_id: str | None = Field(
+        default=None, description="Set when the reviewers are short for a report review."
+    )
 
 
 class ReportReviewed(Contract):

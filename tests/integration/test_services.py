@@ -31,7 +31,6 @@ async def test_each_service_migrates_only_its_own_tables(database_url: str) -> N
         before = await table_names(database_url)
         await asyncio.to_thread(upgrade, service, database_url)
         added = await table_names(database_url) - before
-        assert added <= {f"{service}_outbox", f"{service}_inbox", f"alembic_version_{service}"}
         assert all(name.startswith((service, f"alembic_version_{service}")) for name in added)
     tables = await table_names(database_url)
     for service in MIGRATED_SERVICES:

@@ -1,0 +1,362 @@
+"""What the review service's HTTP API accepts and answers.
+
+Inputs refuse unknown fields (a typo is a 422 naming the field, not silently dropped).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from services.review.domain import (
+    RECOMMENDATIONS,
+    Spread,
+    TaskKind,
+    TaskStatus,
+    Workload,
+    withhold,
+)
+from services.review.persistence import RequestRow, ReviewerRow, ReviewRow, TaskRow
+from shared.contracts.money import Money
+from shared.contracts.programs import Rubric
+
+ReviewerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+ShortText = Annotated[str, Field(min_length=1, max_length=120)]
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# ---------------------------------------------------------------- reviewers
+
+
+class Expertise(Input):
+    programs: list[ShortText] = Field(default_factory=list, examples=[["AUPAP", "CITIZEN"]])
+    focus_areas: list[ShortText] = Field(default_factory=list, examples=[["community_development"]])
+    regions: list[CountryCode] = Field(
+        default_factory=list, description="Partner countries (ISO-3166 alpha-2) it knows."
+    )
+    languages: list[ShortText] = Field(default_factory=list, examples=[["en", "fr"]])
+
+
+class Conflicts(Input):
+    members: list[ShortText] = Field(
+        default_factory=list, description="Member ids the reviewer must never review."
+    )
+    cities: list[ShortText] = Field(
+        default_factory=list,
+        description="Cities (member or partner) the reviewer must never review.",
+    )
+
+
+class ReviewerIn(Input):
+    id: ReviewerId
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    email: Email
+    home_city: ShortText = Field(description="The member city the reviewer lives in.")
+    home_country: CountryCode | None = None
+    expertise: Expertise = Field(default_factory=Expertise)
+    capacity: StrictInt = Field(default=5, ge=0, le=500, description="Most open tasks at once.")
+    active: StrictBool = True
+    conflicts: Conflicts = Field(default_factory=Conflicts)
+
+
+class ReviewerPatch(Input):
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    email: Email | None = None
+    home_city: ShortText | None = None
+    home_country: CountryCode | None = None
+    expertise: Expertise | None = None
+    capacity: StrictInt | None = Field(default=None, ge=0, le=500)
+    active: StrictBool | None = None
+    conflicts: Conflicts | None = None
+
+
+class Recusal(Output):
+    task_id: str
+    application_id: str
+    reason: str
+    recorded_at: datetime
+
+
+class ReviewerOut(Output):
+    id: str
+    name: str
+    email: str
+    home_city: str
+    home_country: str | None
+    expertise: dict[str, list[str]]
+    capacity: int
+    active: bool
+    conflicts: dict[str, list[str]]
+    open_tasks: int
+    recusals: list[Recusal] = Field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls, row: ReviewerRow, open_tasks: int, recusals: list[Recusal] | None = None
+    ) -> ReviewerOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            email=row.email,
+            home_city=row.home_city,
+            home_country=row.home_country,
+            expertise={
+                "programs": row.programs,
+                "focus_areas": row.focus_areas,
+                "regions": row.regions,
+                "languages": row.languages,
+            },
+            capacity=row.capacity,
+            active=row.active,
+            conflicts={"members": row.conflict_members, "cities": row.conflict_cities},
+            open_tasks=open_tasks,
+            recusals=recusals or [],
+        )
+
+
+# ---------------------------------------------------------------- tasks
+
+
+class ApplicationView(Output):
+    application_id: str
+    identity_withheld: bool = Field(description="True for blind review: who applied is hidden.")
+    member_id: str | None
+    member_city: str | None
+    program_code: str
+    focus_area: str | None
+    partner_city: str | None
+    partner_country: str | None
+    title: str
+    summary: str
+    requested: Money | None
+    report_id: str | None = None
+
+    @classmethod
+    def of(cls, request: RequestRow, *, officer: bool) -> ApplicationView:
+        blind = request.blind_review and not officer
+        names = (request.member_city, request.partner_city, request.member_id)
+        return cls(
+            application_id=request.application_id,
+            identity_withheld=blind,
+            member_id=None if blind else request.member_id,
+            member_city=None if blind else request.member_city,
+            program_code=request.program_code,
+            focus_area=request.focus_area,
+            partner_city=None if blind else request.partner_city,
+            partner_country=request.partner_country,
+            title=withhold(request.title, names) if blind else request.title,
+            summary=withhold(request.summary, names) if blind else request.summary,
+            requested=Money.model_validate(request.requested) if request.requested else None,
+            report_id=request.report_id,
+        )
+
+
+class ReviewOut(Output):
+    task_id: str
+    reviewer_id: str
+    scores: dict[str, int]
+    weighted_total_bp: int
+    recommendation: str
+    comments: str
+    submitted_at: datetime
+
+    @classmethod
+    def of(cls, row: ReviewRow) -> ReviewOut:
+        return cls(
+            task_id=row.task_id,
+            reviewer_id=row.reviewer_id,
+            scores=row.scores,
+            weighted_total_bp=row.weighted_total_bp,
+            recommendation=row.recommendation,
+            comments=row.comments,
+            submitted_at=row.submitted_at,
+        )
+
+
+class TaskSummary(Output):
+    id: str
+    kind: TaskKind
+    status: TaskStatus
+    application_id: str
+    round: int
+    report_id: str | None
+    program_code: str
+    title: str
+    reviewer_id: str
+    assigned_at: datetime
+    due_at: datetime
+    overdue: bool
+
+    @classmethod
+    def of(cls, task: TaskRow, request: RequestRow, now: datetime, *, officer: bool) -> TaskSummary:
+        view = ApplicationView.of(request, officer=officer)
+        return cls(
+            id=task.id,
+            kind=task.kind,
+            status=task.status,
+            application_id=task.application_id,
+            round=task.round,
+            report_id=task.report_id,
+            program_code=request.program_code,
+            title=view.title,
+            reviewer_id=task.reviewer_id,
+            assigned_at=task.assigned_at,
+            due_at=task.due_at,
+            overdue=task.status is TaskStatus.OPEN and task.due_at < now,
+        )
+
+
+class TaskDetail(TaskSummary):
+    application: ApplicationView
+    rubric: Rubric
+    recommendations: list[str] = Field(description="What this kind of review may recommend.")
+    closed_at: datetime | None
+    close_reason: str | None
+    replaces_task_id: str | None
+    review: ReviewOut | None
+
+    @classmethod
+    def build(
+        cls,
+        task: TaskRow,
+        request: RequestRow,
+        review: ReviewRow | None,
+        now: datetime,
+        *,
+        officer: bool,
+    ) -> TaskDetail:
+        summary = TaskSummary.of(task, request, now, officer=officer)
+        return cls(
+            **summary.model_dump(),
+            application=ApplicationView.of(request, officer=officer),
+            rubric=request.rubric,
+            recommendations=list(RECOMMENDATIONS[task.kind]),
+            closed_at=task.closed_at,
+            close_reason=task.close_reason,
+            replaces_task_id=task.replaces_task_id,
+            review=ReviewOut.of(review) if review else None,
+        )
+
+
+class ReviewIn(Input):
+    scores: dict[str, StrictInt] = Field(
+        description="A score for every rubric criterion, inside its range.",
+        examples=[{"relevance": 4, "feasibility": 3}],
+    )
+    recommendation: Literal["approve", "decline", "revise", "changes_requested"] = Field(
+        description="approve, decline or revise (applications); approve or changes_requested "
+        "(post-exchange reports)."
+    )
+    comments: Annotated[str, Field(max_length=20_000)] = ""
+    attest_no_conflict: StrictBool = Field(
+        description="The reviewer attests having no conflict of interest; must be true."
+    )
+
+
+class RecuseIn(Input):
+    reason: Annotated[str, Field(min_length=3, max_length=2000)]
+
+
+class RecuseOut(Output):
+    task: TaskSummary
+    replacement_assigned: bool
+
+
+class ReassignIn(Input):
+    reason: Annotated[str, Field(min_length=3, max_length=2000)]
+    reviewer_id: ReviewerId | None = Field(
+        default=None, description="The new reviewer; left out, the best eligible one."
+    )
+
+
+class FillIn(Input):
+    reviewer_id: ReviewerId | None = Field(
+        default=None, description="Who fills the next open slot; left out, the best eligible."
+    )
+
+
+class RequestOut(Output):
+    id: str
+    kind: TaskKind
+    application_id: str
+    round: int
+    report_id: str | None
+    program_code: str
+    reviews_needed: int
+    staffed: int = Field(description="Slots with an open or completed task.")
+    completed: int
+    due_at: datetime
+
+
+# ---------------------------------------------------------------- reports for officers
+
+
+class WorkloadOut(Output):
+    reviewer_id: str
+    capacity: int
+    open: int
+    overdue: int
+    completed: int
+    completed_late: int
+    recused: int
+    taken_away: int = Field(description="Tasks reassigned away because they were late.")
+    mean_turnaround_seconds: float | None
+
+    @classmethod
+    def of(cls, line: Workload) -> WorkloadOut:
+        turnaround = line.mean_turnaround
+        return cls(
+            reviewer_id=line.reviewer_id,
+            capacity=line.capacity,
+            open=line.open,
+            overdue=line.overdue,
+            completed=line.completed,
+            completed_late=line.completed_late,
+            recused=line.recused,
+            taken_away=line.taken_away,
+            mean_turnaround_seconds=(
+                turnaround / timedelta(seconds=1) if turnaround is not None else None
+            ),
+        )
+
+
+class RoundScores(Output):
+    kind: TaskKind
+    round: int
+    report_id: str | None
+    reviews: list[ReviewOut]
+    mean_total_bp: int | None
+    spread_bp: int = Field(description="Highest minus lowest weighted total.")
+    criterion_spread: dict[str, int]
+    flagged: bool = Field(description="The spread is larger than the threshold.")
+
+    @classmethod
+    def of(cls, request: RequestRow, rows: list[ReviewRow], gap: Spread) -> RoundScores:
+        totals = [row.weighted_total_bp for row in rows]
+        return cls(
+            kind=request.kind,
+            round=request.round,
+            report_id=request.report_id,
+            reviews=[ReviewOut.of(row) for row in rows],
+            mean_total_bp=sum(totals) // len(totals) if totals else None,
+            spread_bp=gap.spread_bp,
+            criterion_spread=dict(gap.per_criterion),
+            flagged=gap.flagged,
+        )
+
+
+class ScoresOut(Output):
+    application_id: str
+    threshold_bp: int
+    rounds: list[RoundScores]

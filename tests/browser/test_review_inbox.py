@@ -1,0 +1,186 @@
+"""A reviewer works the /inbox page in headless Chromium (Debian's, driven by Playwright)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from playwright.async_api import Browser, async_playwright
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.review import service
+from services.review.app import create_app
+from shared.auth import Role, mint_token
+from shared.db import unit_of_work
+from shared.settings import ReviewSettings
+from tests.support.processes import free_port, wait_for_port
+from tests.support.review import Clock, fresh_database, request_reviews
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+
+
+class _EngineClosedAtShutdown:
+    """Serves the app without its broker lifespan, closing the database on shutdown."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.app.state.runtime.engine.dispose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(app: ASGIApp) -> str:
+        port = free_port()
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        wait_for_port(port)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        await chromium.close()
+
+
+async def seeded_inbox(tmp_path: Path) -> tuple[ReviewSettings, Any]:
+    """Demo reviewers and two applications waiting for demo-reviewer-1."""
+    url, _ = await fresh_database("sqlite", tmp_path)
+    settings = ReviewSettings(environment="test", database_url=url, state_dir=tmp_path)
+    clock = Clock()
+    seeding = create_app(settings, clock=clock)
+    runtime = seeding.state.runtime
+    async with unit_of_work(runtime.sessions) as session:
+        await service.seed_demo_reviewers(session, clock())
+    for application_id, title in (
+        ("app-water", "Roanoke and Kisumu water committees"),
+        ("app-market", "Roanoke and Kisumu market traders"),
+    ):
+        async with unit_of_work(runtime.sessions) as session:
+            await service.request_reviews(
+                session,
+                runtime.outbox,
+                request_reviews(application_id, reviews_needed=2, title=title),
+                "test",
+                clock(),
+            )
+    await runtime.engine.dispose()
+    return settings, create_app(settings, clock=clock)
+
+
+async def test_a_reviewer_signs_in_reviews_a_task_and_sees_it_leave_the_queue(
+    tmp_path: Path, serve: Any, browser: Browser
+) -> None:
+    settings, app = await seeded_inbox(tmp_path)
+    base = serve(_EngineClosedAtShutdown(app))
+    token = mint_token(settings, role=Role.REVIEWER, reviewer_id="demo-reviewer-1")
+
+    page = await browser.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    await page.goto(f"{base}/inbox")
+    await page.fill("textarea[name=token]", f"Bearer {token}")
+    await page.click("#sign-in")
+    await page.wait_for_selector("#queue")
+    assert await page.locator("#queue tbody tr").count() == 2
+    assert "My queue (2 open)" in await page.inner_text("h2")
+
+    await page.click("text=Roanoke and Kisumu water committees")
+    await page.wait_for_selector("#review-form")
+    assert "relevance" in await page.inner_text("#review-form")
+    await page.fill('input[name="score.relevance"]', "4")
+    await page.fill('input[name="score.feasibility"]', "3")
+    await page.fill('input[name="score.impact"]', "7")
+    await page.check('input[name=recommendation][value="approve"]')
+    await page.fill("#comments", "A sound plan with a committed partner.")
+    await page.check("input[name=attest_no_conflict]")
+    await page.click("#submit-review")
+
+    await page.wait_for_selector(".flash.ok")
+    assert "Review submitted" in await page.inner_text(".flash.ok")
+    assert await page.locator("#queue tbody tr").count() == 1
+    assert "water committees" not in await page.inner_text("#queue")
+    assert "water committees" in await page.inner_text("#closed")
+
+    await page.click("text=Roanoke and Kisumu market traders")
+    await page.fill("#reason", "I chaired the Roanoke market board last year.")
+    await page.click("#recuse")
+    await page.wait_for_selector("#queue-empty")
+    assert "recused" in await page.inner_text(".flash.ok")
+
+    await page.click("#sign-out")
+    await page.wait_for_selector("textarea[name=token]")
+    await page.goto(f"{base}/inbox")
+    assert await page.locator("textarea[name=token]").count() == 1  # signed out for real
+    assert all(url.startswith(base) for url in requested), "the page loaded a foreign asset"
+
+    answer = await page.request.get(
+        f"{base}/v1/tasks?status=all", headers={"Authorization": f"Bearer {token}"}
+    )
+    tasks = {task["title"]: task["status"] for task in await answer.json()}
+    assert tasks == {
+        "Roanoke and Kisumu water committees": "completed",
+        "Roanoke and Kisumu market traders": "recused",
+    }
+
+
+async def test_a_non_reviewer_token_cannot_sign_in(
+    tmp_path: Path, serve: Any, browser: Browser
+) -> None:
+    settings, app = await seeded_inbox(tmp_path)
+    base = serve(_EngineClosedAtShutdown(app))
+    page = await browser.new_page()
+    await page.goto(f"{base}/inbox")
+    await page.fill("textarea[name=token]", mint_token(settings, role=Role.PROGRAM_OFFICER))
+    async with page.expect_response(f"{base}/inbox/sign-in") as answer:
+        await page.click("#sign-in")
+    response = await answer.value
+    response_text = await response.text()
+    assert response.status == 403
+    assert "for reviewers" in response_text
+    await page.fill("textarea[name=token]", "not-a-token")
+    await page.click("#sign-in")
+    assert "cannot be used" in await page.inner_text(".flash.error")

@@ -1,0 +1,98 @@
+"""The /inbox pages' rules, checked without a browser (the browser test clicks through them)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.review import service
+from tests.support.review import (
+    ReviewService,
+    fresh_database,
+    request_reviews,
+    review_service,
+    reviewer,
+)
+
+
+@pytest.fixture
+async def review(tmp_path: Path) -> AsyncIterator[ReviewService]:
+    url, _ = await fresh_database("sqlite", tmp_path)
+    async for running in review_service(url, tmp_path):
+        await running.add_reviewers(reviewer("r-1", "Asheville"), reviewer("r-2", "Boise"))
+        await running.deliver(request_reviews(reviews_needed=1), service.request_reviews)
+        yield running
+
+
+async def signed_in(review: ReviewService, reviewer_id: str) -> str:
+    """Sign in through the form; return the CSRF value the pages carry."""
+    token = review.token_for(reviewer_id)
+    response = await review.client.post("/inbox/sign-in", data={"token": f"Bearer {token}"})
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/inbox" in cookie
+    page = await review.client.get("/inbox")
+    match = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert match
+    return match.group(1)
+
+
+async def test_a_review_out_of_range_comes_back_with_the_criterion_named_and_values_kept(
+    review: ReviewService,
+) -> None:
+    csrf = await signed_in(review, "r-1")
+    [task] = await review.tasks("app-1")
+    form = {
+        "csrf": csrf,
+        "score.relevance": "9",
+        "score.feasibility": "4",
+        "score.impact": "8",
+        "recommendation": "approve",
+        "comments": "Keep me",
+        "attest_no_conflict": "yes",
+    }
+    response = await review.client.post(f"/inbox/tasks/{task.id}/review", data=form)
+    assert response.status_code == 422
+    assert "criterion &#x27;relevance&#x27; must be scored from 0 to 5, not 9" in response.text
+    assert 'value="9"' in response.text and "Keep me" in response.text
+    assert await review.outbox() == []
+    no_attestation = {k: v for k, v in form.items() if k != "attest_no_conflict"}
+    no_attestation["score.relevance"] = "4"
+    response = await review.client.post(f"/inbox/tasks/{task.id}/review", data=no_attestation)
+    assert response.status_code == 422
+    assert "attest" in response.text
+    response = await review.client.post(
+        f"/inbox/tasks/{task.id}/review", data={**form, "score.relevance": "4"}
+    )
+    assert response.status_code == 303
+    assert len(await review.outbox("grants.review.completed.v1")) == 1
+
+
+async def test_a_form_without_its_csrf_value_changes_nothing(review: ReviewService) -> None:
+    await signed_in(review, "r-1")
+    [task] = await review.tasks("app-1")
+    response = await review.client.post(
+        f"/inbox/tasks/{task.id}/recuse", data={"reason": "forged", "csrf": "0" * 40}
+    )
+    assert response.status_code == 403
+    assert await review.outbox() == []
+
+
+async def test_another_reviewers_task_page_is_not_found(review: ReviewService) -> None:
+    await signed_in(review, "r-2")
+    [task] = await review.tasks("app-1")
+    assert (await review.client.get(f"/inbox/tasks/{task.id}")).status_code == 404
+
+
+async def test_pages_load_nothing_from_elsewhere(review: ReviewService) -> None:
+    sign_in = await review.client.get("/inbox")
+    await signed_in(review, "r-1")
+    [task] = await review.tasks("app-1")
+    task_page = await review.client.get(f"/inbox/tasks/{task.id}")
+    for page in (sign_in, task_page):
+        assert page.status_code == 200
+        assert not re.search(r'(src|href)="(https?:)?//', page.text)
+        assert "default-src 'none'" in page.headers["content-security-policy"]
