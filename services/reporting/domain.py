@@ -1,0 +1,285 @@
+"""Post-exchange reports: what a draft may hold, what a submission needs, who may change it.
+
+Pure rules, no I/O: the use cases in ``service.py`` load an obligation, ask these functions,
+and store the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from fractions import Fraction
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.contracts.intake import BudgetLine
+from shared.contracts.money import Money
+from shared.contracts.reporting import (
+    AttachmentMeta,
+    ReportActivity,
+    ReportContent,
+    ReportOutcomes,
+    ReportParticipants,
+    SpendingLine,
+)
+
+REPORT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+class ReportState(StrEnum):
+    REQUESTED = "requested"
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    CHANGES_REQUESTED = "changes_requested"
+    APPROVED = "approved"
+
+
+EDITABLE_STATES = frozenset(
+    {ReportState.REQUESTED, ReportState.DRAFT, ReportState.CHANGES_REQUESTED}
+)
+
+
+class SpendingEntry(BaseModel):
+    """One line of actual spending as the applicant enters it; ``converted`` may be left out
+    when the budget recorded a rate for the currency."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: str = Field(min_length=1, max_length=100, description="A budget line's category.")
+    description: str = Field(default="", max_length=500)
+    amount: Money = Field(description="What was spent, in the currency it was spent in.")
+    converted: Money | None = Field(
+        default=None,
+        description="In the award currency; computed from the budget's recorded rate if omitted.",
+    )
+
+    @field_validator("amount")
+    @classmethod
+    def _not_negative(cls, value: Money) -> Money:
+        if value.amount_minor < 0:
+            raise ValueError("spending cannot be negative")
+        return value
+
+
+class ReportDraft(BaseModel):
+    """A report being written: any part may still be missing; what is there must be valid."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    participants: ReportParticipants | None = None
+    activities: list[ReportActivity] = Field(default_factory=list, max_length=200)
+    outcomes: ReportOutcomes | None = None
+    spending: list[SpendingEntry] = Field(default_factory=list, max_length=200)
+    attachments: list[AttachmentMeta] = Field(default_factory=list, max_length=50)
+    lessons_learned: str = Field(default="", max_length=20_000)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    loc: tuple[str | int, ...]
+    msg: str
+
+
+class ReportInvalidError(Exception):
+    """The report breaks rules that need the obligation to check; each error names its field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors))
+        self.errors = errors
+
+
+class ReportConflictError(Exception):
+    """The report's state does not allow the action (409)."""
+
+
+@dataclass(frozen=True)
+class Obligation:
+    report_id: str
+    application_id: str
+    member_id: str
+    state: ReportState
+    due_on: date | None
+    budget_lines: list[BudgetLine] = field(default_factory=list)
+    awarded: Money | None = None
+    requested: bool = True  # False while only an overdue notice has been seen
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted({line.category for line in self.budget_lines})
+
+
+def ensure_editable(obligation: Obligation) -> None:
+    if obligation.state is ReportState.APPROVED:
+        raise ReportConflictError("the report is already approved and can no longer change")
+    if obligation.state is ReportState.SUBMITTED:
+        raise ReportConflictError("the report is under review; wait for the outcome")
+    if not obligation.requested or obligation.awarded is None:
+        raise ReportConflictError("the report obligation is not open yet; try again shortly")
+
+
+def conversion_rates(budget_lines: list[BudgetLine], award_currency: str) -> dict[str, Fraction]:
+    """Minor units of the award currency per minor unit of each budget currency.
+
+    The rate is the one recorded at submission: the lines' converted total over their total.
+    """
+    spent: dict[str, int] = {}
+    converted: dict[str, int] = {}
+    for line in budget_lines:
+        if line.converted.currency != award_currency or line.amount.amount_minor <= 0:
+            continue
+        spent[line.amount.currency] = spent.get(line.amount.currency, 0) + line.amount.amount_minor
+        converted[line.amount.currency] = (
+            converted.get(line.amount.currency, 0) + line.converted.amount_minor
+        )
+    rates = {currency: Fraction(converted[currency], spent[currency]) for currency in spent}
+    rates[award_currency] = Fraction(1)
+    return rates
+
+
+def convert(amount: Money, rate: Fraction, currency: str) -> Money:
+    """``amount`` at ``rate``, rounded half up to a minor unit of ``currency``."""
+    exact = amount.amount_minor * rate
+    return Money(
+        amount_minor=(exact.numerator * 2 + exact.denominator) // (2 * exact.denominator),
+        currency=currency,
+    )
+
+
+def resolve_spending(
+    draft: ReportDraft, obligation: Obligation
+) -> tuple[list[SpendingLine], list[FieldError]]:
+    """Spending lines with their award-currency amounts, and what is wrong with them."""
+    assert obligation.awarded is not None
+    award_currency = obligation.awarded.currency
+    rates = conversion_rates(obligation.budget_lines, award_currency)
+    categories = set(obligation.categories)
+    lines: list[SpendingLine] = []
+    errors: list[FieldError] = []
+    for index, entry in enumerate(draft.spending):
+        if entry.category not in categories:
+            errors.append(
+                FieldError(
+                    ("spending", index, "category"),
+                    f"{entry.category!r} is not a budget line of this grant; "
+                    f"use one of: {', '.join(obligation.categories) or 'none'}",
+                )
+            )
+        converted = entry.converted
+        if converted is None:
+            rate = rates.get(entry.amount.currency)
+            if rate is None:
+                errors.append(
+                    FieldError(
+                        ("spending", index, "converted"),
+                        f"no rate was recorded for {entry.amount.currency}: give the amount in "
+                        f"{award_currency} as well",
+                    )
+                )
+                continue
+            converted = convert(entry.amount, rate, award_currency)
+        elif converted.currency != award_currency:
+            errors.append(
+                FieldError(
+                    ("spending", index, "converted", "currency"),
+                    f"must be the award currency {award_currency}",
+                )
+            )
+            continue
+        elif converted.amount_minor < 0:
+            errors.append(
+                FieldError(("spending", index, "converted"), "spending cannot be negative")
+            )
+            continue
+        elif entry.amount.currency == award_currency and converted != entry.amount:
+            errors.append(
+                FieldError(
+                    ("spending", index, "converted"),
+                    "must equal the amount when it is already in the award currency",
+                )
+            )
+            continue
+        lines.append(
+            SpendingLine(
+                category=entry.category,
+                description=entry.description,
+                amount=entry.amount,
+                converted=converted,
+            )
+        )
+    return lines, errors
+
+
+def checked_draft(draft: ReportDraft, obligation: Obligation) -> ReportDraft:
+    """The draft to store, with spending converted; raises ReportInvalidError."""
+    ensure_editable(obligation)
+    lines, errors = resolve_spending(draft, obligation)
+    if errors:
+        raise ReportInvalidError(errors)
+    return draft.model_copy(
+        update={
+            "spending": [
+                SpendingEntry(
+                    category=line.category,
+                    description=line.description,
+                    amount=line.amount,
+                    converted=line.converted,
+                )
+                for line in lines
+            ]
+        }
+    )
+
+
+def complete_report(draft: ReportDraft, obligation: Obligation, today: date) -> ReportContent:
+    """The report as it will be submitted; raises ReportInvalidError naming every gap."""
+    ensure_editable(obligation)
+    errors: list[FieldError] = []
+    if draft.participants is None:
+        errors.append(FieldError(("participants",), "required to submit"))
+    elif draft.participants.adults + draft.participants.youth == 0:
+        errors.append(FieldError(("participants",), "at least one participant took part"))
+    if not draft.activities:
+        errors.append(FieldError(("activities",), "list at least one activity held"))
+    for index, activity in enumerate(draft.activities):
+        if activity.held_on > today:
+            errors.append(
+                FieldError(
+                    ("activities", index, "held_on"), "is in the future: report what was held"
+                )
+            )
+    if draft.outcomes is None:
+        errors.append(FieldError(("outcomes",), "required to submit"))
+    if not draft.spending:
+        errors.append(FieldError(("spending",), "report the actual spending per budget line"))
+    if not draft.lessons_learned.strip():
+        errors.append(FieldError(("lessons_learned",), "required to submit"))
+    lines, spending_errors = resolve_spending(draft, obligation)
+    errors += spending_errors
+    if errors:
+        raise ReportInvalidError(errors)
+    assert draft.participants is not None and draft.outcomes is not None
+    return ReportContent(
+        participants=draft.participants,
+        activities=draft.activities,
+        outcomes=draft.outcomes,
+        spending=lines,
+        attachments=draft.attachments,
+        lessons_learned=draft.lessons_learned,
+    )
+
+
+def total_spending(content: ReportContent, currency: str) -> Money:
+    total = Money.zero(currency)
+    for line in content.spending:
+        total = total + line.converted
+    return total
+
+
+def is_late(due_on: date | None, submitted_on: date) -> bool:
+    return due_on is not None and submitted_on > due_on
+
+
+def overdue_costs_standing(state: ReportState) -> bool:
+    """An overdue notice costs the member its standing unless the report already arrived."""
+    return state in EDITABLE_STATES
