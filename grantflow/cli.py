@@ -18,6 +18,8 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
+reporting_app = typer.Typer(help="The reporting service's read model.", no_args_is_help=True)
+app.add_typer(reporting_app, name="reporting")
 
 
 class Service(StrEnum):
@@ -145,6 +147,21 @@ def topics_list() -> None:
         typer.echo(
             f"{topic.name:45} {topic.kind.value:8} {topic.owner.value:13} {topic.payload.__name__}"
         )
+
+
+@reporting_app.command("rebuild")
+def reporting_rebuild(
+    database_url: Annotated[
+        str | None, typer.Option(help="Rebuild into this database (default: the service's own).")
+    ] = None,
+) -> None:
+    """Rebuild the analytics read model from the topics, from their first offset."""
+    from services.reporting.rebuild import rebuild
+    from shared.settings import ReportingSettings
+
+    settings = ReportingSettings()
+    target = database_url or settings.effective_database_url()
+    typer.echo(f"reporting: {asyncio.run(rebuild(settings, target))}")
 
 
 @app.command()

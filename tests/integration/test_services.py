@@ -50,6 +50,8 @@ async def running_service(
         kafka_bootstrap_servers=tansu.bootstrap,
         topic_prefix=f"{unique}.",
         database_url=database_url,
+        kafka_session_timeout_ms=2000,
+        kafka_heartbeat_interval_ms=300,
     )
     app: FastAPI = import_module(f"services.{service}.app").create_app(settings)
     async with app.router.lifespan_context(app):
