@@ -1,0 +1,159 @@
+"""The service's inputs besides HTTP: Kafka subscribers and the settlement-deadline clock.
+
+All seven input topics are read by one consumer in one group. Separate subscribers join
+their groups one after another (each start waits for its partition assignment), and a
+group join takes half the session timeout on Tansu: seven subscribers made the service
+take seven seconds to start with the test settings and over twenty with the defaults.
+One consumer joins once. Acknowledgement and dead letters are the shared middleware's,
+exactly as for ``shared.messaging.broker.subscriber``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.disbursement.domain import Disposition, InvalidCommandError
+from services.disbursement.service import Disbursement
+from shared.contracts.envelope import Envelope
+from shared.contracts.topics import (
+    AWARD_ADJUST,
+    FUNDS_RELEASE,
+    FUNDS_RESERVE,
+    PAYMENT_FAILED,
+    PAYMENT_SETTLED,
+    REFUND_REQUEST,
+    TRANCHE_PAY,
+    Topic,
+)
+from shared.db import unit_of_work
+from shared.messaging.deadletter import PoisonMessage
+from shared.service import ServiceRuntime
+
+logger = logging.getLogger(__name__)
+
+UseCase = Callable[[AsyncSession, Envelope[Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Input:
+    topic: Topic
+    handler: str
+    envelope: type[Envelope[Any]]
+
+
+def _input(topic: Topic, handler: str) -> Input:
+    payload: type[BaseModel] = topic.payload
+    return Input(topic, handler, Envelope[payload])  # type: ignore[valid-type]
+
+
+COMMANDS = (
+    _input(FUNDS_RESERVE, "on_reserve_funds"),
+    _input(FUNDS_RELEASE, "on_release_funds"),
+    _input(TRANCHE_PAY, "on_pay_tranche"),
+    _input(REFUND_REQUEST, "on_request_refund"),
+    _input(AWARD_ADJUST, "on_adjust_award"),
+)
+FINANCE = (
+    _input(PAYMENT_SETTLED, "on_payment_settled"),
+    _input(PAYMENT_FAILED, "on_payment_failed"),
+)
+
+
+def register_consumers(runtime: ServiceRuntime, disbursement: Disbursement) -> None:
+    settings = runtime.settings
+    prefix = settings.topic_prefix
+    use_cases: dict[str, UseCase] = {
+        FUNDS_RESERVE.name: disbursement.reserve,
+        FUNDS_RELEASE.name: disbursement.release,
+        TRANCHE_PAY.name: disbursement.pay,
+        REFUND_REQUEST.name: disbursement.refund,
+        AWARD_ADJUST.name: disbursement.adjust,
+    }
+    inputs = {item.topic.qualified(prefix): item for item in (*COMMANDS, *FINANCE)}
+
+    async def command(item: Input, event: Envelope[Any]) -> None:
+        use_case = use_cases[item.topic.name]
+
+        async def change(session: AsyncSession) -> None:
+            await use_case(session, event)
+
+        try:
+            await runtime.inbox(item.handler).process(event, item.topic.name, change)
+        except InvalidCommandError as error:
+            raise PoisonMessage(str(error)) from error
+
+    async def settlement(item: Input, event: Envelope[Any]) -> None:
+        outcome: list[Disposition] = []
+
+        async def change(session: AsyncSession) -> None:
+            outcome.append(
+                await disbursement.record_settlement(
+                    session,
+                    event.payload,
+                    channel="kafka",
+                    event_id=str(event.event_id),
+                    cause=event,
+                )
+            )
+
+        processed = await runtime.inbox(item.handler).process(event, item.topic.name, change)
+        if processed:
+            unknown = outcome == [Disposition.UNKNOWN]
+        else:  # redelivered: it was recorded the first time; dead-letter it again if unknown
+            async with runtime.sessions() as session:
+                unknown = await disbursement.is_unknown_settlement(session, str(event.event_id))
+        if unknown:
+            # Recorded for reconciliation, and dead-lettered so that operators see it.
+            raise PoisonMessage(f"no payment instruction {event.payload.instruction_id}")
+
+    @runtime.broker.subscriber(
+        *inputs,
+        group_id=settings.consumer_group,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        title=f"disbursement-inputs:{settings.consumer_group}",
+        description="Funding commands from the workflow and answers from finance.",
+    )
+    async def on_disbursement_input(message: KafkaMessage) -> None:
+        topic: str = getattr(message.raw_message, "topic", "")
+        item = inputs.get(topic)
+        if item is None:
+            raise PoisonMessage(f"not an input of this service: {topic}")
+        event = item.envelope.model_validate_json(message.body)
+        if item in FINANCE:
+            await settlement(item, event)
+        else:
+            await command(item, event)
+
+
+def settlement_deadline_job(
+    runtime: ServiceRuntime, disbursement: Disbursement
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """A loop that re-sends unsettled instructions past their deadline and escalates."""
+    interval = disbursement.options.deadline_scan_interval_seconds
+
+    async def resend_unsettled_instructions() -> None:
+        while True:
+            try:
+                while True:
+                    async with unit_of_work(runtime.sessions) as session:
+                        handled = await disbursement.resend_overdue(session, limit=100)
+                    if handled < 100:
+                        break
+            except Exception:  # the database may be away for a while: try again later
+                logger.exception("settlement deadline scan failed")
+            await asyncio.sleep(interval)
+
+    return resend_unsettled_instructions

@@ -1,0 +1,445 @@
+"""The disbursement rules: a double-entry ledger over program budgets and awards. No I/O.
+
+Every movement of money is a ``Posting`` whose entries sum to zero. Balances are sums of
+entries; a positive balance is money sitting in that account:
+
+    funding      where a program budget comes from (its balance is minus the budget)
+    available    budget not committed to any award
+    reserved     per award: committed, not yet instructed to finance
+    in_payment   per award: instructed to finance, not settled
+    disbursed    per award: settled by finance
+    refund_due   per award: paid out, to be paid back by the member
+
+The decisions below take the balances read under the program's lock and return either a
+posting or a ``Refusal`` with a reason the workflow (and an officer) can act on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Final
+
+from shared.contracts.money import MINOR_UNIT_EXPONENT, Money
+
+WEBHOOK_TOLERANCE: Final = timedelta(minutes=5)
+
+
+class Account(StrEnum):
+    FUNDING = "funding"
+    AVAILABLE = "available"
+    RESERVED = "reserved"
+    IN_PAYMENT = "in_payment"
+    DISBURSED = "disbursed"
+    REFUND_DUE = "refund_due"
+
+
+PROGRAM_ACCOUNTS: Final = frozenset({Account.FUNDING, Account.AVAILABLE})
+
+
+class InstructionStatus(StrEnum):
+    PENDING = "pending"  # sent to finance (or about to be re-sent), no final answer yet
+    ESCALATED = "escalated"  # never answered after the last attempt: may or may not be paid
+    FAILED = "failed"  # finance refused it every time: the money is reserved again
+    SETTLED = "settled"
+
+
+class Disposition(StrEnum):
+    """What a settlement or failure notice from finance did to the ledger."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # a further settlement of a settled instruction: never pays twice
+    UNKNOWN = "unknown"  # no such instruction
+    RETRYING = "retrying"  # finance failed it; it will be sent again
+    FAILED = "failed"  # finance failed it and no attempt is left
+    IGNORED = "ignored"  # a failure for an instruction that is already settled or failed
+    CONFLICT = "conflict"  # settled after a final failure, and the reservation is gone
+
+
+class InvalidCommandError(ValueError):
+    """A command that can never be carried out as sent (it goes to the dead-letter topic)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    account: Account
+    application_id: str | None
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One balanced ledger transaction."""
+
+    kind: str
+    entries: tuple[Entry, ...]
+
+    def __post_init__(self) -> None:
+        if sum(entry.amount_minor for entry in self.entries) != 0:
+            raise ValueError(f"posting {self.kind} does not balance: {self.entries}")
+        for entry in self.entries:
+            if (entry.account in PROGRAM_ACCOUNTS) != (entry.application_id is None):
+                raise ValueError(f"{entry.account} entry with application {entry.application_id}")
+
+
+def transfer(kind: str, amount_minor: int, source: Entry, target: Entry) -> Posting:
+    """Move ``amount_minor`` from ``source``'s account to ``target``'s (entry amounts ignored)."""
+    return Posting(
+        kind,
+        (
+            Entry(source.account, source.application_id, -amount_minor),
+            Entry(target.account, target.application_id, amount_minor),
+        ),
+    )
+
+
+def program_account(account: Account) -> Entry:
+    return Entry(account, None, 0)
+
+
+def award_account(account: Account, application_id: str) -> Entry:
+    return Entry(account, application_id, 0)
+
+
+@dataclass(frozen=True)
+class Balances:
+    """Balances of some accounts (of a program, or of one award), in minor units."""
+
+    currency: str
+    amounts: dict[Account, int] = field(default_factory=dict)
+
+    def __getitem__(self, account: Account) -> int:
+        return self.amounts.get(account, 0)
+
+    def money(self, account: Account) -> Money:
+        return Money(amount_minor=self[account], currency=self.currency)
+
+    @property
+    def budget(self) -> int:
+        return -self[Account.FUNDING]
+
+    @property
+    def committed(self) -> int:
+        """What awards hold: reserved, in payment or paid (refunds due count as paid back)."""
+        return self[Account.RESERVED] + self[Account.IN_PAYMENT] + self[Account.DISBURSED]
+
+    @property
+    def paid(self) -> int:
+        """Paid or possibly paid (in payment), net of refunds requested."""
+        return self[Account.IN_PAYMENT] + self[Account.DISBURSED]
+
+
+@dataclass(frozen=True)
+class Budget:
+    program_code: str
+    cycle: str
+    currency: str
+    balances: Balances
+
+
+@dataclass(frozen=True)
+class Award:
+    application_id: str
+    program_code: str
+    cycle: str
+    awarded: Money
+    balances: Balances
+
+    @property
+    def live(self) -> bool:
+        return self.balances.committed > 0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reservation:
+    posting: Posting
+    amount: Money
+
+
+@dataclass(frozen=True)
+class Release:
+    posting: Posting | None
+    amount: Money
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    posting: Posting | None
+    new_award: Money
+    reserved: Money
+
+
+def decide_reservation(
+    budget: Budget | None,
+    award: Award | None,
+    *,
+    application_id: str,
+    program_code: str,
+    cycle: str,
+    amount: Money,
+) -> Reservation | Refusal:
+    if budget is None:
+        return Refusal(f"no budget for program {program_code} cycle {cycle}")
+    if amount.currency != budget.currency:
+        return Refusal(
+            f"the award is in {amount.currency} but the {program_code} {cycle} budget "
+            f"is in {budget.currency}"
+        )
+    if amount.amount_minor <= 0:
+        return Refusal("the amount to reserve must be positive")
+    if award is not None and award.live:
+        return Refusal(
+            f"application {application_id} already holds an award of {award.awarded}: "
+            "adjust it instead"
+        )
+    available = budget.balances.money(Account.AVAILABLE)
+    if available < amount:
+        return Refusal(
+            f"the {program_code} {cycle} budget has {available} available, {amount} requested"
+        )
+    posting = transfer(
+        "reserve",
+        amount.amount_minor,
+        program_account(Account.AVAILABLE),
+        award_account(Account.RESERVED, application_id),
+    )
+    return Reservation(posting, amount)
+
+
+def _belongs(award: Award | None, program_code: str, cycle: str) -> bool:
+    return award is not None and (award.program_code, award.cycle) == (program_code, cycle)
+
+
+def decide_release(
+    award: Award | None,
+    *,
+    program_code: str,
+    cycle: str,
+    amount: Money | None,
+    budget_currency: str | None,
+) -> Release:
+    """Release up to ``amount`` (all when None) of what the award still holds in reserve.
+
+    Releasing what was never reserved releases nothing, and says so, so a withdrawal before
+    the reservation still gets its answer.
+    """
+    if award is None or not _belongs(award, program_code, cycle):
+        currency = amount.currency if amount is not None else budget_currency or "USD"
+        return Release(None, Money.zero(currency))
+    currency = award.awarded.currency
+    if amount is not None and amount.currency != currency:
+        raise InvalidCommandError(f"release in {amount.currency} of an award in {currency}")
+    if amount is not None and amount.amount_minor < 0:
+        raise InvalidCommandError("the amount to release cannot be negative")
+    reserved = award.balances[Account.RESERVED]
+    released = reserved if amount is None else min(amount.amount_minor, reserved)
+    if released == 0:
+        return Release(None, Money.zero(currency))
+    posting = transfer(
+        "release",
+        released,
+        award_account(Account.RESERVED, award.application_id),
+        program_account(Account.AVAILABLE),
+    )
+    return Release(posting, Money(amount_minor=released, currency=currency))
+
+
+def decide_payment(
+    award: Award | None, *, program_code: str, cycle: str, tranche: int, amount: Money
+) -> Posting | Refusal:
+    """Move a tranche from the reservation into payment, or say why it cannot be paid."""
+    if award is None:
+        return Refusal("no funds are reserved for this application")
+    if not _belongs(award, program_code, cycle):
+        return Refusal(f"the award is in {award.program_code} {award.cycle}")
+    if amount.currency != award.awarded.currency:
+        return Refusal(
+            f"the tranche is in {amount.currency}, the award in {award.awarded.currency}"
+        )
+    if amount.amount_minor <= 0:
+        return Refusal("the tranche amount must be positive")
+    reserved = award.balances.money(Account.RESERVED)
+    if amount > reserved:
+        return Refusal(f"tranche {tranche} of {amount} exceeds the {reserved} still reserved")
+    return transfer(
+        "instruct",
+        amount.amount_minor,
+        award_account(Account.RESERVED, award.application_id),
+        award_account(Account.IN_PAYMENT, award.application_id),
+    )
+
+
+def decide_refund(
+    award: Award | None, *, program_code: str, cycle: str, amount: Money
+) -> tuple[Posting | None, Money]:
+    """Ask back up to ``amount`` of what was paid; never more than was paid."""
+    if award is None or not _belongs(award, program_code, cycle):
+        return None, Money.zero(amount.currency)
+    if amount.currency != award.awarded.currency:
+        raise InvalidCommandError(
+            f"refund in {amount.currency} of an award in {award.awarded.currency}"
+        )
+    if amount.amount_minor < 0:
+        raise InvalidCommandError("the refund amount cannot be negative")
+    refunded = min(amount.amount_minor, award.balances[Account.DISBURSED])
+    money = Money(amount_minor=refunded, currency=amount.currency)
+    if refunded == 0:
+        return None, money
+    posting = transfer(
+        "refund",
+        refunded,
+        award_account(Account.DISBURSED, award.application_id),
+        award_account(Account.REFUND_DUE, award.application_id),
+    )
+    return posting, money
+
+
+def decide_adjustment(
+    budget: Budget | None,
+    award: Award | None,
+    *,
+    program_code: str,
+    cycle: str,
+    new_award: Money,
+) -> Adjustment | Refusal:
+    """Follow an amended award with the reservation; what is paid stays paid."""
+    if budget is None or award is None or not _belongs(award, program_code, cycle):
+        return Refusal(f"no award to adjust in {program_code} {cycle}")
+    currency = award.awarded.currency
+    if new_award.currency != currency:
+        return Refusal(f"the new award is in {new_award.currency}, the award in {currency}")
+    if new_award.amount_minor < 0:
+        return Refusal("the new award cannot be negative")
+    paid = award.balances.paid
+    if new_award.amount_minor < paid:
+        return Refusal(
+            f"the new award of {new_award} is below the "
+            f"{Money(amount_minor=paid, currency=currency)} already paid or in payment: "
+            "request a refund of the difference first"
+        )
+    reserved = award.balances[Account.RESERVED]
+    target = new_award.amount_minor - paid
+    delta = target - reserved
+    available = budget.balances[Account.AVAILABLE]
+    if delta > available:
+        return Refusal(
+            f"the {program_code} {cycle} budget has "
+            f"{Money(amount_minor=available, currency=currency)} available, "
+            f"{Money(amount_minor=delta, currency=currency)} more needed"
+        )
+    posting = None
+    if delta != 0:
+        posting = transfer(
+            "adjust",
+            delta,
+            program_account(Account.AVAILABLE),
+            award_account(Account.RESERVED, award.application_id),
+        )
+    return Adjustment(posting, new_award, Money(amount_minor=target, currency=currency))
+
+
+def settlement_posting(
+    application_id: str, amount_minor: int, status: InstructionStatus
+) -> Posting | None:
+    """The movement a settlement makes, or None when it must not move money."""
+    if status is InstructionStatus.SETTLED:
+        return None
+    source = Account.RESERVED if status is InstructionStatus.FAILED else Account.IN_PAYMENT
+    return transfer(
+        "settle",
+        amount_minor,
+        award_account(source, application_id),
+        award_account(Account.DISBURSED, application_id),
+    )
+
+
+def failure_posting(application_id: str, amount_minor: int) -> Posting:
+    """A payment that finance finally refused goes back into the reservation."""
+    return transfer(
+        "payment_failed",
+        amount_minor,
+        award_account(Account.IN_PAYMENT, application_id),
+        award_account(Account.RESERVED, application_id),
+    )
+
+
+def budget_change(current_minor: int, wanted_minor: int) -> Posting | None:
+    delta = wanted_minor - current_minor
+    if delta == 0:
+        return None
+    return transfer(
+        "budget", delta, program_account(Account.FUNDING), program_account(Account.AVAILABLE)
+    )
+
+
+# Foreign exchange -------------------------------------------------------------------------
+
+
+def parse_rate(text: str) -> Decimal:
+    """A rate as units of the quote currency per unit of the base currency."""
+    try:
+        rate = Decimal(text)
+    except InvalidOperation as error:
+        raise ValueError(f"rate {text!r} is not a decimal number") from error
+    if not rate.is_finite() or rate <= 0:
+        raise ValueError(f"rate {text!r} must be a positive number")
+    return rate
+
+
+def convert(amount: Money, rate: Decimal, currency: str) -> Money:
+    """``amount`` in ``currency`` at ``rate``, rounded half up to the minor unit."""
+    source_exponent = MINOR_UNIT_EXPONENT[amount.currency]
+    target_exponent = MINOR_UNIT_EXPONENT[Money.zero(currency).currency]
+    value = Decimal(amount.amount_minor) * rate * Decimal(10) ** (target_exponent - source_exponent)
+    return Money(
+        amount_minor=int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP)), currency=currency
+    )
+
+
+def fx_difference(award_amount: Money, paid: Money, rate: Decimal) -> Money:
+    """What finance paid, back in the program currency at the recorded rate, less the award."""
+    back = convert(paid, 1 / rate, award_amount.currency)
+    return back - award_amount
+
+
+# Signed webhook ---------------------------------------------------------------------------
+
+
+class SignatureError(Exception):
+    """The webhook call cannot be trusted; ``str(error)`` is safe to show the caller."""
+
+
+def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """Hex HMAC-SHA256 over ``"<timestamp>."`` followed by the raw body."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def verify_webhook(
+    secret: str,
+    *,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    now: datetime,
+    tolerance: timedelta = WEBHOOK_TOLERANCE,
+) -> None:
+    if not timestamp or not signature:
+        raise SignatureError("the call is not signed")
+    try:
+        sent = int(timestamp)
+    except ValueError as error:
+        raise SignatureError("the timestamp is not a Unix time in seconds") from error
+    if abs(now.timestamp() - sent) > tolerance.total_seconds():
+        raise SignatureError("the timestamp is too far from now")
+    expected = webhook_signature(secret, timestamp, body)
+    if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
+        raise SignatureError("the signature does not match")

@@ -1,0 +1,423 @@
+"""The disbursement ledger on SQLite and PostgreSQL: budgets, commands, payments, finance."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import AsyncIterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from services.disbursement.domain import InvalidCommandError
+from services.disbursement.persistence import metadata
+from services.disbursement.service import BudgetError, reconciliation_csv
+from shared.contracts.money import Money
+from shared.contracts.topics import (
+    AWARD_ADJUSTED,
+    DISBURSEMENT_FAILED,
+    DISBURSEMENT_SETTLED,
+    FUNDS_REFUSED,
+    FUNDS_RELEASED,
+    FUNDS_RESERVED,
+    PAYMENT_INSTRUCTED,
+    REFUND_REQUESTED,
+)
+from shared.db import unit_of_work
+from tests.support.disbursement import (
+    Ledger,
+    adjust,
+    failed,
+    pay,
+    refund,
+    release,
+    reserve,
+    settled,
+    usd,
+)
+
+
+@pytest.fixture
+async def ledger(database_url: str) -> AsyncIterator[Ledger]:
+    ledger = await Ledger.create(
+        database_url,
+        settlement_deadline_seconds=60,
+        retry_delay_seconds=5,
+        max_payment_attempts=3,
+    )
+    yield ledger
+    await ledger.close()
+
+
+async def test_the_migration_creates_exactly_the_tables_the_code_uses(ledger: Ledger) -> None:
+    async with ledger.engine.connect() as connection:
+        differences = await connection.run_sync(
+            lambda sync: compare_metadata(
+                MigrationContext.configure(
+                    sync, opts={"version_table": "alembic_version_disbursement"}
+                ),
+                metadata,
+            )
+        )
+    ours = [diff for diff in differences if "disbursement" in repr(diff)]
+    assert ours == []
+
+
+async def test_a_reservation_within_the_budget_is_answered_with_its_command_id(
+    ledger: Ledger, unique: str
+) -> None:
+    await ledger.budget(unique, usd(100_000))
+    command = reserve(f"{unique}-a", usd(60_000), program=unique)
+    await ledger.run(command)
+    [answer] = await ledger.published(f"{unique}-a")
+    assert answer.topic == FUNDS_RESERVED.name
+    assert answer.payload["command_id"] == command.payload.command_id
+    assert answer.envelope["causation_id"] == str(command.event_id)
+    report = await ledger.report(unique)
+    assert (report.available, report.reserved) == (usd(40_000), usd(60_000))
+
+
+async def test_a_reservation_over_the_available_budget_is_refused_with_what_is_left(
+    ledger: Ledger, unique: str
+) -> None:
+    await ledger.budget(unique, usd(100_000))
+    await ledger.run(reserve(f"{unique}-a", usd(70_000), program=unique))
+    await ledger.run(reserve(f"{unique}-b", usd(40_000), program=unique))
+    [answer] = await ledger.published(f"{unique}-b")
+    assert answer.topic == FUNDS_REFUSED.name
+    assert answer.payload["available"] == {"amount_minor": 30_000, "currency": "USD"}
+    assert "30,000" not in answer.payload["reason"]
+    assert "300.00 USD available" in answer.payload["reason"]
+    assert (await ledger.report(unique)).reserved == usd(70_000)
+
+
+async def test_a_reservation_against_an_unknown_budget_is_refused_saying_so(
+    ledger: Ledger, unique: str
+) -> None:
+    await ledger.run(reserve(f"{unique}-a", usd(1_000), program=unique, cycle="2031"))
+    [answer] = await ledger.published(f"{unique}-a")
+    assert answer.topic == FUNDS_REFUSED.name
+    assert answer.payload["reason"] == f"no budget for program {unique} cycle 2031"
+
+
+async def test_a_repeated_command_changes_nothing_and_re_emits_the_first_result(
+    ledger: Ledger, unique: str
+) -> None:
+    await ledger.budget(unique, usd(100_000))
+    command = reserve(f"{unique}-a", usd(60_000), program=unique)
+    await ledger.run(command)
+    await ledger.relay()
+    await ledger.run(command)  # redelivered with the same command id
+    again = reserve(f"{unique}-a", usd(60_000), program=unique, key=command.payload.command_id)
+    await ledger.run(again)  # a new command id with the same idempotency key
+    # The first answer is published again, as it was (same event id, same outbox row).
+    first, by_key = await ledger.published(f"{unique}-a")
+    assert first.payload["command_id"] == command.payload.command_id
+    assert not first.sent
+    assert by_key.topic == FUNDS_RESERVED.name
+    assert by_key.payload["command_id"] == again.payload.command_id
+    assert (await ledger.report(unique)).reserved == usd(60_000)
+
+
+async def test_a_refusal_does_not_use_up_the_key_so_a_waitlisted_application_can_ask_again(
+    ledger: Ledger, unique: str
+) -> None:
+    await ledger.budget(unique, usd(50_000))
+    first = reserve(f"{unique}-a", usd(60_000), program=unique)
+    await ledger.run(first)
+    await ledger.budget(unique, usd(80_000))
+    await ledger.run(
+        reserve(f"{unique}-a", usd(60_000), program=unique, key=first.payload.command_id)
+    )
+    refused, reserved = await ledger.published(f"{unique}-a")
+    assert (refused.topic, reserved.topic) == (FUNDS_REFUSED.name, FUNDS_RESERVED.name)
+
+
+async def test_two_reservations_racing_for_the_last_of_a_budget_exactly_one_wins(
+    ledger: Ledger, unique: str
+) -> None:
+    await ledger.budget(unique, usd(100_000))
+    first, second = f"{unique}-1", f"{unique}-2"
+    await asyncio.gather(
+        ledger.run(reserve(first, usd(60_000), program=unique)),
+        ledger.run(reserve(second, usd(60_000), program=unique)),
+    )
+    topics = {(await ledger.published(app))[0].topic for app in (first, second)}
+    assert topics == {FUNDS_RESERVED.name, FUNDS_REFUSED.name}
+    assert (await ledger.report(unique)).available == usd(40_000)
+
+
+async def test_reservations_racing_for_the_last_of_a_budget_never_overcommit_it(
+    ledger: Ledger, unique: str
+) -> None:
+    await ledger.budget(unique, usd(100_000))
+    applications = [f"{unique}-{n}" for n in range(6)]
+    await asyncio.gather(
+        *(ledger.run(reserve(app, usd(40_000), program=unique)) for app in applications)
+    )
+    topics = [(await ledger.published(app))[0].topic for app in applications]
+    assert topics.count(FUNDS_RESERVED.name) == 2
+    assert topics.count(FUNDS_REFUSED.name) == 4
+    report = await ledger.report(unique)
+    assert (report.reserved, report.available) == (usd(80_000), usd(20_000))
+
+
+async def test_a_settled_tranche_is_disbursed_once_and_answers_the_pay_command(
+    ledger: Ledger, unique: str
+) -> None:
+    app = f"{unique}-a"
+    await ledger.budget(unique, usd(100_000))
+    await ledger.run(reserve(app, usd(50_000), program=unique))
+    command = pay(app, 1, usd(35_000), program=unique)
+    await ledger.run(command)
+    [instructed] = await ledger.published(app, PAYMENT_INSTRUCTED)
+    assert instructed.payload["instruction_id"] == f"{app}:1"
+    assert instructed.payload["amount"] == {"amount_minor": 35_000, "currency": "USD"}
+    assert (await ledger.report(unique)).in_payment == usd(35_000)
+
+    assert await ledger.finance(settled(f"{app}:1", usd(35_000), "FIN-9")) == "applied"
+    assert await ledger.finance(settled(f"{app}:1", usd(35_000), "FIN-9"), "webhook") == (
+        "duplicate"
+    )
+    assert await ledger.finance(settled(f"{app}:1", usd(35_000), "FIN-10")) == "duplicate"
+    [answer] = await ledger.published(app, DISBURSEMENT_SETTLED)
+    assert answer.payload["command_id"] == command.payload.command_id
+    assert answer.payload["finance_reference"] == "FIN-9"
+    report = await ledger.report(unique)
+    assert (report.disbursed, report.in_payment, report.reserved) == (
+        usd(35_000),
+        usd(0),
+        usd(15_000),
+    )
+    # The pay command sent again after settlement gets the settlement, and pays nothing.
+    await ledger.relay()
+    await ledger.run(command)
+    assert len(await ledger.published(app, PAYMENT_INSTRUCTED)) == 1
+    [again] = await ledger.published(app, DISBURSEMENT_SETTLED)
+    assert not again.sent
+    assert (await ledger.report(unique)).disbursed == usd(35_000)
+
+
+async def test_a_tranche_over_the_reservation_fails_without_an_instruction(
+    ledger: Ledger, unique: str
+) -> None:
+    app = f"{unique}-a"
+    await ledger.budget(unique, usd(100_000))
+    await ledger.run(reserve(app, usd(50_000), program=unique))
+    await ledger.run(pay(app, 1, usd(50_001), program=unique))
+    [answer] = await ledger.published(app, DISBURSEMENT_FAILED)
+    assert answer.payload["attempts"] == 0
+    assert "exceeds the 500.00 USD still reserved" in answer.payload["reason"]
+    assert await ledger.published(app, PAYMENT_INSTRUCTED) == []
+
+
+async def test_a_failed_payment_is_resent_with_the_same_instruction_id_then_settles(
+    ledger: Ledger, unique: str
+) -> None:
+    app = f"{unique}-a"
+    await ledger.budget(unique, usd(100_000))
+    await ledger.run(reserve(app, usd(50_000), program=unique))
+    await ledger.run(pay(app, 1, usd(35_000), program=unique))
+    assert await ledger.finance(failed(f"{app}:1")) == "retrying"
+    assert await ledger.tick() == 0  # not before the retry delay
+    ledger.clock.advance(seconds=5)
+    assert await ledger.tick() == 1
+    first, second = await ledger.published(app, PAYMENT_INSTRUCTED)
+    assert first.payload == second.payload
+    assert first.event_id != second.event_id
+    assert await ledger.finance(settled(f"{app}:1", usd(35_000))) == "applied"
+    [answer] = await ledger.published(app, DISBURSEMENT_SETTLED)
+    assert answer.payload["tranche"] == 1
+    history = await ledger.history(app)
+    [payment] = history.payments
+    assert (payment.status, payment.attempts, payment.sends) == ("settled", 2, 2)
+    assert [r.disposition for r in payment.receipts] == ["retrying", "applied"]
+
+
+async def test_a_payment_finance_keeps_failing_is_failed_and_reserved_again(
+    ledger: Ledger, unique: str
+) -> None:
+    app = f"{unique}-a"
+    await ledger.budget(unique, usd(100_000))
+    await ledger.run(reserve(app, usd(50_000), program=unique))
+    await ledger.run(pay(app, 1, usd(35_000), program=unique))
+    for _ in range(2):
+        await ledger.finance(failed(f"{app}:1"))
+        ledger.clock.advance(seconds=5)
+        await ledger.tick()
+    assert await ledger.finance(failed(f"{app}:1", "account closed")) == "failed"
+    [answer] = await ledger.published(app, DISBURSEMENT_FAILED)
+    assert answer.payload["attempts"] == 3
+    assert answer.payload["reason"] == "finance refused the payment: account closed"
+    report = await ledger.report(unique)
+    assert (report.reserved, report.in_payment) == (usd(50_000), usd(0))
+    # An officer's new command tries once more, with the same instruction id.
+    await ledger.run(pay(app, 1, usd(35_000), program=unique, command_id=f"{app}:pay:1:retry"))
+    assert len(await ledger.published(app, PAYMENT_INSTRUCTED)) == 4
+    assert (await ledger.report(unique)).in_payment == usd(35_000)
+
+
+async def test_an_unanswered_instruction_is_resent_then_escalated_after_the_limit(
+    ledger: Ledger, unique: str
+) -> None:
+    app = f"{unique}-a"
+    await ledger.budget(unique, usd(100_000))
+    await ledger.run(reserve(app, usd(50_000), program=unique))
+    command = pay(app, 1, usd(35_000), program=unique)
+    await ledger.run(command)
+    for _ in range(3):
+        ledger.clock.advance(seconds=61)
+        await ledger.tick()
+    assert len(await ledger.published(app, PAYMENT_INSTRUCTED)) == 3
+    [answer] = await ledger.published(app, DISBURSEMENT_FAILED)
+    assert answer.payload["attempts"] == 3
+    assert answer.payload["command_id"] == command.payload.command_id
+    assert "escalated" in answer.payload["reason"]
+    async with ledger.sessions() as session:
+        report = await ledger.disbursement.reconciliation(session)
+    [finding] = [f for f in report.findings if f.instruction_id == f"{app}:1"]
+    assert (finding.kind, finding.status) == ("unsettled_past_deadline", "escalated")
+    # Finance did pay after all: the late settlement counts.
+    assert await ledger.finance(settled(f"{app}:1", usd(35_000))) == "applied"
+    assert (await ledger.report(unique)).disbursed == usd(35_000)
+
+
+async def test_release_returns_what_is_still_reserved_and_a_release_of_nothing_is_answered(
+    ledger: Ledger, unique: str
+) -> None:
+    app = f"{unique}-a"
+    await ledger.budget(unique, usd(100_000))
+    await ledger.run(release(f"{unique}-never", program=unique))
+    [nothing] = await ledger.published(f"{unique}-never")
+    assert nothing.payload["amount"]["amount_minor"] == 0
+    await ledger.run(reserve(app, usd(50_000), program=unique))
+    await ledger.run(pay(app, 1, usd(35_000), program=unique))
+    await ledger.finance(settled(f"{app}:1", usd(35_000)))
+    await ledger.run(release(app, program=unique))
+    [released] = await ledger.published(app, FUNDS_RELEASED)
+    assert released.payload["amount"] == {"amount_minor": 15_000, "currency": "USD"}
+    report = await ledger.report(unique)
+    assert (report.available, report.reserved, report.disbursed) == (
+        usd(65_000),
+        usd(0),
+        usd(35_000),
+    )
+
+
+async def test_a_refund_asks_back_at_most_what_was_paid(ledger: Ledger, unique: str) -> None:
+    app = f"{unique}-a"
+    await ledger.budget(unique, usd(100_000))
+    await ledger.run(reserve(app, usd(50_000), program=unique))
+    await ledger.run(pay(app, 1, usd(35_000), program=unique))
+    await ledger.finance(settled(f"{app}:1", usd(35_000)))
+    await ledger.run(refund(app, usd(50_000), program=unique))
+    [answer] = await ledger.published(app, REFUND_REQUESTED)
+    assert answer.payload["amount"] == {"amount_minor": 35_000, "currency": "USD"}
+    assert "350.00 USD was paid" in answer.payload["reason"]
+    report = await ledger.report(unique)
+    assert (report.disbursed, report.refund_due) == (usd(0), usd(35_000))
+
+
+async def test_an_adjusted_award_moves_the_reservation_but_never_below_what_was_paid(
+    ledger: Ledger, unique: str
+) -> None:
+    app = f"{unique}-a"
+    await ledger.budget(unique, usd(100_000))
+    await ledger.run(reserve(app, usd(50_000), program=unique))
+    await ledger.run(pay(app, 1, usd(35_000), program=unique))
+    await ledger.run(adjust(app, usd(60_000), program=unique))
+    [adjusted] = await ledger.published(app, AWARD_ADJUSTED)
+    assert adjusted.payload["reserved"] == {"amount_minor": 25_000, "currency": "USD"}
+    await ledger.run(adjust(app, usd(30_000), program=unique))
+    [refused] = await ledger.published(app, FUNDS_REFUSED)
+    assert "request a refund of the difference first" in refused.payload["reason"]
+    await ledger.run(adjust(app, usd(200_000), program=unique))
+    assert len(await ledger.published(app, FUNDS_REFUSED)) == 2
+    report = await ledger.report(unique)
+    assert (report.available, report.reserved, report.in_payment) == (
+        usd(40_000),
+        usd(25_000),
+        usd(35_000),
+    )
+
+
+async def test_a_payee_is_paid_in_its_currency_at_the_recorded_rate(
+    ledger: Ledger, unique: str
+) -> None:
+    app = f"{unique}-a"
+    await ledger.budget(unique, usd(100_000))
+    async with unit_of_work(ledger.sessions) as session:
+        await ledger.disbursement.set_payee(session, f"{unique}-payee", "KES")
+    await ledger.run(reserve(app, usd(50_000), program=unique))
+    await ledger.run(pay(app, 1, usd(10_000), program=unique, payee=f"{unique}-payee"))
+    [refused] = await ledger.published(app, DISBURSEMENT_FAILED)
+    assert "no exchange rate from USD to KES" in refused.payload["reason"]
+
+    async with unit_of_work(ledger.sessions) as session:
+        await ledger.disbursement.set_rate(session, "USD", "KES", "129.5", "officer")
+    await ledger.run(
+        pay(app, 1, usd(10_000), program=unique, payee=f"{unique}-payee", command_id="again")
+    )
+    [instructed] = await ledger.published(app, PAYMENT_INSTRUCTED)
+    assert instructed.payload["amount"] == {"amount_minor": 1_295_000, "currency": "KES"}
+    assert instructed.payload["award_amount"] == {"amount_minor": 10_000, "currency": "USD"}
+    assert instructed.payload["fx_rate"] == "129.5"
+    await ledger.finance(settled(f"{app}:1", Money(amount_minor=1_294_000, currency="KES")))
+    report = await ledger.report(unique)
+    assert report.disbursed == usd(10_000)  # the ledger books the program currency
+    assert (report.fx.payments, report.fx.fx_difference) == (1, usd(-8))
+    [payment] = (await ledger.history(app)).payments
+    assert payment.fx_difference == usd(-8)
+
+
+async def test_reconciliation_lists_overdue_duplicate_unknown_and_mismatched_settlements(
+    ledger: Ledger, unique: str
+) -> None:
+    await ledger.budget(unique, usd(100_000))
+    for app in ("late", "dup", "short"):
+        await ledger.run(reserve(f"{unique}-{app}", usd(10_000), program=unique))
+        await ledger.run(pay(f"{unique}-{app}", 1, usd(10_000), program=unique))
+    await ledger.finance(settled(f"{unique}-dup:1", usd(10_000), "FIN-1"))
+    await ledger.finance(settled(f"{unique}-dup:1", usd(10_000), "FIN-2"))
+    await ledger.finance(settled(f"{unique}-short:1", usd(9_000), "FIN-3"))
+    assert await ledger.finance(settled(f"{unique}-ghost:1", usd(5_000), "FIN-4")) == "unknown"
+    ledger.clock.advance(seconds=61)
+    async with ledger.sessions() as session:
+        report = await ledger.disbursement.reconciliation(session)
+    mine = {f.kind: f for f in report.findings if f.instruction_id.startswith(unique)}
+    assert set(mine) == {
+        "unsettled_past_deadline",
+        "duplicate",
+        "unknown_settlement",
+        "amount_mismatch",
+    }
+    assert mine["unsettled_past_deadline"].instruction_id == f"{unique}-late:1"
+    assert "another reference" in mine["duplicate"].detail
+    assert mine["amount_mismatch"].settled == usd(9_000)
+    rows = list(csv.DictReader(io.StringIO(reconciliation_csv(report))))
+    [short] = [row for row in rows if row["instruction_id"] == f"{unique}-short:1"]
+    assert (short["instructed_amount"], short["settled_amount"]) == ("100.00", "90.00")
+
+
+async def test_a_budget_cannot_go_below_what_is_committed(ledger: Ledger, unique: str) -> None:
+    await ledger.budget(unique, usd(100_000))
+    await ledger.run(reserve(f"{unique}-a", usd(60_000), program=unique))
+    with pytest.raises(BudgetError, match=r"600\.00 USD already committed"):
+        await ledger.budget(unique, usd(50_000))
+    await ledger.budget(unique, usd(60_000))
+    report = await ledger.report(unique)
+    assert (report.budget, report.available) == (usd(60_000), usd(0))
+
+
+async def test_a_release_in_another_currency_than_the_award_cannot_be_carried_out(
+    ledger: Ledger, unique: str
+) -> None:
+    app = f"{unique}-a"
+    await ledger.budget(unique, usd(100_000))
+    await ledger.run(reserve(app, usd(50_000), program=unique))
+    euros = Money(amount_minor=1_000, currency="EUR")
+    with pytest.raises(InvalidCommandError, match="release in EUR of an award in USD"):
+        await ledger.run(release(app, euros, program=unique))
+    assert (await ledger.report(unique)).reserved == usd(50_000)
