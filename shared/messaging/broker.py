@@ -50,21 +50,28 @@ def kafka_publisher(broker: KafkaBroker) -> Publisher:
 def subscriber(
     broker: KafkaBroker | KafkaRouter,
     settings: CommonSettings,
-    topic: Topic,
-    *,
+    *topics: Topic,
     group_id: str,
 ) -> Callable[[Callable[..., Any]], Any]:
-    """Subscribe a handler with explicit acknowledgement (see ``deadletter``)."""
+    """Subscribe a handler with explicit acknowledgement (see ``deadletter``).
+
+    Give one consumer several topics rather than making several consumers in one group:
+    each consumer that joins a group makes the others rebalance, and on Tansu every join
+    waits for half the session timeout.
+    """
+    if not topics:
+        raise ValueError("subscribe to at least one topic")
+    first = topics[0]
     return broker.subscriber(
-        topic.qualified(settings.topic_prefix),
+        *(topic.qualified(settings.topic_prefix) for topic in topics),
         group_id=group_id,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        title=f"{topic.name}:{group_id}",
-        description=topic.description,
+        title=f"{first.name}:{group_id}" if len(topics) == 1 else f"{group_id}",
+        description="; ".join(f"{topic.name}: {topic.description}" for topic in topics),
     )
 
 
