@@ -149,6 +149,40 @@ def topics_list() -> None:
         )
 
 
+@app.command("finance-sim")
+def finance_sim(
+    delay: Annotated[
+        float, typer.Option(min=0.0, help="Seconds before finance answers an instruction.")
+    ] = 2.0,
+    failure_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of instructions finance refuses.")
+    ] = 0.0,
+    duplicate_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of settlements delivered twice.")
+    ] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for repeatable runs.")] = None,
+) -> None:
+    """Play a finance system: answer payment instructions with settlements or failures."""
+    import contextlib
+
+    from services.disbursement.finance_sim import run_finance_sim
+    from shared.logging import configure_logging
+    from shared.settings import CommonSettings
+
+    settings = CommonSettings()
+    configure_logging("finance-sim", settings.log_level, settings.log_format)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_finance_sim(
+                settings,
+                delay_seconds=delay,
+                failure_rate=failure_rate,
+                duplicate_rate=duplicate_rate,
+                seed=seed,
+            )
+        )
+
+
 @reporting_app.command("rebuild")
 def reporting_rebuild(
     database_url: Annotated[

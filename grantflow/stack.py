@@ -55,6 +55,13 @@ TOKEN_TTL: Final = timedelta(hours=12)
 
 PR_SET_PDEATHSIG: Final = 1
 STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+FINANCE_SIM_ARGV: Final = [sys.executable, "-m", "grantflow", "finance-sim", "--delay", "2"]
+# The embedded stack is a demo: deadlines in seconds rather than hours, unless set.
+EMBEDDED_DEMO_ENV: Final = {
+    "GRANTFLOW_DISBURSEMENT_SETTLEMENT_DEADLINE_SECONDS": "30",
+    "GRANTFLOW_DISBURSEMENT_RETRY_DELAY_SECONDS": "5",
+    "GRANTFLOW_DISBURSEMENT_DEADLINE_SCAN_INTERVAL_SECONDS": "1",
+}
 
 
 class StackStartError(Exception):
@@ -521,6 +528,9 @@ class _Stack:
         )
         for spec in self.options.services:
             env[spec.port_env] = str(spec.port)
+        if not self.options.external:
+            for name, value in EMBEDDED_DEMO_ENV.items():
+                env.setdefault(name, value)
         return env
 
     def _start_tansu(self) -> None:
@@ -665,6 +675,10 @@ class _Stack:
                     if not spec.needs_temporal:
                         self._spawn(spec.name, spec.argv, env, infrastructure=False)
                         ready.append(asyncio.ensure_future(self._wait_ready(spec)))
+                if not options.external:
+                    # The embedded stack has no finance system: play one, over the same
+                    # public finance topics a real one would use.
+                    self._spawn("finance-sim", FINANCE_SIM_ARGV, env, infrastructure=False)
                 await temporal
                 for spec in options.services:
                     if spec.needs_temporal:
@@ -742,6 +756,11 @@ class _Stack:
             ),
             ("Kafka", options.kafka_bootstrap_servers),
             ("state", str(options.state_dir)),
+        ]
+        pages = {spec.name: spec.url for spec in options.services}
+        extra += [
+            ("reviewer inbox", f"{pages['review']}/inbox"),
+            ("dashboard", f"{pages['reporting']}/dashboard (program officer token)"),
         ]
         lines += [""] + [f"  {label:<{width[0]}}   {value}" for label, value in extra]
         lines += ["", *self._token_lines(), ""]
