@@ -23,6 +23,11 @@ class BudgetLine(Contract):
     description: str
     amount: Money = Field(description="In the currency it will be spent in.")
     converted: Money = Field(description="In the program currency, at the recorded rate.")
+    fx_rate: str | None = Field(
+        default=None,
+        description="Rate used for ``converted``: program-currency units per unit of the line's "
+        "currency, as decimal text ('1' when the currencies are the same).",
+    )
 
 
 class ApplicationSubmitted(Contract):

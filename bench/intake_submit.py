@@ -1,0 +1,311 @@
+"""Submissions per second and latency of the intake service on PostgreSQL.
+
+    python -m bench.intake_submit                      # starts Tansu, a fresh database, intake
+    python -m bench.intake_submit --url http://127.0.0.1:18001   # against a running service
+
+Member cities and their drafts are made first (not timed); then N concurrent clients submit
+them, paced at ``--rate`` per second (open loop: a late answer does not slow the senders),
+and again as fast as the clients can (closed loop). Each submission carries an
+Idempotency-Key and writes the snapshot, the outbox event and the mail in one transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from services.intake.domain import DRAFT_EXAMPLE
+from shared.auth import Role, mint_token
+from shared.contracts.topics import broker_topic_names
+from shared.messaging.broker import ensure_topics
+from shared.migrations import upgrade
+from shared.settings import CommonSettings
+from tests.support.processes import Tansu, free_port, terminate
+
+ADMIN_DSN = os.environ.get(
+    "GRANTFLOW_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def usd(dollars: int) -> dict[str, Any]:
+    return {"amount_minor": dollars * 100, "currency": "USD"}
+
+
+def _partner(name: str, country: str) -> dict[str, str]:
+    return {**DRAFT_EXAMPLE["partner"], "name": name, "country": country}
+
+
+# One draft per program that passes every check: a member may hold one open application
+# per program, so each member submits up to five.
+DRAFTS: dict[str, dict[str, Any]] = {
+    "AUPAP": {},
+    "YAP-TNA": {
+        "focus_area": "youth_and_education",
+        "partner": _partner("Cuernavaca", "MX"),
+        "delegation": {"adults": 2, "youth": 10},
+    },
+    "LEADING-ASIA": {
+        "focus_area": "business_and_trade",
+        "partner": _partner("Kunming", "CN"),
+        "matching_cash": usd(4_524),
+        "matching_in_kind": usd(0),
+        "requested": usd(10_556),
+    },
+    "SINO-AFRICAN": {
+        "partner": _partner("Kunming", "CN"),
+        "matching_cash": usd(4_524),
+        "matching_in_kind": usd(0),
+        "requested": usd(10_556),
+    },
+    "CITIZEN": {
+        "matching_cash": usd(6_540),
+        "matching_in_kind": usd(1_000),
+        "requested": usd(7_540),
+    },
+}
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+@dataclass
+class Stack:
+    url: str
+    pid: int | None = None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process (Linux), to price a submission without contention."""
+    if pid is None:
+        return None
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def local_stack() -> Iterator[Stack]:
+    """Tansu, a fresh PostgreSQL database and ``grantflow serve intake`` in a subprocess."""
+    tansu = Tansu(port=free_port())
+    tansu.start()
+    name = f"grantflow_bench_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    database_url = f"{base}/{name}"
+    port = free_port()
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    state = tempfile.mkdtemp(prefix="grantflow-bench-")
+    process = None
+    try:
+        upgrade("intake", database_url)
+        asyncio.run(ensure_topics(tansu.bootstrap, broker_topic_names(prefix)))
+        env = {
+            **os.environ,
+            "GRANTFLOW_DATABASE_URL": database_url,
+            "GRANTFLOW_KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap,
+            "GRANTFLOW_TOPIC_PREFIX": prefix,
+            "GRANTFLOW_STATE_DIR": state,
+            "GRANTFLOW_LOG_LEVEL": "WARNING",
+            "GRANTFLOW_INTAKE_HTTP_PORT": str(port),
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "grantflow", "serve", "intake"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(state) / "intake.log", "wb"),  # noqa: SIM115
+        )
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url)
+        yield Stack(url=url, pid=process.pid)
+    finally:
+        terminate(process, grace=5)
+        tansu.stop()
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin(statement: str) -> None:
+    connection = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def _wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"intake at {url} not ready after {timeout}s")
+
+
+@dataclass(frozen=True)
+class Job:
+    application_id: str
+    headers: dict[str, str]
+
+
+async def prepare(client: httpx.AsyncClient, settings: CommonSettings, count: int) -> list[Job]:
+    """Members and drafts for ``count`` submissions (not timed)."""
+    officer = {"Authorization": f"Bearer {mint_token(settings, role=Role.PROGRAM_OFFICER)}"}
+    run = uuid.uuid4().hex[:6]
+    members = [f"bench-{run}-{n}" for n in range((count + len(DRAFTS) - 1) // len(DRAFTS))]
+    semaphore = asyncio.Semaphore(16)
+
+    async def member(member_id: str) -> list[Job]:
+        async with semaphore:
+            created = await client.post(
+                "/v1/members",
+                json={
+                    "member_id": member_id,
+                    "name": f"Bench City {member_id}",
+                    "state": "CO",
+                    "country": "US",
+                    "contacts": [{"name": "Bench", "email": f"{member_id}@bench.example.org"}],
+                },
+                headers=officer,
+            )
+            created.raise_for_status()
+            token = mint_token(settings, role=Role.APPLICANT, member_id=member_id)
+            headers = {"Authorization": f"Bearer {token}"}
+            jobs = []
+            for code, changes in DRAFTS.items():
+                body = {**DRAFT_EXAMPLE, "program_code": code, **changes}
+                response = await client.post("/v1/applications", json=body, headers=headers)
+                response.raise_for_status()
+                jobs.append(Job(response.json()["application_id"], headers))
+            return jobs
+
+    batches = await asyncio.gather(*(member(m) for m in members))
+    return [job for batch in batches for job in batch][:count]
+
+
+async def submit(client: httpx.AsyncClient, job: Job) -> float:
+    headers = {**job.headers, "Idempotency-Key": f"bench-{job.application_id}"}
+    started = time.perf_counter()
+    response = await client.post(
+        f"/v1/applications/{job.application_id}/submit", json={"draft_version": 1}, headers=headers
+    )
+    elapsed = time.perf_counter() - started
+    if response.status_code != 202:
+        raise RuntimeError(f"submit answered {response.status_code}: {response.text[:300]}")
+    return elapsed
+
+
+async def paced(
+    client: httpx.AsyncClient, jobs: list[Job], clients: int, rate: float, pid: int | None
+) -> None:
+    """Open loop: job i is due at i/rate; up to ``clients`` requests in flight."""
+    queue: asyncio.Queue[tuple[float, Job]] = asyncio.Queue()
+    start = time.perf_counter() + 0.2
+    for index, job in enumerate(jobs):
+        queue.put_nowait((start + index / rate, job))
+    service: list[float] = []
+    late: list[float] = []
+
+    async def worker() -> None:
+        while not queue.empty():
+            due, job = queue.get_nowait()
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            service.append(await submit(client, job))
+            late.append(time.perf_counter() - due)  # includes waiting for a free client
+
+    cpu = cpu_seconds(pid)
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - start
+    report(f"paced at {rate:g}/s", len(jobs), elapsed, service, late, cpu, pid)
+
+
+async def flat_out(
+    client: httpx.AsyncClient, jobs: list[Job], clients: int, pid: int | None
+) -> None:
+    """Closed loop: each client submits its next job as soon as the last one is answered."""
+    queue: asyncio.Queue[Job] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    service: list[float] = []
+
+    async def worker() -> None:
+        while not queue.empty():
+            service.append(await submit(client, queue.get_nowait()))
+
+    start, cpu = time.perf_counter(), cpu_seconds(pid)
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    report("as fast as possible", len(jobs), time.perf_counter() - start, service, None, cpu, pid)
+
+
+def report(
+    label: str,
+    count: int,
+    elapsed: float,
+    service: list[float],
+    late: list[float] | None,
+    cpu_before: float | None,
+    pid: int | None,
+) -> None:
+    line = (
+        f"{label:22} {count} submissions in {elapsed:.1f}s = {count / elapsed:,.0f}/s; "
+        f"latency p50 {percentile(service, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(service, 0.99) * 1000:.1f} ms, max {max(service) * 1000:.1f} ms"
+    )
+    if late is not None:
+        line += f"; from the scheduled time p99 {percentile(late, 0.99) * 1000:.1f} ms"
+    cpu_after = cpu_seconds(pid)
+    if cpu_before is not None and cpu_after is not None:
+        line += f"; service CPU {(cpu_after - cpu_before) / count * 1000:.1f} ms per submission"
+    print(line, flush=True)
+
+
+async def run(
+    url: str, submissions: int, clients: int, rate: float, pid: int | None = None
+) -> None:
+    settings = CommonSettings()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        jobs = await prepare(client, settings, submissions * 2)
+        print(f"intake at {url}: {clients} concurrent clients", flush=True)
+        await asyncio.sleep(2)  # let the mail and outbox relays catch up with the set-up
+        await paced(client, jobs[:submissions], clients, rate, pid)
+        await asyncio.sleep(2)
+        await flat_out(client, jobs[submissions:], clients, pid)
+        metrics = (await client.get("/metrics")).text
+        relayed = next(
+            (line for line in metrics.splitlines() if line.startswith("outbox_published_total")),
+            "outbox_published_total ?",
+        )
+        print(f"events relayed to Kafka so far: {relayed.split()[-1]}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a running intake service (default: start one)")
+    parser.add_argument("--submissions", type=int, default=1500, help="per phase")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=100.0, help="paced submissions per second")
+    args = parser.parse_args()
+    if args.url:
+        asyncio.run(run(args.url, args.submissions, args.clients, args.rate))
+        return
+    with local_stack() as stack:
+        asyncio.run(run(stack.url, args.submissions, args.clients, args.rate, stack.pid))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""What the intake API accepts and answers: request bodies and views.
+
+Every request body forbids unknown fields (mass assignment is a 422) and carries an
+example, which the authorization test uses to call every route.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from services.intake.domain import (
+    RATE_PATTERN,
+    BudgetLineInput,
+    Contact,
+    CountryCode,
+    DraftFields,
+    ExpectedOutcomes,
+    Input,
+    LongText,
+    ShortText,
+)
+from shared.contracts.intake import BudgetLine
+from shared.contracts.money import Money
+from shared.contracts.programs import ProgramRules
+from shared.contracts.workflows import Amounts, Deadline
+
+MemberId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+
+
+def _example(example: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [example]})
+
+
+# --- programs -------------------------------------------------------------------------
+
+
+class ProgramView(BaseModel):
+    code: str
+    name: str
+    window_open: bool = Field(description="Applications are accepted today.")
+    rules: ProgramRules
+
+
+class ProgramList(BaseModel):
+    catalog_version: str
+    programs: list[ProgramView]
+
+
+# --- members --------------------------------------------------------------------------
+
+
+class SisterCity(Input):
+    name: ShortText
+    country: CountryCode
+
+
+_MEMBER_EXAMPLE: dict[str, Any] = {
+    "member_id": "boulder-co",
+    "name": "Boulder",
+    "state": "CO",
+    "country": "US",
+    "contacts": [{"name": "Sam Lee", "email": "international@boulder.example.org"}],
+    "sister_cities": [{"name": "Mante", "country": "MX"}, {"name": "Lhasa", "country": "CN"}],
+}
+
+
+class MemberCreate(Input):
+    model_config = _example(_MEMBER_EXAMPLE)
+
+    member_id: MemberId
+    name: ShortText = Field(description="The member city.")
+    state: Annotated[str, StringConstraints(max_length=100)] | None = None
+    country: CountryCode
+    contacts: list[Contact] = Field(min_length=1, max_length=10)
+    sister_cities: list[SisterCity] = Field(default_factory=list, max_length=100)
+    membership_active: bool = True
+
+
+class MemberUpdate(Input):
+    """What a program officer may change; standing follows report events and is not set here."""
+
+    model_config = _example({"membership_active": False})
+
+    name: ShortText | None = None
+    state: Annotated[str, StringConstraints(max_length=100)] | None = None
+    country: CountryCode | None = None
+    contacts: list[Contact] | None = Field(default=None, min_length=1, max_length=10)
+    sister_cities: list[SisterCity] | None = Field(default=None, max_length=100)
+    membership_active: bool | None = None
+
+
+class MemberView(BaseModel):
+    member_id: str
+    name: str
+    state: str | None
+    country: str
+    contacts: list[Contact]
+    sister_cities: list[SisterCity]
+    membership_active: bool
+    good_standing: bool
+    standing_reason: str | None
+    standing_changed_at: datetime | None
+
+
+class MemberList(BaseModel):
+    items: list[MemberView]
+    total: int
+    limit: int
+    offset: int
+
+
+# --- exchange rates -------------------------------------------------------------------
+
+
+class RateUpdate(Input):
+    model_config = _example({"rate": "0.0077"})
+
+    rate: Annotated[str, StringConstraints(pattern=RATE_PATTERN)] = Field(
+        description="Units of the target currency per unit of the source currency, as "
+        "decimal text (never a float)."
+    )
+
+
+class RateView(BaseModel):
+    from_currency: str
+    to_currency: str
+    rate: str
+    updated_at: datetime
+    updated_by: str
+
+
+# --- applications ---------------------------------------------------------------------
+
+
+class StatusEntry(BaseModel):
+    sequence: int
+    stage: str
+    previous_stage: str | None
+    reason: str | None
+    action_required: str | None
+    deadlines: list[Deadline]
+    occurred_at: datetime
+
+
+class ActionEntry(BaseModel):
+    kind: str = Field(examples=["submitted", "withdrawal_requested", "amendment_requested"])
+    actor: str
+    detail: dict[str, Any]
+    occurred_at: datetime
+
+
+class SubmittedView(BaseModel):
+    submitted_at: datetime
+    catalog_version: str
+    cycle: str
+    budget_lines: list[BudgetLine] = Field(description="Converted at the recorded rates.")
+    budget_total: Money
+    matching: Money
+    requested: Money
+    rates_used: dict[str, str] = Field(description="Rate per budget currency, as decimal text.")
+    rules: ProgramRules = Field(description="The rules the application was submitted under.")
+
+
+class ApplicationView(BaseModel):
+    application_id: str
+    member_id: str
+    program_code: str | None
+    cycle: str | None
+    status: str = Field(description="'draft', 'submitted', or the workflow's latest stage.")
+    draft_version: int
+    revision: int
+    fields: DraftFields
+    submitted: SubmittedView | None
+    deadlines: list[Deadline]
+    action_required: str | None
+    amounts: Amounts | None
+    withdrawal_requested_at: datetime | None
+    history: list[StatusEntry]
+    requests: list[ActionEntry] = Field(description="What the applicant and partner asked.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApplicationSummary(BaseModel):
+    application_id: str
+    member_id: str
+    program_code: str | None
+    title: str | None
+    status: str
+    created_at: datetime
+    submitted_at: datetime | None
+    updated_at: datetime
+
+
+class ApplicationList(BaseModel):
+    items: list[ApplicationSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class ProblemView(BaseModel):
+    field: str
+    message: str
+
+
+class ChecksView(BaseModel):
+    ready: bool = Field(description="Submitting now would be accepted.")
+    problems: list[ProblemView]
+    budget_total: Money | None = None
+    expected_request: Money | None = Field(
+        default=None, description="Budget total minus matching funds, in the program currency."
+    )
+    rates_used: dict[str, str] = Field(default_factory=dict)
+
+
+class SubmitRequest(Input):
+    model_config = _example({"draft_version": 1})
+
+    draft_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="The draft version whose checks you previewed; 409 if it changed since.",
+    )
+
+
+class WithdrawRequest(Input):
+    model_config = _example({"reason": "The delegation cannot travel this year."})
+
+    reason: Reason
+
+
+class ResubmitRequest(Input):
+    """What may change after a revision request; the program rules stay those of the snapshot."""
+
+    model_config = _example(
+        {
+            "summary": "Smaller delegation; the water utility pays the interpreters.",
+            "requested": {"amount_minor": 908_000, "currency": "USD"},
+            "matching_cash": {"amount_minor": 500_000, "currency": "USD"},
+        }
+    )
+
+    summary: LongText | None = None
+    objectives: LongText | None = None
+    budget_lines: list[BudgetLineInput] | None = Field(default=None, min_length=1, max_length=100)
+    requested: Money | None = None
+    matching_cash: Money | None = None
+    matching_in_kind: Money | None = None
+    expected_outcomes: ExpectedOutcomes | None = None
+
+
+class AmendmentRequest(Input):
+    model_config = _example(
+        {
+            "new_exchange_start": "2027-06-07",
+            "new_exchange_end": "2027-06-21",
+            "reason": "The hosts moved the water forum by four weeks.",
+        }
+    )
+
+    new_exchange_start: date | None = None
+    new_exchange_end: date | None = None
+    new_award: Money | None = None
+    cancel_exchange: bool = False
+    reason: Reason
+
+
+# --- the partner's answer -------------------------------------------------------------
+
+
+class PartnerAnswer(Input):
+    model_config = _example({"answer": "confirm", "note": "We will host the delegation."})
+
+    answer: Literal["confirm", "decline"]
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+
+
+class PartnerAnswered(BaseModel):
+    application_id: str
+    confirmed: bool
+    answered_at: datetime

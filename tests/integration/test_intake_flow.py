@@ -1,0 +1,266 @@
+"""End to end on Tansu and PostgreSQL: intake's events leave through the broker and the
+workflow's and reporting's events come back in, as the other services will send them."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from shared.contracts.envelope import Envelope, new_envelope
+from shared.contracts.intake import ApplicationSubmitted, PartnerConfirmed
+from shared.contracts.reporting import MemberStandingChanged
+from shared.contracts.topics import (
+    APPLICATION_STATUS_CHANGED,
+    APPLICATION_SUBMITTED,
+    MEMBER_STANDING_CHANGED,
+    PARTNER_CONFIRMATION_REQUESTED,
+    PARTNER_CONFIRMED,
+    REMINDER_DUE,
+    Topic,
+)
+from shared.contracts.workflows import Deadline, ReminderDue, RequestPartnerConfirmation
+from shared.messaging.outbox import message_headers
+from tests.support.intake import (
+    TODAY,
+    RunningIntake,
+    draft,
+    running_intake,
+    status_event,
+    subject,
+    usd,
+)
+from tests.support.messaging import eventually, read_topic
+from tests.support.processes import Tansu
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+async def svc(
+    tansu: Tansu, postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningIntake]:
+    async with running_intake(
+        postgres_url, tansu.bootstrap, tmp_path_factory.mktemp("e2e")
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def publish(svc: RunningIntake) -> AsyncIterator[Any]:
+    """Publish an envelope as its owning service would (same headers, application id as key)."""
+    producer = AIOKafkaProducer(bootstrap_servers=svc.bootstrap, enable_idempotence=False)
+    await producer.start()
+
+    async def send(topic: Topic, envelope: Envelope[Any]) -> None:
+        await producer.send_and_wait(
+            svc.topic(topic),
+            value=envelope.model_dump_json().encode(),
+            key=envelope.application_id.encode(),
+            headers=[(k, v.encode()) for k, v in message_headers(envelope).items()],
+        )
+
+    yield send
+    await producer.stop()
+
+
+async def records_for(
+    svc: RunningIntake, topic: Topic, application_id: str, count: int = 1
+) -> list[Any]:
+    """Read ``topic`` from the start, as a test consumer, keeping one application's records."""
+    found: list[Any] = []
+
+    async def arrived() -> bool:
+        nonlocal found
+        records = await read_topic(svc.bootstrap, svc.topic(topic), count=10_000, timeout=0.5)
+        found = [r for r in records if r.key == application_id.encode()]
+        return len(found) >= count
+
+    await eventually(arrived, timeout=20)
+    return found
+
+
+async def test_a_submitted_application_is_consumed_and_a_status_event_fed_back_shows_in_get(
+    svc: RunningIntake, publish: Any
+) -> None:
+    member = await svc.new_member()
+    application_id = await svc.submitted(member)
+
+    [record] = await records_for(svc, APPLICATION_SUBMITTED, application_id)
+    submitted = Envelope[ApplicationSubmitted].model_validate_json(record.value)
+    assert submitted.payload.member_id == member
+    assert submitted.payload.rules.catalog_version == "2027.1"
+    assert submitted.payload.requested.amount_minor == 1_100_000
+    assert dict(record.headers)["event_type"] == b"ApplicationSubmitted"
+
+    review_due = TODAY + timedelta(days=30)
+    screening = status_event(application_id, "screening", 1, member_id=member, previous="submitted")
+    review = status_event(
+        application_id,
+        "review",
+        2,
+        member_id=member,
+        previous="screening",
+        deadlines={"review": review_due},
+    )
+    await publish(APPLICATION_STATUS_CHANGED, screening)
+    await publish(APPLICATION_STATUS_CHANGED, review)
+    await publish(APPLICATION_STATUS_CHANGED, review)  # delivered twice: changes nothing
+
+    view: dict[str, Any] = {}
+
+    async def in_review() -> bool:
+        nonlocal view
+        response = await svc.client.get(
+            f"/v1/applications/{application_id}", headers=svc.applicant(member)
+        )
+        view = response.json()
+        return bool(view["status"] == "review")
+
+    await eventually(in_review, timeout=20)
+    assert [(h["sequence"], h["stage"]) for h in view["history"]] == [
+        (1, "screening"),
+        (2, "review"),
+    ]
+    assert [Deadline.model_validate(d).due_at for d in view["deadlines"]] == [review_due]
+    mails = await svc.wait_for_mail(f"{member}@springfield.example.org", count=3)
+    assert [subject(mail) for mail in mails][1:] == [
+        "Clean water kiosks with Nairobi: screening",
+        "Clean water kiosks with Nairobi: review",
+    ]
+
+
+async def test_the_partner_confirms_once_through_the_emailed_link(
+    svc: RunningIntake, publish: Any
+) -> None:
+    member = await svc.new_member()
+    partner_email = f"partner-of-{member}@nakuru.example.org"
+    partner = {**draft()["partner"], "name": "Nakuru", "contact_email": partner_email}
+    application_id = await svc.submitted(member, partner=partner)
+    command = new_envelope(
+        RequestPartnerConfirmation(
+            command_id=f"application-{application_id}:partner-confirmation:1",
+            application_id=application_id,
+            partner_city="Nakuru",
+            partner_contact_email=partner_email,
+            due_at=TODAY + timedelta(days=21),
+        ),
+        producer="workflows",
+        application_id=application_id,
+    )
+    await publish(PARTNER_CONFIRMATION_REQUESTED, command)
+    [mail] = await svc.wait_for_mail(partner_email)
+    assert "Please confirm" in subject(mail)
+    link = re.search(r"http://intake\.test(/v1/partner-confirmations/\S+)", mail.get_content())
+    assert link is not None
+    path = link.group(1)
+
+    page = await svc.client.get(path)
+    assert page.status_code == 200 and "We confirm" in page.text and "Nakuru" in page.text
+    answered = await svc.client.post(
+        path,
+        content="answer=confirm&note=We+will+host+the+delegation",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answered.status_code == 200 and "Thank you" in answered.text
+
+    [record] = await records_for(svc, PARTNER_CONFIRMED, application_id)
+    confirmed = Envelope[PartnerConfirmed].model_validate_json(record.value).payload
+    assert (confirmed.confirmed, confirmed.partner_contact_email) == (True, partner_email)
+    assert confirmed.note == "We will host the delegation"
+
+    second = await svc.client.post(path, json={"answer": "decline"})
+    assert second.status_code == 409
+    assert "already used: the partner confirmed" in second.json()["detail"]
+    assert "You confirmed" in (await svc.client.get(path)).text
+    view = await svc.client.get(f"/v1/applications/{application_id}", headers=svc.applicant(member))
+    assert [r["kind"] for r in view.json()["requests"]] == [
+        "submitted",
+        "partner_confirmation_requested",
+        "partner_confirmed",
+    ]
+
+    # The workflow never heard the answer and asks again: intake answers again, no new mail.
+    resent = new_envelope(command.payload, producer="workflows", application_id=application_id)
+    await publish(PARTNER_CONFIRMATION_REQUESTED, resent)
+    records = await records_for(svc, PARTNER_CONFIRMED, application_id, count=2)
+    assert {json.loads(r.value)["payload"]["confirmed"] for r in records} == {True}
+    assert len(svc.mails(partner_email)) == 1
+
+
+async def test_standing_and_reminder_events_from_other_services_reach_members_and_contacts(
+    svc: RunningIntake, publish: Any
+) -> None:
+    member = await svc.new_member()
+    application_id = await svc.submitted(member)
+    await publish(
+        REMINDER_DUE,
+        new_envelope(
+            ReminderDue(
+                application_id=application_id,
+                member_id=member,
+                about="report_due",
+                due_at=TODAY + timedelta(days=60),
+                message="Your post-exchange report is due in 14 days.",
+            ),
+            producer="workflows",
+            application_id=application_id,
+        ),
+    )
+    await publish(
+        MEMBER_STANDING_CHANGED,
+        new_envelope(
+            MemberStandingChanged(
+                member_id=member,
+                good_standing=False,
+                reason="report_overdue",
+                application_id=application_id,
+                as_of=TODAY.date(),
+            ),
+            producer="reporting",
+            application_id=application_id,
+        ),
+    )
+    mails = await svc.wait_for_mail(f"{member}@springfield.example.org", count=2)
+    assert subject(mails[-1]).startswith("Reminder - Clean water kiosks with Nairobi: report due")
+
+    async def standing_lost() -> bool:
+        response = await svc.client.get(f"/v1/members/{member}", headers=svc.applicant(member))
+        return response.json()["good_standing"] is False
+
+    await eventually(standing_lost, timeout=20)
+    other = await svc.new_draft(
+        member,
+        program_code="SINO-AFRICAN",
+        matching_cash=usd(4_524),
+        matching_in_kind=usd(0),
+        requested=usd(10_556),
+    )
+    refused = await svc.client.post(
+        f"/v1/applications/{other}/submit", headers=svc.applicant(member)
+    )
+    assert refused.status_code == 422
+    assert [p["field"] for p in refused.json()["detail"]] == ["member"]
+
+
+async def test_a_status_event_for_an_unknown_application_is_dead_lettered(
+    svc: RunningIntake, publish: Any
+) -> None:
+    await publish(APPLICATION_STATUS_CHANGED, status_event("no-such-application", "review", 1))
+    found: list[Any] = []
+
+    async def dead_lettered() -> bool:
+        nonlocal found
+        records = await read_topic(
+            svc.bootstrap, svc.topic(APPLICATION_STATUS_CHANGED) + ".dlq", count=100, timeout=0.5
+        )
+        found = [r for r in records if r.key == b"no-such-application"]
+        return bool(found)
+
+    await eventually(dead_lettered, timeout=20)
+    assert "no submitted application no-such-application" in json.loads(found[0].value)["reason"]
