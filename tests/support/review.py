@@ -1,0 +1,337 @@
+"""Factories and a harness for the review service's tests.
+
+Every test gets its own freshly migrated database (SQLite file or PostgreSQL database),
+because assignment looks at every reviewer in the database: reviewers of another test
+would otherwise take part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from services.review import persistence as db
+from services.review import service
+from services.review.app import create_app
+from services.review.schemas import ReviewerIn
+from shared.auth import Role, mint_token
+from shared.contracts.envelope import Envelope, new_envelope
+from shared.contracts.money import Money
+from shared.contracts.programs import Rubric, RubricCriterion
+from shared.contracts.workflows import ReassignReview, RequestReportReview, RequestReviews
+from shared.db import unit_of_work
+from shared.mail import FileMailer
+from shared.migrations import upgrade
+from shared.service import ServiceRuntime
+from shared.settings import ReviewSettings
+
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "GRANTFLOW_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def rubric() -> Rubric:
+    return Rubric(
+        criteria=[
+            RubricCriterion(name="relevance", weight=3, min_score=0, max_score=5),
+            RubricCriterion(name="feasibility", weight=2, min_score=1, max_score=5),
+            RubricCriterion(name="impact", weight=1, min_score=0, max_score=10),
+        ],
+        pass_mark_bp=6000,
+    )
+
+
+def report_rubric() -> Rubric:
+    return Rubric(
+        criteria=[
+            RubricCriterion(name="completeness", weight=1),
+            RubricCriterion(name="outcomes_achieved", weight=2),
+            RubricCriterion(name="spending_matches_budget", weight=2),
+        ],
+        pass_mark_bp=6000,
+    )
+
+
+def good_scores() -> dict[str, int]:
+    return {"relevance": 5, "feasibility": 4, "impact": 8}
+
+
+def review_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "scores": good_scores(),
+        "recommendation": "approve",
+        "comments": "Strong partnership, realistic budget.",
+        "attest_no_conflict": True,
+    }
+    body.update(overrides)
+    return body
+
+
+def request_reviews(
+    application_id: str = "app-1",
+    *,
+    round: int = 1,
+    reviews_needed: int = 2,
+    member_id: str = "member-kisumu",
+    member_city: str = "Roanoke",
+    program_code: str = "AUPAP",
+    focus_area: str = "community_development",
+    partner_city: str = "Kisumu",
+    partner_country: str = "KE",
+    blind_review: bool = False,
+    due_at: datetime | None = None,
+    command_id: str | None = None,
+    title: str = "Roanoke and Kisumu water committees",
+    summary: str = "Roanoke hosts six Kisumu engineers for a month.",
+) -> Envelope[RequestReviews]:
+    return new_envelope(
+        RequestReviews(
+            command_id=command_id or f"application-{application_id}:review:{round}",
+            application_id=application_id,
+            round=round,
+            reviews_needed=reviews_needed,
+            due_at=due_at or NOW + timedelta(days=14),
+            member_id=member_id,
+            member_city=member_city,
+            program_code=program_code,
+            focus_area=focus_area,
+            partner_city=partner_city,
+            partner_country=partner_country,
+            blind_review=blind_review,
+            title=title,
+            summary=summary,
+            requested=Money(amount_minor=2_500_000, currency="USD"),
+            rubric=rubric(),
+        ),
+        producer="workflows",
+        application_id=application_id,
+    )
+
+
+def reassign(
+    application_id: str = "app-1",
+    *,
+    round: int = 1,
+    task_id: str | None = None,
+    command_id: str | None = None,
+) -> Envelope[ReassignReview]:
+    return new_envelope(
+        ReassignReview(
+            command_id=command_id or f"application-{application_id}:reassign:{uuid.uuid4().hex}",
+            application_id=application_id,
+            round=round,
+            reason="review deadline passed",
+            task_id=task_id,
+        ),
+        producer="workflows",
+        application_id=application_id,
+    )
+
+
+def report_review(
+    application_id: str = "app-1",
+    *,
+    report_id: str = "report-1",
+    member_id: str = "member-kisumu",
+    command_id: str | None = None,
+) -> Envelope[RequestReportReview]:
+    return new_envelope(
+        RequestReportReview(
+            command_id=command_id or f"application-{application_id}:report-review:{report_id}",
+            application_id=application_id,
+            report_id=report_id,
+            member_id=member_id,
+            program_code="AUPAP",
+            due_at=NOW + timedelta(days=10),
+            rubric=report_rubric(),
+        ),
+        producer="workflows",
+        application_id=application_id,
+    )
+
+
+def reviewer(
+    reviewer_id: str,
+    home_city: str = "Asheville",
+    *,
+    programs: tuple[str, ...] = ("AUPAP",),
+    focus_areas: tuple[str, ...] = ("community_development",),
+    regions: tuple[str, ...] = ("KE",),
+    capacity: int = 5,
+    active: bool = True,
+    conflict_members: tuple[str, ...] = (),
+    conflict_cities: tuple[str, ...] = (),
+) -> ReviewerIn:
+    return ReviewerIn.model_validate(
+        {
+            "id": reviewer_id,
+            "name": reviewer_id.replace("-", " ").title(),
+            "email": f"{reviewer_id}@reviewers.example.org",
+            "home_city": home_city,
+            "expertise": {
+                "programs": list(programs),
+                "focus_areas": list(focus_areas),
+                "regions": list(regions),
+                "languages": ["en"],
+            },
+            "capacity": capacity,
+            "active": active,
+            "conflicts": {"members": list(conflict_members), "cities": list(conflict_cities)},
+        }
+    )
+
+
+_sqlite_template: list[Path] = []
+
+
+async def _migrated_sqlite_template() -> Path:
+    """Migrated once per test session; each test copies it (a copy takes a millisecond)."""
+    if not _sqlite_template:
+        directory = Path(tempfile.mkdtemp(prefix="grantflow-review-"))
+        atexit.register(shutil.rmtree, directory, True)
+        template = directory / "template.db"
+        await asyncio.to_thread(upgrade, "review", f"sqlite+aiosqlite:///{template}")
+        _sqlite_template.append(template)
+    return _sqlite_template[0]
+
+
+async def fresh_database(kind: str, directory: Path) -> tuple[str, str | None]:
+    """A new, migrated database; returns its URL and, for PostgreSQL, its name to drop."""
+    if kind == "sqlite":
+        path = directory / f"review-{uuid.uuid4().hex[:8]}.db"
+        shutil.copyfile(await _migrated_sqlite_template(), path)
+        return f"sqlite+aiosqlite:///{path}", None
+    name = f"grantflow_review_{uuid.uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0]
+    url = f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+    await asyncio.to_thread(upgrade, "review", url)
+    return url, name
+
+
+async def drop_database(name: str | None) -> None:
+    if name:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _admin(statement: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@dataclass
+class ReviewService:
+    """The review app in-process (no lifespan: no broker, no relay), with its tokens."""
+
+    app: FastAPI
+    settings: ReviewSettings
+    clock: Clock
+    client: httpx.AsyncClient
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def runtime(self) -> ServiceRuntime:
+        runtime: ServiceRuntime = self.app.state.runtime
+        return runtime
+
+    def token(
+        self, role: Role, *, reviewer_id: str | None = None, member_id: str | None = None
+    ) -> str:
+        key = f"{role}:{reviewer_id}:{member_id}"
+        if key not in self.tokens:
+            self.tokens[key] = mint_token(
+                self.settings, role=role, reviewer_id=reviewer_id, member_id=member_id
+            )
+        return self.tokens[key]
+
+    def token_for(self, reviewer_id: str) -> str:
+        return self.token(Role.REVIEWER, reviewer_id=reviewer_id)
+
+    def as_reviewer(self, reviewer_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token_for(reviewer_id)}"}
+
+    def as_officer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(Role.PROGRAM_OFFICER)}"}
+
+    def as_applicant(self, member_id: str = "member-kisumu") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(Role.APPLICANT, member_id=member_id)}"}
+
+    async def add_reviewers(self, *profiles: ReviewerIn) -> None:
+        """As an officer would through ``POST /v1/reviewers``, in one transaction."""
+        async with unit_of_work(self.runtime.sessions) as session:
+            for profile in profiles:
+                await service.create_reviewer(session, profile, self.clock())
+
+    async def deliver(self, event: Envelope[Any], use_case: Any) -> None:
+        """Run a consumer's use case as the subscriber would, in one transaction."""
+        async with unit_of_work(self.runtime.sessions) as session:
+            await use_case(session, self.runtime.outbox, event, "test-topic", self.clock())
+
+    async def outbox(self, topic_suffix: str = "") -> list[dict[str, Any]]:
+        """Events written to the outbox, oldest first, as parsed envelopes."""
+        import json
+
+        table = self.runtime.tables.outbox
+        async with self.runtime.sessions() as session:
+            rows = (
+                await session.execute(select(table.c.topic, table.c.body).order_by(table.c.id))
+            ).all()
+        return [
+            {"topic": row.topic, **json.loads(row.body)}
+            for row in rows
+            if row.topic.endswith(topic_suffix)
+        ]
+
+    async def tasks(self, application_id: str) -> list[db.TaskRow]:
+        async with self.runtime.sessions() as session:
+            pairs = await db.find_tasks(session, db.TaskFilter(application_id=application_id))
+        return [task for task, _request in pairs]
+
+    async def queued_mail(self) -> list[db.MailRow]:
+        async with self.runtime.sessions() as session:
+            return await db.unsent_mail(session, limit=1000)
+
+
+async def review_service(
+    database_url: str, state_dir: Path, **settings: Any
+) -> AsyncIterator[ReviewService]:
+    clock = Clock()
+    config = ReviewSettings(
+        environment="test", database_url=database_url, state_dir=state_dir, **settings
+    )
+    app = create_app(config, clock=clock, mailer=FileMailer(state_dir / "mail"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://review") as client:
+        yield ReviewService(app, config, clock, client)
+    await app.state.runtime.engine.dispose()
