@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from shared.contracts.intake import BudgetLine
 from shared.contracts.money import MINOR_UNIT_EXPONENT, Money
 from shared.contracts.programs import ProgramRules
+from shared.contracts.stages import NOT_OPEN_STAGES, Stage
 
 FocusArea = Literal["business_and_trade", "youth_and_education", "community_development"]
 BudgetCategory = Literal[
@@ -627,11 +628,9 @@ DRAFT = "draft"
 SUBMITTED = "submitted"
 WITHDRAWN = "withdrawn"
 # Stages after which an application no longer counts as open for its program cycle.
-TERMINAL_STAGES = frozenset(
-    {"withdrawn", "declined", "ineligible", "closed", "cancelled", "rejected", "expired"}
-)
-REVISION_STAGES = frozenset({"revision_requested"})
-AWARD_STAGES = frozenset({"awarded"})
+TERMINAL_STAGES = frozenset(stage.value for stage in NOT_OPEN_STAGES)
+REVISION_STAGES = frozenset({Stage.REVISION_REQUESTED.value})
+AWARD_STAGES = frozenset({Stage.AWARDED.value})
 
 
 def is_open(status: str) -> bool:

@@ -46,6 +46,7 @@ from shared.contracts.intake import (
 from shared.contracts.money import Money
 from shared.contracts.reporting import ReportSubmitted
 from shared.contracts.review import ReportReviewed, ReviewCompleted
+from shared.contracts.stages import NOT_OPEN_STAGES, Stage
 from shared.contracts.topics import Topic
 from shared.contracts.workflows import ApplicationStatusChanged, ReportOverdue, RequestReport
 
@@ -53,11 +54,9 @@ UNKNOWN = "unknown"
 
 # Stage names of grants.application.status_changed.v1 that carry a decision or end the
 # lifecycle. A status event whose amounts carry an award also counts as an award decision.
-AWARDED_STAGES = frozenset({"awarded", "approved"})
-DECLINED_STAGES = frozenset({"declined", "rejected"})
-CLOSED_STAGES = frozenset(
-    {"closed", "withdrawn", "declined", "rejected", "ineligible", "cancelled", "expired"}
-)
+AWARDED_STAGES = frozenset({Stage.AWARDED.value})
+DECLINED_STAGES = frozenset({Stage.DECLINED.value})
+CLOSED_STAGES = frozenset(stage.value for stage in NOT_OPEN_STAGES)
 
 
 # --- facts -------------------------------------------------------------------------------
