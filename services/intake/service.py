@@ -452,6 +452,7 @@ async def submit(
         member_id=member.member_id,
         member_name=member.name,
         member_country=member.country,
+        member_in_good_standing=member.good_standing,
         program_code=rules.code,
         cycle=rules.cycle,
         focus_area=draft.focus_area,

@@ -50,6 +50,9 @@ class ApplicationSubmitted(Contract):
     matching_cash: Money
     matching_in_kind: Money
     contact_emails: list[str]
+    member_in_good_standing: bool = Field(
+        default=True, description="No overdue report from an earlier grant at submission."
+    )
     rules: ProgramRules = Field(description="The program rules at submission (the snapshot).")
 
 
