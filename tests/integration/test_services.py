@@ -96,4 +96,4 @@ async def test_workflows_process_is_ready_when_temporal_and_kafka_answer(
         async with httpx.AsyncClient(transport=transport, base_url="http://w") as client:
             ready = await client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"temporal": "ok", "broker": "ok"}
+    assert ready.json()["checks"] == {"temporal": "ok", "worker": "ok", "broker": "ok"}

@@ -1,12 +1,14 @@
 """The workflows process: Temporal worker, the Kafka bridge and the officers' lifecycle API.
 
-The exchange-funding workflow, its activities and the bridge subscribers are registered
-here as they are built; until then the process connects to Temporal and Kafka and serves
-its health endpoints, so the embedded stack can supervise it like any other service.
+``create_app(settings)`` composes it; nothing connects until the app's lifespan starts:
+then the process connects to Temporal (pydantic data converter), starts the broker (the
+bridge's subscribers and the activities' publisher), and runs the worker for the
+exchange-funding workflow until the app stops.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -15,15 +17,23 @@ from datetime import timedelta
 from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
 
-from shared.http import add_operational_routes
+from shared.auth import Auth
+from shared.http import BodySizeLimit, add_operational_routes
 from shared.logging import configure_logging
 from shared.messaging.broker import create_broker
 from shared.settings import WorkflowsSettings
+from workflows.funding.activities import KafkaActivities
+from workflows.funding.api import router as lifecycle_router
+from workflows.funding.bridge import Bridge
+from workflows.funding.workflow import ExchangeFundingWorkflow
 
 logger = logging.getLogger(__name__)
 
 TASK_QUEUE = "exchange-funding"
+# Bridge consumers in the group: partitions are shared out among them (see bench/lifecycle.py).
+BRIDGE_CONSUMERS = 1
 
 DESCRIPTION = (
     "The officers' lifecycle API: decisions that must be checked against an application's "
@@ -39,31 +49,68 @@ async def connect_temporal(settings: WorkflowsSettings) -> Client:
     )
 
 
+def _log_worker_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the Temporal worker stopped", exc_info=task.exception())
+
+
 def create_app(settings: WorkflowsSettings | None = None) -> FastAPI:
     settings = settings or WorkflowsSettings()
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
-    broker, _dead_letters = create_broker(settings, client_id="grantflow-workflows")
-    temporal: dict[str, Client] = {}
+    broker, dead_letters = create_broker(settings, client_id="grantflow-workflows")
+    bridge = Bridge(settings, consumers=BRIDGE_CONSUMERS)
+    bridge.subscribe(broker)
+    activities = KafkaActivities(broker, settings.topic_prefix)
+    running: dict[str, asyncio.Task[None]] = {}
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        temporal["client"] = await connect_temporal(settings)
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = await connect_temporal(settings)
+        app.state.temporal = client
+        bridge.client = client
+        worker = Worker(
+            client,
+            task_queue=settings.temporal_task_queue,
+            workflows=[ExchangeFundingWorkflow],
+            activities=[activities.publish],
+            graceful_shutdown_timeout=timedelta(seconds=5),
+        )
+        # The broker first: the activities publish with it.
         await broker.start()
-        logger.info("workflows process connected to Temporal at %s", settings.temporal_address)
+        running["worker"] = asyncio.create_task(worker.run(), name="temporal-worker")
+        running["worker"].add_done_callback(_log_worker_end)
+        logger.info(
+            "workflows process connected to Temporal at %s, task queue %s",
+            settings.temporal_address,
+            settings.temporal_task_queue,
+        )
         try:
             yield
         finally:
+            if not running["worker"].done():
+                await worker.shutdown()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await running["worker"]
             await broker.stop()
+            app.state.temporal = None
 
     app = FastAPI(
         title="grantflow workflows", description=DESCRIPTION, version="1.0.0", lifespan=lifespan
     )
+    app.state.temporal = None
+    Auth(settings).install(app)
+    app.include_router(lifecycle_router)
 
     async def temporal_ready() -> None:
-        client = temporal.get("client")
+        client: Client | None = app.state.temporal
         if client is None:
             raise ConnectionError("not connected to Temporal yet")
         await client.service_client.check_health(timeout=timedelta(seconds=2))
+
+    async def worker_ready() -> None:
+        task = running.get("worker")
+        if task is None or task.done():
+            raise RuntimeError("the Temporal worker is not running")
 
     async def broker_ready() -> None:
         if not await broker.ping(timeout=2.0):
@@ -72,6 +119,17 @@ def create_app(settings: WorkflowsSettings | None = None) -> FastAPI:
     add_operational_routes(
         app,
         service=settings.service_name,
-        readiness_checks={"temporal": temporal_ready, "broker": broker_ready},
+        readiness_checks={
+            "temporal": temporal_ready,
+            "worker": worker_ready,
+            "broker": broker_ready,
+        },
+        counters={
+            "dead_lettered_total": (
+                "messages sent to a dead-letter topic",
+                lambda: dead_letters.dead_lettered,
+            )
+        },
     )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -1,0 +1,25 @@
+"""The lifecycle suite runs twice: with the workflow cache, and with none (replay every task)."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from tests.support.workflows import register_search_attributes, with_pydantic
+
+
+@pytest.fixture(scope="session")
+async def funding_client(time_skipping_env: WorkflowEnvironment) -> Client:
+    """The time-skipping server's client with the pydantic converter and our search attributes.
+
+    The test server refuses upserts of unknown search attributes, so they are registered
+    here the way ``temporal server start-dev --search-attribute`` registers them.
+    """
+    await register_search_attributes(time_skipping_env.client)
+    return with_pydantic(time_skipping_env.client)
+
+
+@pytest.fixture(params=[1000, 0], ids=["cached", "replay-every-task"])
+def max_cached_workflows(request: pytest.FixtureRequest) -> int:
+    return int(request.param)

@@ -1,0 +1,640 @@
+"""Every lifecycle path on the time-skipping server, with stand-in services.
+
+Each test runs twice (``max_cached_workflows`` 1000 and 0: the second replays the whole
+history on every workflow task, so any non-determinism fails it). With
+``GRANTFLOW_RECORD_HISTORIES=1`` each path's history is written to ``histories/`` for the
+replay test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateStage
+from temporalio.testing import WorkflowEnvironment
+
+from shared.contracts import topics
+from shared.contracts.disbursement import FundsReleased
+from shared.contracts.envelope import Envelope, deterministic_id
+from shared.contracts.intake import (
+    ApplicationResubmitted,
+    ApplicationSubmitted,
+    ApplicationWithdrawn,
+    PartnerConfirmed,
+)
+from shared.contracts.review import ReviewerRecused, ReviewersShort
+from shared.contracts.workflows import ApplicationStatusChanged, EscalatedToOfficer
+from tests.support.workflows import (
+    StandInServices,
+    amendment,
+    answer,
+    funding_worker,
+    reach,
+    review,
+    start_lifecycle,
+    submission,
+    usd,
+)
+from workflows.funding.models import (
+    AmendmentDecision,
+    FundingResult,
+    OverrideDecision,
+    PartnerDecision,
+    ResendCommand,
+    Stage,
+)
+from workflows.funding.workflow import ExchangeFundingWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+RECORD = os.environ.get("GRANTFLOW_RECORD_HISTORIES") == "1"
+wf = ExchangeFundingWorkflow
+Handle = WorkflowHandle[Any, Any]
+
+
+@dataclass
+class Lifecycle:
+    client: Client
+    env: WorkflowEnvironment
+    max_cached_workflows: int
+    name: str
+
+    async def application(self, **overrides: Any) -> Envelope[ApplicationSubmitted]:
+        """An application dated by the server's clock, which earlier tests moved ahead."""
+        today = (await self.env.get_current_time()).date()
+        return submission(today=today, **overrides)
+
+    async def run(
+        self,
+        services: StandInServices,
+        application: Any = None,
+        *,
+        meanwhile: Callable[[Handle], Awaitable[None]] | None = None,
+    ) -> FundingResult:
+        application = application or await self.application()
+        async with funding_worker(
+            self.client, services, max_cached_workflows=self.max_cached_workflows
+        ) as queue:
+            handle = await start_lifecycle(self.client, queue, application)
+            if meanwhile is not None:
+                await meanwhile(handle)
+            result: FundingResult = await asyncio.wait_for(handle.result(), timeout=60)
+            if RECORD and self.max_cached_workflows:
+                history = await handle.fetch_history()
+                (HISTORIES / f"{self.name}.json").write_text(history.to_json())
+        statuses = services.events(topics.APPLICATION_STATUS_CHANGED)
+        assert [status.sequence for status in statuses] == list(range(1, len(statuses) + 1))
+        assert statuses[-1].stage == result.stage
+        return result
+
+
+@pytest.fixture
+def lifecycle(
+    funding_client: Client,
+    time_skipping_env: WorkflowEnvironment,
+    max_cached_workflows: int,
+    request: pytest.FixtureRequest,
+) -> Lifecycle:
+    name = request.node.originalname.removeprefix("test_")
+    return Lifecycle(funding_client, time_skipping_env, max_cached_workflows, name)
+
+
+@pytest.fixture
+def services(funding_client: Client) -> StandInServices:
+    return StandInServices(funding_client)
+
+
+def escalations(services: StandInServices) -> list[EscalatedToOfficer]:
+    return list(services.events(topics.OFFICER_ESCALATION))
+
+
+def application_id(handle: Handle) -> str:
+    return handle.id.removeprefix("application-")
+
+
+async def test_approved_application_is_paid_and_closed(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    assert services.stages() == [
+        "screening",
+        "partner_confirmation",
+        "review",
+        "awarded",
+        "funds_reservation",
+        "advance_payment",
+        "awaiting_exchange",
+        "report_due",
+        "report_review",
+        "final_payment",
+        "closing",
+        "closed",
+    ]
+    payments = services.commands(topics.TRANCHE_PAY)
+    assert [(p.tranche, p.amount) for p in payments] == [(1, usd(7_000)), (2, usd(3_000))]
+    assert {p.idempotency_key for p in payments} == {
+        f"{result.application_id}:1",
+        f"{result.application_id}:2",
+    }
+    assert result.amounts.awarded == result.amounts.paid == usd(10_000)
+    assert result.amounts.refunded is None
+    assert not services.commands(topics.FUNDS_RELEASE)
+    assert not escalations(services)
+
+
+async def test_ineligible_application_stops_at_screening(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    partner = submission().payload.partner.model_copy(update={"country": "FR"})
+    application = await lifecycle.application(partner=partner)
+
+    result = await lifecycle.run(services, application)
+
+    assert result.stage is Stage.INELIGIBLE
+    assert result.reason is not None and "partner country FR is not eligible" in result.reason
+    assert services.stages() == ["screening", "ineligible"]
+    assert not [sent for sent in services.sent if sent.kind == "command"]
+
+
+async def test_low_score_declines_the_application(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.review_score = lambda _round: 1
+    services.review_recommendation = "decline"
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.DECLINED
+    assert result.reason == "score 2000 bp is below the pass mark 6000"
+    assert not services.commands(topics.FUNDS_RESERVE)
+    declined = services.events(topics.APPLICATION_STATUS_CHANGED)[-1]
+    assert [deadline.name for deadline in declined.deadlines] == ["override_window_ends"]
+
+
+async def test_revision_requested_then_resubmitted_is_reviewed_again(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.review_score = lambda round_: 2 if round_ == 1 else 4
+    services.review_recommendation = "revise"
+
+    async def resubmit(handle: Handle, status: ApplicationStatusChanged) -> None:
+        assert status.action_required is not None
+        revised = ApplicationResubmitted(
+            application_id=status.application_id,
+            member_id=status.member_id,
+            revision=1,
+            requested=usd(9_000),
+            summary="A smaller kiosk network, with the utility co-funding",
+            budget_lines=[],
+        )
+        await handle.signal(wf.resubmitted, answer(revised, status.application_id, "intake"))
+
+    services.on_stage["revision_requested"] = resubmit
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    rounds = services.commands(topics.REVIEW_REQUESTED)
+    assert [r.round for r in rounds] == [1, 2]
+    assert rounds[1].requested == usd(9_000)
+    assert rounds[1].summary.startswith("A smaller kiosk network")
+    assert result.amounts.awarded == usd(9_000)
+    assert services.stages()[:5] == [
+        "screening",
+        "partner_confirmation",
+        "review",
+        "revision_requested",
+        "review",
+    ]
+
+
+async def test_missed_revision_deadline_lapses_the_application(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.review_score = lambda _round: 2
+    services.review_recommendation = "revise"
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.REVISION_LAPSED
+    reminders = services.events(topics.REMINDER_DUE)
+    assert [reminder.about for reminder in reminders] == ["revision_due"]
+    assert len(services.commands(topics.REVIEW_REQUESTED)) == 1
+
+
+async def test_partner_never_confirms_and_an_officer_lets_it_proceed(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.partner = "never"
+
+    async def officer_decides(handle: Handle, _status: Any) -> None:
+        decision = PartnerDecision(proceed=True, reason="confirmed by phone", officer="po-1")
+        await handle.start_update(
+            wf.decide_partner, decision, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+
+    services.on_stage["partner_unconfirmed"] = officer_decides
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    assert services.stages()[:4] == [
+        "screening",
+        "partner_confirmation",
+        "partner_unconfirmed",
+        "review",
+    ]
+    assert [e.kind for e in escalations(services)] == ["partner_unconfirmed"]
+    requests = services.commands(topics.PARTNER_CONFIRMATION_REQUESTED)
+    assert len(requests) > 1, "an unanswered request is re-sent before its deadline"
+    assert {r.command_id for r in requests} == {requests[0].command_id}
+
+
+async def test_review_deadline_reassigns_the_late_reviews(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.answer_reviews = False
+
+    async def new_reviewers_answer(handle: Handle, reassign: Any) -> None:
+        assert reassign.task_id is None
+        for index in (3, 4):
+            late = review(reassign.application_id, reassign.round, index, 4)
+            await handle.signal(wf.review_completed, answer(late, late.application_id, "review"))
+
+    services.on_command[topics.REVIEW_REASSIGN.name] = new_reviewers_answer
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    (reassign,) = services.commands(topics.REVIEW_REASSIGN)
+    assert reassign.reason == "review deadline passed"
+    statuses = services.events(topics.APPLICATION_STATUS_CHANGED)
+    late = [s for s in statuses if s.reason == "review deadline passed: late reviews reassigned"]
+    assert len(late) == 1 and late[0].stage == "review"
+
+
+async def test_recusal_reassigns_the_task(lifecycle: Lifecycle, services: StandInServices) -> None:
+    async def one_reviews_one_recuses(handle: Handle, request: Any) -> None:
+        app = request.application_id
+        first = review(app, request.round, 1, 4)
+        await handle.signal(wf.review_completed, answer(first, app, "review"))
+        recusal = ReviewerRecused(
+            application_id=app,
+            round=request.round,
+            task_id=f"{app}-r1-t2",
+            reviewer_id="reviewer-1-2",
+            reason="former employee of the partner city",
+        )
+        await handle.signal(wf.reviewer_recused, answer(recusal, app, "review"))
+
+    async def replacement_reviews(handle: Handle, reassign: Any) -> None:
+        replacement = review(reassign.application_id, reassign.round, 3, 4)
+        await handle.signal(
+            wf.review_completed, answer(replacement, reassign.application_id, "review")
+        )
+
+    services.on_command[topics.REVIEW_REQUESTED.name] = one_reviews_one_recuses
+    services.on_command[topics.REVIEW_REASSIGN.name] = replacement_reviews
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    (reassign,) = services.commands(topics.REVIEW_REASSIGN)
+    assert reassign.task_id == f"{result.application_id}-r1-t2"
+    assert reassign.reason == "reviewer recused: former employee of the partner city"
+
+
+async def test_insufficient_budget_waitlists_until_funds_are_released(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.refusals = 1
+
+    async def another_application_releases(handle: Handle, status: Any) -> None:
+        released = FundsReleased(
+            application_id="app-other",
+            command_id="release-other",
+            amount=usd(12_000),
+            program_code="AUPAP",
+            cycle="2027",
+        )
+        await handle.signal(wf.funds_released, answer(released, "app-other", "disbursement"))
+
+    services.on_stage["waitlisted"] = another_application_releases
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    reservations = services.commands(topics.FUNDS_RESERVE)
+    assert len({r.command_id for r in reservations}) == 2
+    assert {r.idempotency_key for r in reservations} == {f"{result.application_id}:reservation"}
+    assert services.stages()[4:7] == ["funds_reservation", "waitlisted", "advance_payment"]
+
+
+async def test_payment_failure_is_instructed_again_and_settles(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.payment_failures = 1
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    payments = services.commands(topics.TRANCHE_PAY)
+    assert [p.tranche for p in payments] == [1, 1, 2]
+    assert payments[0].command_id != payments[1].command_id
+    assert payments[0].idempotency_key == payments[1].idempotency_key
+    assert result.amounts.paid == usd(10_000)
+    assert not escalations(services)
+
+
+async def test_payment_failing_for_good_escalates_to_an_officer(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.payment_failures = 3
+
+    async def officer_retries(handle: Handle, escalation: Any) -> None:
+        if escalation.kind == "payment_failing":
+            await handle.start_update(
+                wf.resend_command,
+                ResendCommand(step="pay", officer="po-1"),
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            )
+
+    services.on_event[topics.OFFICER_ESCALATION.name] = officer_retries
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    (escalation,) = escalations(services)
+    assert escalation.kind == "payment_failing"
+    assert escalation.stage == "payment_escalated"
+    assert [p.tranche for p in services.commands(topics.TRANCHE_PAY)] == [1, 1, 1, 1, 2]
+    assert "payment_escalated" in services.stages()
+    assert result.amounts.paid == usd(10_000)
+
+
+async def test_amendment_moves_the_dates_and_lowers_the_award(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    application = await lifecycle.application()
+    new_end = application.payload.exchange_end + timedelta(days=10)
+
+    async def amend(handle: Handle) -> None:
+        await reach(handle, Stage.AWAITING_EXCHANGE)
+        await handle.signal(
+            wf.amendment_requested,
+            amendment(
+                application_id(handle), "am-1", new_exchange_end=new_end, new_award=usd(8_000)
+            ),
+        )
+        answer = await handle.execute_update(
+            wf.approve_amendment, AmendmentDecision(amendment_id="am-1", officer="po-1")
+        )
+        assert answer.message == "amendment am-1 approved"
+
+    result = await lifecycle.run(services, application, meanwhile=amend)
+
+    assert result.stage is Stage.CLOSED
+    (adjust,) = services.commands(topics.AWARD_ADJUST)
+    assert adjust.new_award == usd(8_000)
+    payments = services.commands(topics.TRANCHE_PAY)
+    assert [(p.tranche, p.amount) for p in payments] == [(1, usd(7_000)), (2, usd(1_000))]
+    (report,) = services.commands(topics.REPORT_REQUESTED)
+    assert report.due_on == new_end + timedelta(days=31)
+    assert result.amounts.awarded == result.amounts.paid == usd(8_000)
+    amended = [s for s in services.events(topics.APPLICATION_STATUS_CHANGED) if s.reason]
+    assert any("amendment am-1 approved" in (s.reason or "") for s in amended)
+
+
+async def test_exchange_cancelled_after_the_advance_requests_a_refund(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    async def cancel(handle: Handle, status: Any) -> None:
+        await handle.signal(
+            wf.amendment_requested,
+            amendment(status.application_id, "am-cancel", cancel_exchange=True, reason="floods"),
+        )
+        await handle.start_update(
+            wf.approve_amendment,
+            AmendmentDecision(amendment_id="am-cancel"),
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+        )
+
+    services.on_stage["awaiting_exchange"] = cancel
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CANCELLED
+    (refund,) = services.commands(topics.REFUND_REQUEST)
+    assert refund.amount == usd(7_000)
+    assert len(services.commands(topics.FUNDS_RELEASE)) == 1
+    assert not services.commands(topics.REPORT_REQUESTED)
+    assert result.amounts.refunded == usd(7_000)
+
+
+async def test_late_report_brings_reminders_then_overdue_then_restores_standing(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.report = "never"
+
+    async def report_arrives(handle: Handle, overdue: Any) -> None:
+        await services.submit_report(handle, usd(10_000), revision=1)
+
+    services.on_event[topics.REPORT_OVERDUE.name] = report_arrives
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    reminders = services.events(topics.REMINDER_DUE)
+    assert [r.about for r in reminders] == [
+        "report_due",
+        "report_due",
+        "report_overdue",
+        "report_overdue",
+    ]
+    (overdue,) = services.events(topics.REPORT_OVERDUE)
+    (request,) = {r.command_id: r for r in services.commands(topics.REPORT_REQUESTED)}.values()
+    assert overdue.due_on == request.due_on
+    statuses = services.events(topics.APPLICATION_STATUS_CHANGED)
+    stages = [s.stage for s in statuses]
+    assert stages[stages.index("report_due") : stages.index("report_review") + 1] == [
+        "report_due",
+        "report_overdue",
+        "report_review",
+    ]
+    on_hold = statuses[stages.index("report_overdue")]
+    assert on_hold.reason is not None and "final tranche is on hold" in on_hold.reason
+    restored = statuses[stages.index("report_review")]
+    assert restored.reason is not None and "good standing restored" in restored.reason
+    assert [p.tranche for p in services.commands(topics.TRANCHE_PAY)] == [1, 2]
+
+
+async def test_report_changes_requested_then_approved(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.report_outcomes = ["changes_requested"]
+
+    async def revise(handle: Handle, status: Any) -> None:
+        assert status.action_required is not None
+        await services.submit_report(handle, usd(10_000), revision=2)
+
+    services.on_stage["report_changes_requested"] = revise
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    reviews = services.commands(topics.REPORT_REVIEW_REQUESTED)
+    assert len({r.command_id for r in reviews}) == 2
+    stages = services.stages()
+    assert stages[stages.index("report_review") :][:3] == [
+        "report_review",
+        "report_changes_requested",
+        "report_review",
+    ]
+
+
+async def test_underspend_is_released_and_partly_refunded(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.actual_spending = usd(5_000)
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    assert [p.tranche for p in services.commands(topics.TRANCHE_PAY)] == [1]
+    (refund,) = services.commands(topics.REFUND_REQUEST)
+    assert refund.amount == usd(2_000)
+    (release,) = services.commands(topics.FUNDS_RELEASE)
+    assert release.reason == "close-out: unspent funds"
+    assert result.amounts.paid == usd(7_000)
+    assert result.amounts.refunded == usd(2_000)
+
+
+async def test_withdrawal_before_the_advance_releases_the_reservation(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    async def withdraw(handle: Handle, status: Any) -> None:
+        withdrawn = ApplicationWithdrawn(
+            application_id=status.application_id, member_id=status.member_id, reason="no visas"
+        )
+        await handle.signal(wf.withdrawn, answer(withdrawn, status.application_id, "intake"))
+
+    services.on_stage["funds_reservation"] = withdraw
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.WITHDRAWN
+    assert result.reason == "withdrawn: no visas"
+    assert len(services.commands(topics.FUNDS_RELEASE)) == 1
+    assert not services.commands(topics.TRANCHE_PAY)
+    assert not services.commands(topics.REFUND_REQUEST)
+
+
+async def test_withdrawal_after_the_advance_requests_a_refund(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    async def withdraw(handle: Handle, status: Any) -> None:
+        withdrawn = ApplicationWithdrawn(
+            application_id=status.application_id, member_id=status.member_id, reason="no visas"
+        )
+        await handle.signal(wf.withdrawn, answer(withdrawn, status.application_id, "intake"))
+
+    services.on_stage["awaiting_exchange"] = withdraw
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.WITHDRAWN
+    (refund,) = services.commands(topics.REFUND_REQUEST)
+    assert refund.amount == usd(7_000)
+    assert len(services.commands(topics.FUNDS_RELEASE)) == 1
+    assert result.amounts.refunded == usd(7_000)
+    assert services.stages()[-2:] == ["withdrawing", "withdrawn"]
+
+
+async def test_officer_override_awards_less_when_reviewers_are_short(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    async def too_few_reviewers(handle: Handle, request: Any) -> None:
+        short = ReviewersShort(
+            application_id=request.application_id, round=request.round, needed=2, assigned=1
+        )
+        await handle.signal(wf.reviewers_short, answer(short, request.application_id, "review"))
+
+    async def officer_awards(handle: Handle, _status: Any) -> None:
+        decision = OverrideDecision(
+            outcome="awarded", award=usd(8_000), reason="strong case, smaller budget"
+        )
+        await handle.start_update(
+            wf.override_decision, decision, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+
+    services.on_command[topics.REVIEW_REQUESTED.name] = too_few_reviewers
+    services.on_stage["reviewers_short"] = officer_awards
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    assert [e.kind for e in escalations(services)] == ["reviewers_short"]
+    assert result.amounts.requested == usd(10_000)
+    assert result.amounts.awarded == result.amounts.paid == usd(8_000)
+    awarded = services.events(topics.APPLICATION_STATUS_CHANGED)[services.stages().index("awarded")]
+    assert awarded.reason is not None and "officer override" in awarded.reason
+
+
+async def test_duplicate_and_early_events_are_used_once(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.partner = "never"
+    services.answer_reviews = False
+    services.duplicate_answers = True
+
+    async def events_before_their_requests(handle: Handle) -> None:
+        app = application_id(handle)
+        confirmed = answer(
+            PartnerConfirmed(
+                application_id=app, partner_contact_email="partner@kisumu.example", confirmed=True
+            ),
+            app,
+            "intake",
+        )
+        reviews = [answer(review(app, 1, index, 4), app, "review") for index in (1, 2)]
+        for event in [reviews[0], confirmed, reviews[0], reviews[1], confirmed]:
+            signal = wf.partner_confirmed if event is confirmed else wf.review_completed
+            await handle.signal(signal, event)
+
+    result = await lifecycle.run(services, meanwhile=events_before_their_requests)
+
+    assert result.stage is Stage.CLOSED
+    assert result.amounts.paid == usd(10_000)
+    assert len(services.commands(topics.TRANCHE_PAY)) == 2
+    assert len(services.commands(topics.REVIEW_REQUESTED)) == 1
+    assert not services.commands(topics.REVIEW_REASSIGN)
+    assert "partner_unconfirmed" not in services.stages()
+
+
+async def test_lost_command_is_sent_again_with_the_same_id(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.drop[topics.FUNDS_RESERVE.name] = 1
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    sends = [s for s in services.sent if s.topic == topics.FUNDS_RESERVE.name]
+    assert len(sends) == 2
+    command_id = sends[0].payload.command_id
+    assert sends[1].payload == sends[0].payload
+    assert [s.event_id for s in sends] == [
+        deterministic_id(command_id, "send", "1"),
+        deterministic_id(command_id, "send", "2"),
+    ]
+    assert command_id == str(
+        deterministic_id(f"application-{result.application_id}", "reserve", "1")
+    )

@@ -1,0 +1,321 @@
+"""The officers' lifecycle API: a thin HTTP edge over the workflow's queries and updates.
+
+Each action is a workflow update whose validator checks it against the lifecycle's state:
+answered 200 when the workflow took it up, 409 with the validator's reason when it was
+refused, 202 when it was accepted but is still being applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.exceptions import FailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from shared.auth import OFFICERS, Principal, require
+from shared.contracts.money import Money
+from workflows.funding.models import (
+    WORKFLOW_ID_PREFIX,
+    AmendmentDecision,
+    LifecycleView,
+    OverrideDecision,
+    PartnerDecision,
+    ResendCommand,
+    Stage,
+    UpdateAnswer,
+    WithdrawRequest,
+    workflow_id,
+)
+from workflows.funding.search_attributes import MEMBER, PROGRAM, STAGE, STAGE_ENTERED_AT
+from workflows.funding.workflow import ExchangeFundingWorkflow
+
+# How long a request waits for the workflow to act before answering 202.
+UPDATE_ANSWER_TIMEOUT = 10.0
+
+Officer = Annotated[Principal, Depends(require(*OFFICERS))]
+ApplicationId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+def temporal_client(request: Request) -> Client:
+    client: Client | None = getattr(request.app.state, "temporal", None)
+    if client is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "not connected to Temporal yet")
+    return client
+
+
+Temporal = Annotated[Client, Depends(temporal_client)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OverrideBody(Body):
+    outcome: Literal["awarded", "declined", "revision_requested"]
+    reason: str = Field(min_length=1, max_length=2000)
+    award: Money | None = Field(default=None, description="With 'awarded': the amount.")
+
+
+class AmendmentBody(Body):
+    approve: bool = Field(default=True, description="False refuses the amendment.")
+    reason: str = Field(default="", max_length=2000)
+
+
+class PartnerDecisionBody(Body):
+    proceed: bool = Field(description="True: review without the partner's confirmation.")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ResendBody(Body):
+    step: str | None = Field(
+        default=None,
+        max_length=50,
+        description="Only this step's commands (e.g. 'pay', 'reserve'); default: all.",
+    )
+
+
+class WithdrawBody(Body):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class StuckApplication(BaseModel):
+    application_id: str
+    workflow_id: str
+    stage: str | None
+    stage_entered_at: datetime | None
+    program_code: str | None
+    member_id: str | None
+
+
+class StuckApplications(BaseModel):
+    stage: Stage | None
+    stuck_for_days: int
+    entered_before: datetime
+    applications: list[StuckApplication]
+
+
+router = APIRouter(prefix="/v1/lifecycle", tags=["lifecycle"])
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No lifecycle for this application."}
+}
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Refused by the lifecycle; the detail says why."},
+    202: {"description": "Accepted; the lifecycle is still applying it."},
+    **_NOT_FOUND,
+}
+
+
+@router.get(
+    "",
+    response_model=StuckApplications,
+    summary="Applications stuck in a stage",
+    description="Running lifecycles that entered their current stage at least "
+    "`stuck_for_days` days ago (a visibility query on the Grantflow* search attributes).",
+)
+async def stuck_applications(
+    _officer: Officer,
+    client: Temporal,
+    stage: Annotated[Stage | None, Query(description="Only this stage.")] = None,
+    stuck_for_days: Annotated[int, Query(ge=0, le=3650)] = 0,
+    program: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,40}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> StuckApplications:
+    entered_before = datetime.now(UTC) - timedelta(days=stuck_for_days)
+    clauses = [
+        "WorkflowType = 'ExchangeFundingWorkflow'",
+        "ExecutionStatus = 'Running'",
+        f"GrantflowStageEnteredAt <= '{entered_before.strftime('%Y-%m-%dT%H:%M:%SZ')}'",
+    ]
+    if stage is not None:
+        clauses.append(f"GrantflowStage = '{stage.value}'")
+    if program is not None:
+        clauses.append(f"GrantflowProgram = '{program}'")
+    found: list[StuckApplication] = []
+    async for execution in client.list_workflows(" AND ".join(clauses), limit=limit):
+        attributes = execution.typed_search_attributes
+        found.append(
+            StuckApplication(
+                application_id=execution.id.removeprefix(WORKFLOW_ID_PREFIX),
+                workflow_id=execution.id,
+                stage=attributes.get(STAGE),
+                stage_entered_at=attributes.get(STAGE_ENTERED_AT),
+                program_code=attributes.get(PROGRAM),
+                member_id=attributes.get(MEMBER),
+            )
+        )
+    return StuckApplications(
+        stage=stage,
+        stuck_for_days=stuck_for_days,
+        entered_before=entered_before,
+        applications=found,
+    )
+
+
+@router.get(
+    "/{application_id}",
+    response_model=LifecycleView,
+    responses=_NOT_FOUND,
+    summary="An application's lifecycle",
+    description="Stage, deadlines ahead, history of transitions, amounts, commands "
+    "waiting for an answer and amendments waiting for an officer.",
+)
+async def read_lifecycle(
+    application_id: ApplicationId, _officer: Officer, client: Temporal
+) -> LifecycleView:
+    handle = client.get_workflow_handle(workflow_id(application_id))
+    try:
+        view: LifecycleView = await handle.query(ExchangeFundingWorkflow.lifecycle)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(404, f"no lifecycle for application {application_id}") from error
+        raise
+    return view
+
+
+async def _update(
+    client: Client, application_id: str, update: Any, argument: BaseModel, response: Response
+) -> UpdateAnswer:
+    handle = client.get_workflow_handle(workflow_id(application_id))
+    try:
+        update_handle = await handle.start_update(
+            update, argument, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+        answer: UpdateAnswer = await asyncio.wait_for(
+            update_handle.result(), timeout=UPDATE_ANSWER_TIMEOUT
+        )
+    except WorkflowUpdateFailedError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, _reason(error)) from error
+    except TimeoutError:
+        response.status_code = status.HTTP_202_ACCEPTED
+        view = await handle.query(ExchangeFundingWorkflow.stage)
+        return UpdateAnswer(stage=view.stage, message="accepted; the lifecycle is applying it")
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        try:
+            await handle.describe()
+        except RPCError as missing:
+            raise HTTPException(404, f"no lifecycle for application {application_id}") from missing
+        raise HTTPException(status.HTTP_409_CONFLICT, "the lifecycle has ended") from error
+    return answer
+
+
+def _reason(error: WorkflowUpdateFailedError) -> str:
+    """The validator's (or the handler's) message, without the exception type."""
+    cause = error.cause
+    if isinstance(cause, FailureError):
+        return cause.message
+    return str(cause or error)
+
+
+@router.post(
+    "/{application_id}/override",
+    response_model=UpdateAnswer,
+    responses=_REFUSED,
+    summary="Override the decision",
+    description="Award (optionally a lower amount), decline or ask for a revision, "
+    "with a reason; possible during review and while a decline can still be overridden.",
+)
+async def override_decision(
+    application_id: ApplicationId,
+    body: OverrideBody,
+    officer: Officer,
+    client: Temporal,
+    response: Response,
+) -> UpdateAnswer:
+    decision = OverrideDecision(
+        outcome=body.outcome, reason=body.reason, award=body.award, officer=officer.subject
+    )
+    return await _update(
+        client, application_id, ExchangeFundingWorkflow.override_decision, decision, response
+    )
+
+
+@router.post(
+    "/{application_id}/amendments/{amendment_id}/approve",
+    response_model=UpdateAnswer,
+    responses=_REFUSED,
+    summary="Approve (or refuse) an amendment",
+    description="Moves dates or changes the award of an exchange still ahead; "
+    "`approve: false` refuses it. Cancelling the exchange requests a refund of the advance.",
+)
+async def approve_amendment(
+    application_id: ApplicationId,
+    amendment_id: Annotated[str, Field(min_length=1, max_length=100)],
+    body: AmendmentBody,
+    officer: Officer,
+    client: Temporal,
+    response: Response,
+) -> UpdateAnswer:
+    decision = AmendmentDecision(
+        amendment_id=amendment_id, approve=body.approve, reason=body.reason, officer=officer.subject
+    )
+    return await _update(
+        client, application_id, ExchangeFundingWorkflow.approve_amendment, decision, response
+    )
+
+
+@router.post(
+    "/{application_id}/partner-decision",
+    response_model=UpdateAnswer,
+    responses=_REFUSED,
+    summary="Decide on a partner that never confirmed",
+)
+async def decide_partner(
+    application_id: ApplicationId,
+    body: PartnerDecisionBody,
+    officer: Officer,
+    client: Temporal,
+    response: Response,
+) -> UpdateAnswer:
+    decision = PartnerDecision(proceed=body.proceed, reason=body.reason, officer=officer.subject)
+    return await _update(
+        client, application_id, ExchangeFundingWorkflow.decide_partner, decision, response
+    )
+
+
+@router.post(
+    "/{application_id}/resend",
+    response_model=UpdateAnswer,
+    responses=_REFUSED,
+    summary="Re-send a stuck command",
+    description="Sends again, with the same command id, the commands still waiting for an "
+    "answer; after repeated payment failures, instructs the payment again.",
+)
+async def resend_command(
+    application_id: ApplicationId,
+    body: ResendBody,
+    officer: Officer,
+    client: Temporal,
+    response: Response,
+) -> UpdateAnswer:
+    request = ResendCommand(step=body.step, officer=officer.subject)
+    return await _update(
+        client, application_id, ExchangeFundingWorkflow.resend_command, request, response
+    )
+
+
+@router.post(
+    "/{application_id}/withdraw",
+    response_model=UpdateAnswer,
+    responses=_REFUSED,
+    summary="Withdraw on the applicant's behalf",
+    description="Releases the reservation and requests refunds of what was paid; "
+    "refused once close-out has started.",
+)
+async def withdraw(
+    application_id: ApplicationId,
+    body: WithdrawBody,
+    officer: Officer,
+    client: Temporal,
+    response: Response,
+) -> UpdateAnswer:
+    request = WithdrawRequest(reason=body.reason, requested_by=officer.subject)
+    update = ExchangeFundingWorkflow.withdraw
+    return await _update(client, application_id, update, request, response)

@@ -1,0 +1,168 @@
+"""Inputs, results, queries and updates of the exchange-funding workflow (pydantic models).
+
+They travel through Temporal with ``temporalio.contrib.pydantic.pydantic_data_converter``.
+One model per input, so fields can be added without breaking running workflows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.envelope import Envelope
+from shared.contracts.intake import ApplicationSubmitted
+from shared.contracts.money import Money
+from shared.contracts.stages import FINAL_STAGES as FINAL_STAGES  # re-exported
+from shared.contracts.stages import Stage as Stage  # re-exported
+from shared.contracts.workflows import Amounts, Deadline
+
+WORKFLOW_ID_PREFIX = "application-"
+
+
+def workflow_id(application_id: str) -> str:
+    """The one workflow of an application."""
+    return f"{WORKFLOW_ID_PREFIX}{application_id}"
+
+
+NOT_WITHDRAWABLE = FINAL_STAGES | {
+    Stage.FINAL_PAYMENT,
+    Stage.CLOSING,
+    Stage.WITHDRAWING,
+    Stage.CANCELLING,
+}
+OVERRIDABLE = frozenset(
+    {Stage.REVIEW, Stage.REVIEWERS_SHORT, Stage.DECLINED, Stage.REVISION_REQUESTED}
+)
+AMENDABLE = frozenset({Stage.AWAITING_EXCHANGE})
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FundingInput(Model):
+    submission: Envelope[ApplicationSubmitted]
+    search_attributes: bool = Field(
+        default=True,
+        description="Upsert the Grantflow* search attributes (the server must have them).",
+    )
+
+
+class FundingResult(Model):
+    application_id: str
+    stage: Stage
+    reason: str | None
+    amounts: Amounts
+
+
+class Transition(Model):
+    sequence: int
+    stage: Stage
+    previous: Stage | None
+    at: datetime
+    reason: str | None = None
+
+
+class StageView(Model):
+    stage: Stage
+    entered_at: datetime
+    previous: Stage | None
+    reason: str | None
+
+
+class OutstandingCommand(Model):
+    command_id: str
+    step: str
+    topic: str
+    sends: int
+    first_sent_at: datetime
+    next_send_at: datetime | None
+
+
+class PendingAmendment(Model):
+    amendment_id: str
+    new_exchange_start: str | None
+    new_exchange_end: str | None
+    new_award: Money | None
+    cancel_exchange: bool
+    reason: str
+
+
+class LifecycleView(Model):
+    application_id: str
+    member_id: str
+    program_code: str
+    stage: Stage
+    stage_entered_at: datetime
+    deadlines: list[Deadline]
+    amounts: Amounts
+    history: list[Transition]
+    outstanding_commands: list[OutstandingCommand]
+    pending_amendments: list[PendingAmendment]
+    review_round: int
+    finished: bool
+
+
+# -- updates (officers) ---------------------------------------------------------------
+
+
+class OverrideDecision(Model):
+    outcome: Literal["awarded", "declined", "revision_requested"]
+    reason: str = Field(min_length=1, max_length=2000)
+    award: Money | None = Field(default=None, description="Awarded amount; default: requested.")
+    officer: str = ""
+
+
+class AmendmentDecision(Model):
+    amendment_id: str = Field(min_length=1)
+    approve: bool = True
+    reason: str = Field(default="", max_length=2000)
+    officer: str = ""
+
+
+class PartnerDecision(Model):
+    proceed: bool
+    reason: str = Field(min_length=1, max_length=2000)
+    officer: str = ""
+
+
+class ResendCommand(Model):
+    step: str | None = Field(
+        default=None, description="Only commands of this step (e.g. 'pay'); default: all."
+    )
+    officer: str = ""
+
+
+class WithdrawRequest(Model):
+    reason: str = Field(min_length=1, max_length=2000)
+    requested_by: str = ""
+
+
+class UpdateAnswer(Model):
+    accepted: bool = True
+    stage: Stage
+    message: str
+
+
+# -- activities -----------------------------------------------------------------------
+
+
+class Outgoing(Model):
+    """One message for Kafka: the topic's name (unprefixed) and its envelope's parts."""
+
+    topic: str
+    event_id: uuid.UUID
+    application_id: str
+    correlation_id: str
+    causation_id: str | None = None
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+
+class Publication(Model):
+    """What one step of the workflow publishes, in order."""
+
+    messages: list[Outgoing] = Field(min_length=1)
