@@ -32,18 +32,10 @@ def tansu() -> Iterator[Tansu]:
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped at the end."""
     name = f"grantflow_test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
     base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     yield f"{base}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +49,27 @@ def database_url(request: pytest.FixtureRequest, sqlite_dir: Path) -> str:
     if request.param == "postgres":
         return str(request.getfixturevalue("postgres_url"))
     return f"sqlite+aiosqlite:///{sqlite_dir / f'{uuid.uuid4().hex[:8]}.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def isolated_database_url(request: pytest.FixtureRequest, sqlite_dir: Path) -> Iterator[str]:
+    """A database of the test's own, for tests whose use cases scan whole tables."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{sqlite_dir / f'{uuid.uuid4().hex[:8]}.db'}"
+        return
+    name = f"grantflow_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _postgres_admin(statement: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
 
 
 @pytest.fixture

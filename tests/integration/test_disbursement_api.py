@@ -29,9 +29,9 @@ from tests.support.disbursement import (
 
 
 @pytest.fixture
-def settings(database_url: str, unique: str) -> DisbursementSettings:
+def settings(isolated_database_url: str, unique: str) -> DisbursementSettings:
     return DisbursementSettings(
-        database_url=database_url,
+        database_url=isolated_database_url,
         topic_prefix=f"{unique}.",
         kafka_bootstrap_servers="127.0.0.1:9",  # never reached: no lifespan in these tests
         finance_webhook_secret=WEBHOOK_SECRET,
@@ -39,8 +39,8 @@ def settings(database_url: str, unique: str) -> DisbursementSettings:
 
 
 @pytest.fixture
-async def ledger(database_url: str, unique: str) -> AsyncIterator[Ledger]:
-    ledger = await Ledger.create(database_url, prefix=f"{unique}.")
+async def ledger(isolated_database_url: str, unique: str) -> AsyncIterator[Ledger]:
+    ledger = await Ledger.create(isolated_database_url, prefix=f"{unique}.")
     ledger.clock.now = datetime.now(UTC)
     yield ledger
     await ledger.close()

@@ -40,9 +40,9 @@ from tests.support.disbursement import (
 
 
 @pytest.fixture
-async def ledger(database_url: str) -> AsyncIterator[Ledger]:
+async def ledger(isolated_database_url: str) -> AsyncIterator[Ledger]:
     ledger = await Ledger.create(
-        database_url,
+        isolated_database_url,
         settlement_deadline_seconds=60,
         retry_delay_seconds=5,
         max_payment_attempts=3,

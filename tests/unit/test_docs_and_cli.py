@@ -17,7 +17,17 @@ def test_grantflow_help_lists_every_subcommand() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "grantflow", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("up", "serve", "worker", "db", "topics", "token", "docs", "reporting", "finance-sim"):
+    for command in (
+        "up",
+        "serve",
+        "worker",
+        "db",
+        "topics",
+        "token",
+        "docs",
+        "reporting",
+        "finance-sim",
+    ):
         assert f" {command} " in result.stdout, f"{command} missing from --help"
 
 
