@@ -29,7 +29,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     read-then-write transactions serialise instead of both reading stale data.
     """
     if not is_sqlite(url):
-        kwargs.setdefault("pool_pre_ping", True)
+        # A ping on every checkout costs a round trip per request; recycling connections
+        # before servers or proxies drop them costs nothing on the hot path.
+        kwargs.setdefault("pool_recycle", 1800)
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 10)
         return create_async_engine(url, **kwargs)
 
     database = make_url(url).database
