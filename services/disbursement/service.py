@@ -90,8 +90,9 @@ from shared.messaging.outbox import Outbox
 
 PRODUCER: Final = "disbursement"
 
-# The demo catalog's programs, so that `grantflow up` can fund applications at once.
-DEMO_CYCLE: Final = "2027"
+# The catalog's programs, for the 2027 cycle and the demo catalog's cycle, so that
+# `grantflow up` can fund applications at once.
+DEMO_CYCLES: Final = ("2027", "demo")
 DEMO_BUDGETS: Final = {
     "AUPAP": 50_000_000,
     "YAP-TNA": 50_000_000,
@@ -893,10 +894,11 @@ class Disbursement:
 
     async def seed_demo_budgets(self, session: AsyncSession) -> list[str]:
         created = []
-        for program_code, amount_minor in DEMO_BUDGETS.items():
-            amount = Money(amount_minor=amount_minor, currency="USD")
-            if await self.ensure_budget(session, program_code, DEMO_CYCLE, amount):
-                created.append(program_code)
+        for cycle in DEMO_CYCLES:
+            for program_code, amount_minor in DEMO_BUDGETS.items():
+                amount = Money(amount_minor=amount_minor, currency="USD")
+                if await self.ensure_budget(session, program_code, cycle, amount):
+                    created.append(f"{program_code}/{cycle}")
         return created
 
     async def budget_report(
