@@ -82,6 +82,13 @@ class ProgramRules(Contract):
         default=timedelta(hours=1),
         description="A command without an answer by then is sent again with the same id.",
     )
+    demo_exchange_ends_after: timedelta | None = Field(
+        default=None,
+        description=(
+            "Demo catalogs only: the exchange is taken to end this long after the advance "
+            "is paid, whatever its dates, so that a whole cycle runs in minutes."
+        ),
+    )
     report_due_after: timedelta = Field(description="Report due this long after the exchange.")
     report_reminders_before: list[timedelta] = Field(default_factory=list)
     report_reminders_after: list[timedelta] = Field(default_factory=list)

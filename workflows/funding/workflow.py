@@ -205,6 +205,7 @@ class ExchangeFundingWorkflow:
         self._revision = 0
         self._requested = submission.payload.requested
         self._exchange_end = submission.payload.exchange_end
+        self._exchange_wait_began: datetime | None = None
         self._award: Money | None = None
         self._tranches: list[Money] = []
         self._paid_tranches: dict[int, Money] = {}
@@ -712,14 +713,22 @@ class ExchangeFundingWorkflow:
 
     # -- 7. the exchange ------------------------------------------------------------------
 
+    def _exchange_ends_at(self) -> datetime:
+        shortcut = self._rules.demo_exchange_ends_after
+        if shortcut is not None and self._exchange_wait_began is not None:
+            return self._exchange_wait_began + shortcut
+        return domain.end_of_day(self._exchange_end)
+
     def _report_due_at(self) -> datetime:
-        return domain.end_of_day(self._exchange_end) + self._rules.report_due_after
+        return self._exchange_ends_at() + self._rules.report_due_after
 
     async def _await_exchange(self) -> bool:
         """Wait for the exchange to end, applying approved amendments; False if cancelled."""
         reason = "the advance is paid; waiting for the exchange to end"
+        if self._exchange_wait_began is None:
+            self._exchange_wait_began = workflow.now()
         while True:
-            ends_at = domain.end_of_day(self._exchange_end)
+            ends_at = self._exchange_ends_at()
             self._enter(
                 Stage.AWAITING_EXCHANGE,
                 reason,
