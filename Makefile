@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CODE := shared workflows services grantflow
 LINTED := $(CODE) tests bench
 
-.PHONY: install run test lint format bench docs clean
+.PHONY: install run demo test lint format bench docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/grantflow up
+
+demo: $(STAMP)
+	$(BIN)/grantflow up --demo
 
 test: lint
 	$(BIN)/python -m pytest
@@ -37,6 +40,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.relay
+	$(BIN)/python -m bench.intake_submit
+	$(BIN)/python -m bench.disbursement_ledger
+	$(BIN)/python -m bench.lifecycle
 
 docs: $(STAMP)
 	$(BIN)/grantflow docs

@@ -57,6 +57,12 @@ def up(
     http_port_base: Annotated[
         int | None, typer.Option(help="Services listen on BASE+1 (intake) .. BASE+5 (workflows).")
     ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo", help="Use the demo catalog, whose periods are seconds: a cycle in minutes."
+        ),
+    ] = False,
 ) -> None:
     """Start the whole stack on this machine: broker, Temporal, the services and the worker."""
     from grantflow.stack import StackOptions, run_stack
@@ -67,6 +73,7 @@ def up(
         temporal_port=temporal_port,
         temporal_ui_port=temporal_ui_port,
         http_port_base=http_port_base,
+        demo=demo,
     )
     raise typer.Exit(run_stack(options))
 

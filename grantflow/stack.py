@@ -56,6 +56,8 @@ TOKEN_TTL: Final = timedelta(hours=12)
 PR_SET_PDEATHSIG: Final = 1
 STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 FINANCE_SIM_ARGV: Final = [sys.executable, "-m", "grantflow", "finance-sim", "--delay", "2"]
+# --demo: the catalog whose periods are seconds, so a whole cycle runs in minutes.
+DEMO_CATALOG_ENV: Final = "GRANTFLOW_INTAKE_CATALOG"
 # The embedded stack is a demo: deadlines in seconds rather than hours, unless set.
 EMBEDDED_DEMO_ENV: Final = {
     "GRANTFLOW_DISBURSEMENT_SETTLEMENT_DEADLINE_SECONDS": "30",
@@ -117,6 +119,7 @@ class StackOptions:
     temporal_port: int | None = None
     temporal_ui_port: int | None = None
     ignored_options: tuple[str, ...] = ()
+    demo: bool = False
 
     @classmethod
     def from_settings(
@@ -127,6 +130,7 @@ class StackOptions:
         temporal_port: int | None = None,
         temporal_ui_port: int | None = None,
         http_port_base: int | None = None,
+        demo: bool = False,
         settings: CommonSettings | None = None,
     ) -> StackOptions:
         """Options from settings (environment) with the command line's ports on top."""
@@ -155,6 +159,7 @@ class StackOptions:
                 temporal_address=settings.temporal_address,
                 services=services,
                 ignored_options=ignored,
+                demo=demo,
             )
         kafka = _first(kafka_port, _port_of(settings.kafka_bootstrap_servers, DEFAULT_KAFKA_PORT))
         temporal = _first(temporal_port, _port_of(settings.temporal_address, DEFAULT_TEMPORAL_PORT))
@@ -169,6 +174,7 @@ class StackOptions:
             kafka_port=kafka,
             temporal_port=temporal,
             temporal_ui_port=ui,
+            demo=demo,
         )
 
     def port_claims(self) -> list[PortClaim]:
@@ -531,6 +537,8 @@ class _Stack:
         if not self.options.external:
             for name, value in EMBEDDED_DEMO_ENV.items():
                 env.setdefault(name, value)
+        if self.options.demo:
+            env.setdefault(DEMO_CATALOG_ENV, "demo")
         return env
 
     def _start_tansu(self) -> None:
@@ -762,7 +770,8 @@ class _Stack:
             ("reviewer inbox", f"{pages['review']}/inbox"),
             ("dashboard", f"{pages['reporting']}/dashboard (program officer token)"),
         ]
-        lines += [""] + [f"  {label:<{width[0]}}   {value}" for label, value in extra]
+        label_width = max(len(label) for label, _value in extra)
+        lines += [""] + [f"  {label:<{label_width}}   {value}" for label, value in extra]
         lines += ["", *self._token_lines(), ""]
         lines.append(
             f"grantflow is ready in {time.monotonic() - self.began:.1f} s (Ctrl-C stops everything)"
