@@ -3,54 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
-from playwright.async_api import Page, async_playwright
-from starlette.types import Receive, Scope, Send
+from playwright.async_api import Page
 
 from services.reporting.app import create_app
 from shared.auth import Role, mint_token
 from shared.migrations import upgrade
 from shared.settings import ReportingSettings
-from tests.support.processes import free_port, wait_for_port
+from tests.support.browser import WithoutBroker, chromium, served
 from tests.support.reporting import history
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
-
-
-class _WithoutBroker:
-    """The app without its broker lifespan (the pages read only the database)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.app.state.runtime.engine.dispose()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
 
 @pytest.fixture
@@ -63,24 +27,8 @@ async def dashboard(tmp_path: Path) -> AsyncIterator[tuple[str, ReportingSetting
         await seeding.state.reporting.handle_event(topic, envelope)
     await seeding.state.runtime.engine.dispose()
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            _WithoutBroker(create_app(settings)),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    await asyncio.to_thread(wait_for_port, port)
-    try:
-        yield f"http://127.0.0.1:{port}", settings
-    finally:
-        server.should_exit = True
-        await asyncio.to_thread(thread.join, 10)
+    with served(WithoutBroker(create_app(settings))) as base:
+        yield base, settings
 
 
 async def bar_values(page: Page, chart: str, series: str) -> list[int]:
@@ -100,50 +48,42 @@ async def test_an_officer_reads_the_totals_off_the_dashboard_charts(
     base, settings = dashboard
     officer = mint_token(settings, role=Role.PROGRAM_OFFICER)
     applicant = mint_token(settings, role=Role.APPLICANT, member_id="m-1")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+    async with chromium() as browser:
+        page = await browser.new_page()
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+
+        await page.goto(f"{base}/dashboard?token={officer}")
+        assert page.url == f"{base}/dashboard"  # signed in; the token left the address bar
+        assert await page.locator("h1").inner_text() == "All programs"
+
+        assert await bar_values(page, "applications-by-status", "Applications") == [
+            1,
+            1,
+            1,
+            1,
+        ]
+        assert await caption(page, "applications-by-status") == "4 applications"
+        money = await caption(page, "money-by-program-USD")
+        assert "Awarded 20,000.00 USD" in money and "Paid 16,400.00 USD" in money
+        assert "Refunded 500.00 USD" in money
+        assert sum(await bar_values(page, "money-by-program-USD", "Awarded")) == 2_000_000
+        assert await caption(page, "cash-flow-USD") == "Paid 16,400.00 USD · Due 3,600.00 USD"
+        assert "Agreements / MOUs 2 · Trade leads 5 · Jobs created 3" in await caption(
+            page, "outcomes"
         )
-        try:
-            page = await browser.new_page()
-            requested: list[str] = []
-            page.on("request", lambda request: requested.append(request.url))
+        assert "1 on time · 0 late" in await caption(page, "reports")
+        chart = await page.locator("figure[data-chart='money-by-program-USD'] svg").bounding_box()
+        assert chart is not None and chart["width"] > 300 and chart["height"] > 40
 
-            await page.goto(f"{base}/dashboard?token={officer}")
-            assert page.url == f"{base}/dashboard"  # signed in; the token left the address bar
-            assert await page.locator("h1").inner_text() == "All programs"
+        await page.locator("header nav a", has_text="YAP-TNA").click()
+        await page.wait_for_url(f"{base}/dashboard/programs/YAP-TNA")
+        assert "Young Ambassadors" in await page.locator("h1").inner_text()
+        assert "Awarded 12,000.00 USD" in await caption(page, "money-by-cycle-USD")
+        assert await caption(page, "applications-by-status") == "2 applications"
+        assert all(url.startswith(base) for url in requested), requested
 
-            assert await bar_values(page, "applications-by-status", "Applications") == [
-                1,
-                1,
-                1,
-                1,
-            ]
-            assert await caption(page, "applications-by-status") == "4 applications"
-            money = await caption(page, "money-by-program-USD")
-            assert "Awarded 20,000.00 USD" in money and "Paid 16,400.00 USD" in money
-            assert "Refunded 500.00 USD" in money
-            assert sum(await bar_values(page, "money-by-program-USD", "Awarded")) == 2_000_000
-            assert await caption(page, "cash-flow-USD") == "Paid 16,400.00 USD · Due 3,600.00 USD"
-            assert "Agreements / MOUs 2 · Trade leads 5 · Jobs created 3" in await caption(
-                page, "outcomes"
-            )
-            assert "1 on time · 0 late" in await caption(page, "reports")
-            chart = await page.locator(
-                "figure[data-chart='money-by-program-USD'] svg"
-            ).bounding_box()
-            assert chart is not None and chart["width"] > 300 and chart["height"] > 40
-
-            await page.locator("header nav a", has_text="YAP-TNA").click()
-            await page.wait_for_url(f"{base}/dashboard/programs/YAP-TNA")
-            assert "Young Ambassadors" in await page.locator("h1").inner_text()
-            assert "Awarded 12,000.00 USD" in await caption(page, "money-by-cycle-USD")
-            assert await caption(page, "applications-by-status") == "2 applications"
-            assert all(url.startswith(base) for url in requested), requested
-
-            other = await browser.new_page()
-            refused = await other.goto(f"{base}/dashboard?token={applicant}")
-            assert refused is not None and refused.status == 403
-            assert "for program officers" in await other.locator("main").inner_text()
-        finally:
-            await browser.close()
+        other = await browser.new_page()
+        refused = await other.goto(f"{base}/dashboard?token={applicant}")
+        assert refused is not None and refused.status == 403
+        assert "for program officers" in await other.locator("main").inner_text()

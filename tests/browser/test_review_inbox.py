@@ -2,87 +2,33 @@
 
 from __future__ import annotations
 
-import threading
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from playwright.async_api import Browser, async_playwright
-from starlette.types import ASGIApp, Receive, Scope, Send
+from playwright.async_api import Browser
 
 from services.review import service
 from services.review.app import create_app
 from shared.auth import Role, mint_token
 from shared.db import unit_of_work
 from shared.settings import ReviewSettings
-from tests.support.processes import free_port, wait_for_port
+from tests.support.browser import WithoutBroker, chromium, served
 from tests.support.review import Clock, fresh_database, request_reviews
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
-
-
-class _EngineClosedAtShutdown:
-    """Serves the app without its broker lifespan, closing the database on shutdown."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.app.state.runtime.engine.dispose()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
 
 @pytest.fixture
 def serve() -> Iterator[Any]:
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(app: ASGIApp) -> str:
-        port = free_port()
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        wait_for_port(port)
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with contextlib.ExitStack() as servers:
+        yield lambda app: servers.enter_context(served(app))
 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def seeded_inbox(tmp_path: Path) -> tuple[ReviewSettings, Any]:
@@ -114,7 +60,7 @@ async def test_a_reviewer_signs_in_reviews_a_task_and_sees_it_leave_the_queue(
     tmp_path: Path, serve: Any, browser: Browser
 ) -> None:
     settings, app = await seeded_inbox(tmp_path)
-    base = serve(_EngineClosedAtShutdown(app))
+    base = serve(WithoutBroker(app))
     token = mint_token(settings, role=Role.REVIEWER, reviewer_id="demo-reviewer-1")
 
     page = await browser.new_page()
@@ -171,7 +117,7 @@ async def test_a_non_reviewer_token_cannot_sign_in(
     tmp_path: Path, serve: Any, browser: Browser
 ) -> None:
     settings, app = await seeded_inbox(tmp_path)
-    base = serve(_EngineClosedAtShutdown(app))
+    base = serve(WithoutBroker(app))
     page = await browser.new_page()
     await page.goto(f"{base}/inbox")
     await page.fill("textarea[name=token]", mint_token(settings, role=Role.PROGRAM_OFFICER))
