@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
+from shared.contracts.envelope import Envelope
 from shared.contracts.topics import Topic
 from shared.messaging.deadletter import DeadLetterPolicy
 from shared.messaging.outbox import Publisher
@@ -73,6 +75,36 @@ def subscriber(
         title=f"{first.name}:{group_id}" if len(topics) == 1 else f"{group_id}",
         description="; ".join(f"{topic.name}: {topic.description}" for topic in topics),
     )
+
+
+EventHandler = Callable[[Envelope[Any]], Awaitable[None]]
+
+
+def subscribe_by_topic(
+    broker: KafkaBroker | KafkaRouter,
+    settings: CommonSettings,
+    handlers: Mapping[Topic, EventHandler],
+    *,
+    group_id: str,
+) -> None:
+    """One consumer for several topics, each message parsed as its topic's envelope.
+
+    The service joins its group once instead of once per topic (see ``subscriber``); an
+    envelope that fails validation raises, and the dead-letter middleware takes it.
+    """
+    by_name = {
+        topic.qualified(settings.topic_prefix): (topic, handler)
+        for topic, handler in handlers.items()
+    }
+
+    async def on_event(message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple), "batch consumers are not supported"
+        topic, handler = by_name[record.topic]
+        envelope_type: type[Envelope[Any]] = Envelope[topic.payload]  # type: ignore[name-defined]
+        await handler(envelope_type.model_validate_json(message.body))
+
+    subscriber(broker, settings, *handlers, group_id=group_id)(on_event)
 
 
 async def ensure_topics(bootstrap_servers: str, names: list[str], partitions: int = 3) -> None:
