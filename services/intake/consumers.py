@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake import service
 from services.intake.service import Intake
 from shared.contracts.envelope import Envelope
-from shared.contracts.reporting import MemberStandingChanged
 from shared.contracts.topics import (
     APPLICATION_STATUS_CHANGED,
     MEMBER_STANDING_CHANGED,
@@ -22,13 +21,8 @@ from shared.contracts.topics import (
     REMINDER_DUE,
     Topic,
 )
-from shared.contracts.workflows import (
-    ApplicationStatusChanged,
-    ReminderDue,
-    RequestPartnerConfirmation,
-)
 from shared.logging import log_context
-from shared.messaging.broker import subscriber
+from shared.messaging.broker import EventHandler, subscribe_by_topic
 from shared.service import ServiceRuntime
 
 UseCase = Callable[[AsyncSession, Intake, Any], Awaitable[None]]
@@ -41,11 +35,6 @@ def register_consumers(
     if fetch_max_wait_ms is not None:
         settings = settings.model_copy(update={"kafka_fetch_max_wait_ms": fetch_max_wait_ms})
 
-    def group(handler: str) -> str:
-        # One group per handler: consumers of different topics never make each other
-        # rebalance (on Tansu every join costs half a session timeout).
-        return f"{settings.consumer_group}.{handler}"
-
     async def handle(name: str, topic: Topic, event: Envelope[Any], use_case: UseCase) -> None:
         async def change(session: AsyncSession) -> None:
             await use_case(session, intake, event)
@@ -53,44 +42,32 @@ def register_consumers(
         with log_context(application_id=event.application_id, correlation_id=event.correlation_id):
             await runtime.inbox(name).process(event, topic.name, change)
 
-    @subscriber(
-        runtime.broker, settings, APPLICATION_STATUS_CHANGED, group_id=group("on_status_changed")
-    )
-    async def on_status_changed(event: Envelope[ApplicationStatusChanged]) -> None:
-        await handle(
-            "on_status_changed", APPLICATION_STATUS_CHANGED, event, service.apply_status_change
-        )
+    def use(name: str, topic: Topic, use_case: UseCase) -> EventHandler:
+        async def handler(event: Envelope[Any]) -> None:
+            await handle(name, topic, event, use_case)
 
-    @subscriber(runtime.broker, settings, REMINDER_DUE, group_id=group("on_reminder_due"))
-    async def on_reminder_due(event: Envelope[ReminderDue]) -> None:
-        await handle("on_reminder_due", REMINDER_DUE, event, service.remind)
+        return handler
 
-    @subscriber(
+    # One consumer for every topic: each extra consumer would join the group once more, and
+    # on Tansu every join costs half a session timeout.
+    subscribe_by_topic(
         runtime.broker,
         settings,
-        MEMBER_STANDING_CHANGED,
-        group_id=group("on_member_standing_changed"),
+        {
+            APPLICATION_STATUS_CHANGED: use(
+                "on_status_changed", APPLICATION_STATUS_CHANGED, service.apply_status_change
+            ),
+            REMINDER_DUE: use("on_reminder_due", REMINDER_DUE, service.remind),
+            MEMBER_STANDING_CHANGED: use(
+                "on_member_standing_changed",
+                MEMBER_STANDING_CHANGED,
+                service.apply_member_standing,
+            ),
+            PARTNER_CONFIRMATION_REQUESTED: use(
+                "on_partner_confirmation_requested",
+                PARTNER_CONFIRMATION_REQUESTED,
+                service.request_partner_confirmation,
+            ),
+        },
+        group_id=settings.consumer_group,
     )
-    async def on_member_standing_changed(event: Envelope[MemberStandingChanged]) -> None:
-        await handle(
-            "on_member_standing_changed",
-            MEMBER_STANDING_CHANGED,
-            event,
-            service.apply_member_standing,
-        )
-
-    @subscriber(
-        runtime.broker,
-        settings,
-        PARTNER_CONFIRMATION_REQUESTED,
-        group_id=group("on_partner_confirmation_requested"),
-    )
-    async def on_partner_confirmation_requested(
-        event: Envelope[RequestPartnerConfirmation],
-    ) -> None:
-        await handle(
-            "on_partner_confirmation_requested",
-            PARTNER_CONFIRMATION_REQUESTED,
-            event,
-            service.request_partner_confirmation,
-        )

@@ -15,10 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.review import service
 from shared.contracts.envelope import Envelope
-from shared.contracts.topics import REPORT_REVIEW_REQUESTED, REVIEW_REASSIGN, REVIEW_REQUESTED
-from shared.contracts.workflows import ReassignReview, RequestReportReview, RequestReviews
+from shared.contracts.topics import (
+    REPORT_REVIEW_REQUESTED,
+    REVIEW_REASSIGN,
+    REVIEW_REQUESTED,
+    Topic,
+)
 from shared.logging import log_context
-from shared.messaging.broker import subscriber
+from shared.messaging.broker import EventHandler, subscribe_by_topic
 from shared.messaging.outbox import Outbox
 from shared.service import ServiceRuntime
 
@@ -36,29 +40,23 @@ def register_consumers(runtime: ServiceRuntime, clock: Callable[[], datetime]) -
         with log_context(application_id=event.application_id, correlation_id=event.correlation_id):
             await runtime.inbox(name).process(event, topic, change)
 
-    @subscriber(runtime.broker, settings, REVIEW_REQUESTED, group_id=f"{group}.requested")
-    async def on_review_requested(event: Envelope[RequestReviews]) -> None:
-        await handle(
-            "on_review_requested",
-            REVIEW_REQUESTED.qualified(settings.topic_prefix),
-            event,
-            service.request_reviews,
-        )
+    def use(name: str, topic: Topic, use_case: UseCase) -> EventHandler:
+        async def handler(event: Envelope[Any]) -> None:
+            await handle(name, topic.qualified(settings.topic_prefix), event, use_case)
 
-    @subscriber(runtime.broker, settings, REVIEW_REASSIGN, group_id=f"{group}.reassign")
-    async def on_review_reassign(event: Envelope[ReassignReview]) -> None:
-        await handle(
-            "on_review_reassign",
-            REVIEW_REASSIGN.qualified(settings.topic_prefix),
-            event,
-            service.reassign_late,
-        )
+        return handler
 
-    @subscriber(runtime.broker, settings, REPORT_REVIEW_REQUESTED, group_id=f"{group}.report")
-    async def on_report_review_requested(event: Envelope[RequestReportReview]) -> None:
-        await handle(
-            "on_report_review_requested",
-            REPORT_REVIEW_REQUESTED.qualified(settings.topic_prefix),
-            event,
-            service.request_report_review,
-        )
+    # One consumer for the three commands: each extra consumer would join the group once
+    # more, and on Tansu every join costs half a session timeout.
+    subscribe_by_topic(
+        runtime.broker,
+        settings,
+        {
+            REVIEW_REQUESTED: use("on_review_requested", REVIEW_REQUESTED, service.request_reviews),
+            REVIEW_REASSIGN: use("on_review_reassign", REVIEW_REASSIGN, service.reassign_late),
+            REPORT_REVIEW_REQUESTED: use(
+                "on_report_review_requested", REPORT_REVIEW_REQUESTED, service.request_report_review
+            ),
+        },
+        group_id=group,
+    )
