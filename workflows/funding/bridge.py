@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
 from faststream.kafka import KafkaBroker, KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
@@ -43,7 +43,7 @@ from shared.contracts.intake import (
 )
 from shared.contracts.topics import Topic
 from shared.logging import log_context
-from shared.messaging.broker import subscriber
+from shared.messaging.broker import subscribe_by_topic
 from shared.messaging.deadletter import PoisonMessage
 from shared.settings import WorkflowsSettings
 from workflows.funding.models import FundingInput, Stage, workflow_id
@@ -167,20 +167,10 @@ class Bridge:
         the partitions are shared out, so events of different applications are handled
         in parallel while one application's events stay in order (its id is the key).
         """
-        prefix = self.settings.topic_prefix
-        by_name = {topic.qualified(prefix): topic for topic in BRIDGED_TOPICS}
-
-        async def on_lifecycle_event(message: KafkaMessage) -> None:
-            record = message.raw_message
-            assert not isinstance(record, tuple)
-            topic = by_name[record.topic]
-            envelope_type: type[Envelope[Any]] = Envelope[topic.payload]  # type: ignore[name-defined]
-            event = envelope_type.model_validate_json(message.body)
-            await self.handle(topic, event)
-
+        handlers = {topic: functools.partial(self.handle, topic) for topic in BRIDGED_TOPICS}
         group = self.settings.consumer_group
         for _consumer in range(self.consumers):
-            subscriber(broker, self.settings, *BRIDGED_TOPICS, group_id=group)(on_lifecycle_event)
+            subscribe_by_topic(broker, self.settings, handlers, group_id=group)
 
     async def handle(self, topic: Topic, event: Envelope[Any]) -> None:
         """Start or signal the application's workflow for one event."""
