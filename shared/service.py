@@ -83,6 +83,7 @@ def build_runtime(
         dead_letters.publish,
         wake=outbox.committed,
         poll_interval=settings.outbox_poll_interval_ms / 1000,
+        linger=settings.outbox_linger_ms / 1000,
     )
     return ServiceRuntime(
         settings=settings,

@@ -81,6 +81,7 @@ class OutboxRelay:
         *,
         wake: asyncio.Event | None = None,
         poll_interval: float = 0.2,
+        linger: float = 0.0,
         batch_size: int = 200,
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
@@ -90,6 +91,7 @@ class OutboxRelay:
         self._publish = publish
         self._wake = wake or asyncio.Event()
         self._poll_interval = poll_interval
+        self._linger = linger
         self._batch_size = batch_size
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
@@ -120,6 +122,10 @@ class OutboxRelay:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            if self._linger and not self._stopping.is_set():
+                # Woken by a commit: let the commits right behind it join the batch, so a
+                # busy service pays one select and one update per batch, not per event.
+                await asyncio.sleep(self._linger)
         self._wake.clear()
 
     async def publish_pending(self) -> int:
