@@ -81,6 +81,7 @@ from shared.contracts.topics import (
 )
 from shared.contracts.workflows import (
     AdjustAward,
+    LedgerCommand,
     PayTranche,
     ReleaseFunds,
     RequestRefund,
@@ -254,6 +255,34 @@ class Disbursement:
             now=self.clock(),
         )
 
+    async def _post_for_command(
+        self, store: DisbursementStore, posting: Posting, command: LedgerCommand, currency: str
+    ) -> None:
+        """Post against the command's program and award, keyed by its idempotency key."""
+        await self._post(
+            store,
+            posting,
+            program_code=command.program_code,
+            cycle=command.cycle,
+            currency=currency,
+            application_id=command.application_id,
+            reference=command.idempotency_key,
+        )
+
+    async def _post_for_instruction(
+        self, store: DisbursementStore, posting: Posting, instruction: Instruction
+    ) -> None:
+        """Post against the instruction's award in the program currency, keyed by its id."""
+        await self._post(
+            store,
+            posting,
+            program_code=instruction.program_code,
+            cycle=instruction.cycle,
+            currency=instruction.award_amount.currency,
+            application_id=instruction.application_id,
+            reference=instruction.instruction_id,
+        )
+
     # Commands from the workflow ---------------------------------------------------------------
 
     async def reserve(self, session: AsyncSession, envelope: Envelope[ReserveFunds]) -> None:
@@ -289,15 +318,7 @@ class Disbursement:
             )
             return
         assert budget is not None
-        await self._post(
-            store,
-            decision.posting,
-            program_code=command.program_code,
-            cycle=command.cycle,
-            currency=budget.currency,
-            application_id=command.application_id,
-            reference=command.idempotency_key,
-        )
+        await self._post_for_command(store, decision.posting, command, budget.currency)
         await store.save_award(
             command.application_id,
             command.program_code,
@@ -328,15 +349,7 @@ class Disbursement:
             budget_currency=currency,
         )
         if release.posting is not None and currency is not None:
-            await self._post(
-                store,
-                release.posting,
-                program_code=command.program_code,
-                cycle=command.cycle,
-                currency=currency,
-                application_id=command.application_id,
-                reference=command.idempotency_key,
-            )
+            await self._post_for_command(store, release.posting, command, currency)
         released = FundsReleased(
             application_id=command.application_id,
             command_id=command.command_id,
@@ -361,15 +374,7 @@ class Disbursement:
             amount=command.amount,
         )
         if posting is not None and currency is not None:
-            await self._post(
-                store,
-                posting,
-                program_code=command.program_code,
-                cycle=command.cycle,
-                currency=currency,
-                application_id=command.application_id,
-                reference=command.idempotency_key,
-            )
+            await self._post_for_command(store, posting, command, currency)
         reason = command.reason
         if amount != command.amount:
             reason = f"{reason} ({command.amount} asked, {amount} was paid)"
@@ -415,15 +420,7 @@ class Disbursement:
             return
         assert budget is not None
         if decision.posting is not None:
-            await self._post(
-                store,
-                decision.posting,
-                program_code=command.program_code,
-                cycle=command.cycle,
-                currency=budget.currency,
-                application_id=command.application_id,
-                reference=command.idempotency_key,
-            )
+            await self._post_for_command(store, decision.posting, command, budget.currency)
         await store.save_award(
             command.application_id,
             command.program_code,
@@ -481,15 +478,7 @@ class Disbursement:
                 return
             amount = convert(command.amount, parse_rate(rate), paid_in)
         now = self.clock()
-        await self._post(
-            store,
-            decision,
-            program_code=command.program_code,
-            cycle=command.cycle,
-            currency=award.awarded.currency,
-            application_id=command.application_id,
-            reference=command.idempotency_key,
-        )
+        await self._post_for_command(store, decision, command, award.awarded.currency)
         instruction = Instruction(
             instruction_id=command.idempotency_key,
             application_id=command.application_id,
@@ -597,15 +586,7 @@ class Disbursement:
             if isinstance(decision, Refusal):
                 await self._refuse_payment(session, store, envelope, decision.reason)
                 return
-            await self._post(
-                store,
-                decision,
-                program_code=instruction.program_code,
-                cycle=instruction.cycle,
-                currency=instruction.award_amount.currency,
-                application_id=instruction.application_id,
-                reference=instruction.instruction_id,
-            )
+            await self._post_for_instruction(store, decision, instruction)
         retried = _replace(
             instruction,
             command_id=command.command_id,
@@ -716,15 +697,7 @@ class Disbursement:
             instruction.application_id, instruction.award_amount.amount_minor, instruction.status
         )
         assert posting is not None
-        await self._post(
-            store,
-            posting,
-            program_code=instruction.program_code,
-            cycle=instruction.cycle,
-            currency=instruction.award_amount.currency,
-            application_id=instruction.application_id,
-            reference=instruction.instruction_id,
-        )
+        await self._post_for_instruction(store, posting, instruction)
         await store.update_instruction(
             instruction.instruction_id,
             status=InstructionStatus.SETTLED,
@@ -758,14 +731,10 @@ class Disbursement:
                 last_error=notice.reason,
             )
             return Disposition.RETRYING
-        await self._post(
+        await self._post_for_instruction(
             store,
             failure_posting(instruction.application_id, instruction.award_amount.amount_minor),
-            program_code=instruction.program_code,
-            cycle=instruction.cycle,
-            currency=instruction.award_amount.currency,
-            application_id=instruction.application_id,
-            reference=instruction.instruction_id,
+            instruction,
         )
         await store.update_instruction(
             instruction.instruction_id, status=InstructionStatus.FAILED, last_error=notice.reason
