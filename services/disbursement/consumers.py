@@ -11,14 +11,12 @@ exactly as for ``shared.messaging.broker.subscriber``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from faststream.kafka.annotations import KafkaMessage
-from faststream.middlewares import AckPolicy
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.disbursement.domain import Disposition, InvalidCommandError
@@ -35,6 +33,7 @@ from shared.contracts.topics import (
     Topic,
 )
 from shared.db import unit_of_work
+from shared.messaging.broker import EventHandler, subscribe_by_topic
 from shared.messaging.deadletter import PoisonMessage
 from shared.service import ServiceRuntime
 
@@ -47,30 +46,22 @@ UseCase = Callable[[AsyncSession, Envelope[Any]], Awaitable[None]]
 class Input:
     topic: Topic
     handler: str
-    envelope: type[Envelope[Any]]
-
-
-def _input(topic: Topic, handler: str) -> Input:
-    payload: type[BaseModel] = topic.payload
-    return Input(topic, handler, Envelope[payload])  # type: ignore[valid-type]
 
 
 COMMANDS = (
-    _input(FUNDS_RESERVE, "on_reserve_funds"),
-    _input(FUNDS_RELEASE, "on_release_funds"),
-    _input(TRANCHE_PAY, "on_pay_tranche"),
-    _input(REFUND_REQUEST, "on_request_refund"),
-    _input(AWARD_ADJUST, "on_adjust_award"),
+    Input(FUNDS_RESERVE, "on_reserve_funds"),
+    Input(FUNDS_RELEASE, "on_release_funds"),
+    Input(TRANCHE_PAY, "on_pay_tranche"),
+    Input(REFUND_REQUEST, "on_request_refund"),
+    Input(AWARD_ADJUST, "on_adjust_award"),
 )
 FINANCE = (
-    _input(PAYMENT_SETTLED, "on_payment_settled"),
-    _input(PAYMENT_FAILED, "on_payment_failed"),
+    Input(PAYMENT_SETTLED, "on_payment_settled"),
+    Input(PAYMENT_FAILED, "on_payment_failed"),
 )
 
 
 def register_consumers(runtime: ServiceRuntime, disbursement: Disbursement) -> None:
-    settings = runtime.settings
-    prefix = settings.topic_prefix
     use_cases: dict[str, UseCase] = {
         FUNDS_RESERVE.name: disbursement.reserve,
         FUNDS_RELEASE.name: disbursement.release,
@@ -78,7 +69,6 @@ def register_consumers(runtime: ServiceRuntime, disbursement: Disbursement) -> N
         REFUND_REQUEST.name: disbursement.refund,
         AWARD_ADJUST.name: disbursement.adjust,
     }
-    inputs = {item.topic.qualified(prefix): item for item in (*COMMANDS, *FINANCE)}
 
     async def command(item: Input, event: Envelope[Any]) -> None:
         use_case = use_cases[item.topic.name]
@@ -115,27 +105,13 @@ def register_consumers(runtime: ServiceRuntime, disbursement: Disbursement) -> N
             # Recorded for reconciliation, and dead-lettered so that operators see it.
             raise PoisonMessage(f"no payment instruction {event.payload.instruction_id}")
 
-    @runtime.broker.subscriber(
-        *inputs,
-        group_id=settings.consumer_group,
-        ack_policy=AckPolicy.MANUAL,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        title=f"disbursement-inputs:{settings.consumer_group}",
-        description="Funding commands from the workflow and answers from finance.",
+    handlers: dict[Topic, EventHandler] = {
+        **{item.topic: functools.partial(command, item) for item in COMMANDS},
+        **{item.topic: functools.partial(settlement, item) for item in FINANCE},
+    }
+    subscribe_by_topic(
+        runtime.broker, runtime.settings, handlers, group_id=runtime.settings.consumer_group
     )
-    async def on_disbursement_input(message: KafkaMessage) -> None:
-        topic: str = getattr(message.raw_message, "topic", "")
-        item = inputs.get(topic)
-        if item is None:
-            raise PoisonMessage(f"not an input of this service: {topic}")
-        event = item.envelope.model_validate_json(message.body)
-        if item in FINANCE:
-            await settlement(item, event)
-        else:
-            await command(item, event)
 
 
 def settlement_deadline_job(
