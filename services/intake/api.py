@@ -62,7 +62,7 @@ Applicant = Annotated[Principal, Depends(require(Role.APPLICANT))]
 Officer = Annotated[Principal, Depends(require(*OFFICERS))]
 
 
-def _intake(request: Request) -> Intake:
+async def _intake(request: Request) -> Intake:
     intake: Intake = request.app.state.intake
     return intake
 

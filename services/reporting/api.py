@@ -37,7 +37,7 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-def reporting(request: Request) -> ReportingService:
+async def reporting(request: Request) -> ReportingService:
     service: ReportingService = request.app.state.reporting
     return service
 
@@ -99,7 +99,7 @@ async def submit_report(
     return await service.submit(principal, report_id, draft)
 
 
-def _filter(
+async def _filter(
     program: FilterText = None,
     cycle: FilterText = None,
     focus_area: FilterText = None,

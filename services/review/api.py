@@ -47,12 +47,12 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def runtime_of(request: Request) -> ServiceRuntime:
+async def runtime_of(request: Request) -> ServiceRuntime:
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
 
 
-def now_of(request: Request) -> datetime:
+async def now_of(request: Request) -> datetime:
     clock: Clock = getattr(request.app.state, "clock", system_clock)
     return clock()
 

@@ -41,7 +41,7 @@ Officer = Annotated[Principal, Depends(require(*OFFICERS))]
 ApplicationId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
-def temporal_client(request: Request) -> Client:
+async def temporal_client(request: Request) -> Client:
     client: Client | None = getattr(request.app.state, "temporal", None)
     if client is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "not connected to Temporal yet")
