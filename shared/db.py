@@ -32,7 +32,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # A ping on every checkout costs a round trip per request; recycling connections
         # before servers or proxies drop them costs nothing on the hot path.
         kwargs.setdefault("pool_recycle", 1800)
-        kwargs.setdefault("pool_size", 10)
+        # Room for every concurrent request plus the relays: a connection returned beyond
+        # pool_size is closed, and opening one costs more than a dozen statements.
+        kwargs.setdefault("pool_size", 20)
         kwargs.setdefault("max_overflow", 10)
         return create_async_engine(url, **kwargs)
 
