@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
-from sqlalchemy import event, func, select, update
+from sqlalchemy import bindparam, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts.envelope import Envelope
@@ -47,6 +47,7 @@ class Outbox:
 
     def __init__(self, tables: MessagingTables, topic_prefix: str = "") -> None:
         self._table = tables.outbox
+        self._insert = tables.outbox.insert()
         self._prefix = topic_prefix
         self.committed = asyncio.Event()
 
@@ -56,15 +57,18 @@ class Outbox:
                 f"{topic.name} carries {topic.payload.__name__}, "
                 f"not {type(envelope.payload).__name__}"
             )
+        # One statement object with its values as parameters: SQLAlchemy compiles it once,
+        # where .values() would build and cache-key a new statement for every event.
         await session.execute(
-            self._table.insert().values(
-                event_id=str(envelope.event_id),
-                topic=topic.qualified(self._prefix),
-                message_key=envelope.application_id,
-                body=envelope.model_dump_json(),
-                headers=json.dumps(message_headers(envelope)),
-                created_at=datetime.now(UTC),
-            )
+            self._insert,
+            {
+                "event_id": str(envelope.event_id),
+                "topic": topic.qualified(self._prefix),
+                "message_key": envelope.application_id,
+                "body": envelope.model_dump_json(),
+                "headers": json.dumps(message_headers(envelope)),
+                "created_at": datetime.now(UTC),
+            },
         )
         event.listen(session.sync_session, "after_commit", self._on_commit, once=True)
 
@@ -86,7 +90,18 @@ class OutboxRelay:
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
     ) -> None:
-        self._table = tables.outbox
+        self._table = table = tables.outbox
+        self._unsent = (
+            select(table.c.id, table.c.topic, table.c.message_key, table.c.body, table.c.headers)
+            .where(table.c.sent_at.is_(None))
+            .order_by(table.c.id)
+            .limit(batch_size)
+        )
+        self._mark = (
+            update(table)
+            .where(table.c.id.in_(bindparam("ids", expanding=True)))
+            .values(sent_at=bindparam("sent_at"))
+        )
         self._sessions = session_factory
         self._publish = publish
         self._wake = wake or asyncio.Event()
@@ -131,20 +146,7 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch of unsent rows in order; return how many were sent."""
         async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        self._table.c.id,
-                        self._table.c.topic,
-                        self._table.c.message_key,
-                        self._table.c.body,
-                        self._table.c.headers,
-                    )
-                    .where(self._table.c.sent_at.is_(None))
-                    .order_by(self._table.c.id)
-                    .limit(self._batch_size)
-                )
-            ).all()
+            rows = (await session.execute(self._unsent)).all()
         sent: list[int] = []
         try:
             for row in rows:
@@ -166,11 +168,7 @@ class OutboxRelay:
         if not ids:
             return
         async with self._sessions() as session, session.begin():
-            await session.execute(
-                update(self._table)
-                .where(self._table.c.id.in_(ids))
-                .values(sent_at=datetime.now(UTC))
-            )
+            await session.execute(self._mark, {"ids": list(ids), "sent_at": datetime.now(UTC)})
         self.published_total += len(ids)
 
     async def _record_failure(self, row_id: int, error: Exception) -> None:
