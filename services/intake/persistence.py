@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     func,
     select,
     true,
@@ -201,13 +202,15 @@ class MemberRecord:
     updated_at: datetime
 
 
+_member_by_id = select(members).where(members.c.member_id == bindparam("member_id"))
+_member_by_id_for_update = _member_by_id.with_for_update()
+
+
 async def get_member(
     session: AsyncSession, member_id: str, *, for_update: bool = False
 ) -> MemberRecord | None:
-    query = select(members).where(members.c.member_id == member_id)
-    if for_update:
-        query = query.with_for_update()
-    row = (await session.execute(query)).first()
+    query = _member_by_id_for_update if for_update else _member_by_id
+    row = (await session.execute(query, {"member_id": member_id})).first()
     return MemberRecord(**_record(row)) if row else None
 
 
@@ -233,18 +236,19 @@ async def update_member(session: AsyncSession, member_id: str, values: dict[str,
 # --- exchange rates -------------------------------------------------------------------
 
 
+_rates_to = select(exchange_rates.c.from_currency, exchange_rates.c.rate).where(
+    exchange_rates.c.to_currency == bindparam("to_currency"),
+    exchange_rates.c.from_currency.in_(bindparam("from_currencies", expanding=True)),
+)
+
+
 async def rates_to(
     session: AsyncSession, to_currency: str, from_currencies: Iterable[str]
 ) -> dict[tuple[str, str], str]:
     wanted = sorted(set(from_currencies) - {to_currency})
     if not wanted:
         return {}
-    rows = await session.execute(
-        select(exchange_rates.c.from_currency, exchange_rates.c.rate).where(
-            exchange_rates.c.to_currency == to_currency,
-            exchange_rates.c.from_currency.in_(wanted),
-        )
-    )
+    rows = await session.execute(_rates_to, {"to_currency": to_currency, "from_currencies": wanted})
     return {(row.from_currency, to_currency): row.rate for row in rows}
 
 
@@ -325,22 +329,31 @@ async def insert_application(session: AsyncSession, values: dict[str, Any]) -> N
     await session.execute(applications.insert().values(**values))
 
 
+# The statements on the submission path are built once with their values as parameters:
+# SQLAlchemy then finds them compiled in its cache, where building one per call (with
+# .values() or literal comparisons) costs as much Python time as the round trip itself.
+_application_by_id = select(applications).where(
+    applications.c.application_id == bindparam("application_id")
+)
+_application_by_id_for_update = _application_by_id.with_for_update()
+# The SET clause follows the keys of the parameters given.
+_update_application = update(applications).where(
+    applications.c.application_id == bindparam("target_application_id")
+)
+
+
 async def get_application(
     session: AsyncSession, application_id: str, *, for_update: bool = False
 ) -> ApplicationRecord | None:
-    query = select(applications).where(applications.c.application_id == application_id)
-    if for_update:
-        query = query.with_for_update()
-    row = (await session.execute(query)).first()
+    query = _application_by_id_for_update if for_update else _application_by_id
+    row = (await session.execute(query, {"application_id": application_id})).first()
     return ApplicationRecord(**_record(row)) if row else None
 
 
 async def update_application(
     session: AsyncSession, application_id: str, values: dict[str, Any]
 ) -> None:
-    await session.execute(
-        update(applications).where(applications.c.application_id == application_id).values(**values)
-    )
+    await session.execute(_update_application, {**values, "target_application_id": application_id})
 
 
 async def list_applications(
@@ -404,6 +417,14 @@ async def list_status_history(session: AsyncSession, application_id: str) -> lis
     return [_record(row) for row in rows]
 
 
+_insert_action = application_actions.insert()
+_actions_of_application = (
+    select(application_actions)
+    .where(application_actions.c.application_id == bindparam("application_id"))
+    .order_by(application_actions.c.id)
+)
+
+
 async def add_action(
     session: AsyncSession,
     application_id: str,
@@ -413,32 +434,33 @@ async def add_action(
     at: datetime,
 ) -> None:
     await session.execute(
-        application_actions.insert().values(
-            application_id=application_id, kind=kind, actor=actor, detail=detail, occurred_at=at
-        )
+        _insert_action,
+        {
+            "application_id": application_id,
+            "kind": kind,
+            "actor": actor,
+            "detail": detail,
+            "occurred_at": at,
+        },
     )
 
 
 async def list_actions(session: AsyncSession, application_id: str) -> list[dict[str, Any]]:
-    rows = await session.execute(
-        select(application_actions)
-        .where(application_actions.c.application_id == application_id)
-        .order_by(application_actions.c.id)
-    )
+    rows = await session.execute(_actions_of_application, {"application_id": application_id})
     return [_record(row) for row in rows]
 
 
 # --- idempotency keys -----------------------------------------------------------------
 
 
+_idempotency_key = select(idempotency_keys).where(
+    idempotency_keys.c.scope == bindparam("scope"), idempotency_keys.c.key == bindparam("key")
+)
+_insert_idempotency_key = idempotency_keys.insert()
+
+
 async def get_idempotency_key(session: AsyncSession, scope: str, key: str) -> dict[str, Any] | None:
-    row = (
-        await session.execute(
-            select(idempotency_keys).where(
-                idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
-            )
-        )
-    ).first()
+    row = (await session.execute(_idempotency_key, {"scope": scope, "key": key})).first()
     return _record(row) if row else None
 
 
@@ -452,14 +474,15 @@ async def save_idempotency_key(
     at: datetime,
 ) -> None:
     await session.execute(
-        idempotency_keys.insert().values(
-            scope=scope,
-            key=key,
-            fingerprint=fingerprint,
-            status_code=status_code,
-            response=response,
-            created_at=at,
-        )
+        _insert_idempotency_key,
+        {
+            "scope": scope,
+            "key": key,
+            "fingerprint": fingerprint,
+            "status_code": status_code,
+            "response": response,
+            "created_at": at,
+        },
     )
 
 
@@ -517,6 +540,9 @@ async def answer_partner_link(
 # --- notifications (a mail outbox) ----------------------------------------------------
 
 
+_insert_notification = notifications.insert()
+
+
 async def queue_notification(
     session: AsyncSession,
     *,
@@ -528,15 +554,16 @@ async def queue_notification(
     at: datetime,
 ) -> None:
     await session.execute(
-        notifications.insert().values(
-            application_id=application_id,
-            kind=kind,
-            recipients=recipients,
-            subject=subject,
-            body=body,
-            created_at=at,
-            attempts=0,
-        )
+        _insert_notification,
+        {
+            "application_id": application_id,
+            "kind": kind,
+            "recipients": recipients,
+            "subject": subject,
+            "body": body,
+            "created_at": at,
+            "attempts": 0,
+        },
     )
 
 
