@@ -97,7 +97,7 @@ def build_runtime(
         dead_letters.publish,
         wake=outbox.committed,
         poll_interval=settings.outbox_poll_interval_ms / 1000,
-        linger=settings.outbox_linger_ms / 1000,
+        pass_interval=settings.outbox_pass_interval_ms / 1000,
     )
     return ServiceRuntime(
         settings=settings,

@@ -78,8 +78,10 @@ class CommonSettings(BaseSettings):
     smtp_host: str | None = _common(None, "smtp_host", "SMTP server; unset writes .eml files")
     smtp_port: int = _common(587, "smtp_port", "SMTP port")
     mail_sender: str = _common("grantflow@localhost", "mail_sender", "From address of mail")
-    outbox_linger_ms: int = _common(
-        10, "outbox_linger_ms", "after a commit, how long the relay waits for more to batch"
+    outbox_pass_interval_ms: int = _common(
+        50,
+        "outbox_pass_interval_ms",
+        "while commits keep coming, the least time between two outbox relay passes",
     )
     max_body_bytes: int = _common(256 * 1024, "max_body_bytes", "largest accepted request body")
 

@@ -85,7 +85,7 @@ class OutboxRelay:
         *,
         wake: asyncio.Event | None = None,
         poll_interval: float = 0.2,
-        linger: float = 0.0,
+        pass_interval: float = 0.0,
         batch_size: int = 200,
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
@@ -106,7 +106,8 @@ class OutboxRelay:
         self._publish = publish
         self._wake = wake or asyncio.Event()
         self._poll_interval = poll_interval
-        self._linger = linger
+        self._pass_interval = pass_interval
+        self._last_pass_at = float("-inf")
         self._batch_size = batch_size
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
@@ -117,6 +118,7 @@ class OutboxRelay:
         """Relay until ``stop()``; broker errors are retried with exponential backoff."""
         backoff = self._min_backoff
         while not self._stopping.is_set():
+            self._last_pass_at = asyncio.get_running_loop().time()
             try:
                 sent = await self.publish_pending()
             except Exception as error:  # the broker or the database is away: keep going
@@ -137,10 +139,12 @@ class OutboxRelay:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-            if self._linger and not self._stopping.is_set():
-                # Woken by a commit: let the commits right behind it join the batch, so a
-                # busy service pays one select and one update per batch, not per event.
-                await asyncio.sleep(self._linger)
+        if not self._stopping.is_set():
+            # While commits keep coming, let them gather: a busy service pays one select and
+            # one update per interval, not per event. After a quiet spell an event goes at once.
+            delay = self._last_pass_at + self._pass_interval - asyncio.get_running_loop().time()
+            if delay > 0:
+                await asyncio.sleep(delay)
         self._wake.clear()
 
     async def publish_pending(self) -> int:
