@@ -8,11 +8,8 @@ import io
 from collections.abc import AsyncIterator
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from services.disbursement.domain import InvalidCommandError
-from services.disbursement.persistence import metadata
 from services.disbursement.service import BudgetError, reconciliation_csv
 from shared.contracts.money import Money
 from shared.contracts.topics import (
@@ -49,20 +46,6 @@ async def ledger(isolated_database_url: str) -> AsyncIterator[Ledger]:
     )
     yield ledger
     await ledger.close()
-
-
-async def test_the_migration_creates_exactly_the_tables_the_code_uses(ledger: Ledger) -> None:
-    async with ledger.engine.connect() as connection:
-        differences = await connection.run_sync(
-            lambda sync: compare_metadata(
-                MigrationContext.configure(
-                    sync, opts={"version_table": "alembic_version_disbursement"}
-                ),
-                metadata,
-            )
-        )
-    ours = [diff for diff in differences if "disbursement" in repr(diff)]
-    assert ours == []
 
 
 async def test_a_reservation_within_the_budget_is_answered_with_its_command_id(

@@ -11,10 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
-from services.intake import persistence as db
 from services.intake import service
 from services.intake.catalog import Catalog
 from shared.contracts.envelope import new_envelope
@@ -28,8 +25,7 @@ from shared.contracts.topics import (
     PARTNER_CONFIRMED,
 )
 from shared.contracts.workflows import ReminderDue, RequestPartnerConfirmation
-from shared.db import create_engine, unit_of_work
-from shared.migrations import version_table
+from shared.db import unit_of_work
 from tests.support.intake import TODAY, RunningIntake, draft, running_intake, subject, usd
 from tests.support.processes import Tansu
 
@@ -623,24 +619,6 @@ async def test_demo_members_are_seeded_for_the_printed_tokens(svc: RunningIntake
         assert seeded.status_code == 200
     charlotte = await svc.client.get("/v1/members/demo-member-3", headers=svc.officer())
     assert charlotte.json()["good_standing"] is False
-
-
-async def test_the_migrations_create_exactly_the_tables_the_code_uses(svc: RunningIntake) -> None:
-    engine = create_engine(svc.database_url)
-    try:
-        async with engine.connect() as connection:
-            differences = await connection.run_sync(
-                lambda sync: compare_metadata(
-                    MigrationContext.configure(
-                        sync, opts={"version_table": version_table("intake")}
-                    ),
-                    db.metadata,
-                )
-            )
-    finally:
-        await engine.dispose()
-    ours = [d for d in differences if "intake" in repr(d)]
-    assert ours == []
 
 
 async def test_a_partner_may_decline_and_an_expired_link_is_refused_with_410(
