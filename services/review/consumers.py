@@ -1,4 +1,4 @@
-"""Kafka subscribers of the review service: the workflow's review commands.
+"""Kafka subscribers of the review service: the workflow's review commands, and reports.
 
 Thin: each handler runs one use case through the inbox, so a redelivered message (same
 event id) changes nothing; the use cases also recognise a re-sent command (same
@@ -17,6 +17,7 @@ from services.review import service
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import (
     REPORT_REVIEW_REQUESTED,
+    REPORT_SUBMITTED,
     REVIEW_REASSIGN,
     REVIEW_REQUESTED,
     Topic,
@@ -46,8 +47,8 @@ def register_consumers(runtime: ServiceRuntime, clock: Callable[[], datetime]) -
 
         return handler
 
-    # One consumer for the three commands: each extra consumer would join the group once
-    # more, and on Tansu every join costs half a session timeout.
+    # One consumer for the three commands and the reports they review: each extra consumer
+    # would join the group once more, and on Tansu every join costs half a session timeout.
     subscribe_by_topic(
         runtime.broker,
         settings,
@@ -57,6 +58,7 @@ def register_consumers(runtime: ServiceRuntime, clock: Callable[[], datetime]) -
             REPORT_REVIEW_REQUESTED: use(
                 "on_report_review_requested", REPORT_REVIEW_REQUESTED, service.request_report_review
             ),
+            REPORT_SUBMITTED: use("on_report_submitted", REPORT_SUBMITTED, service.record_report),
         },
         group_id=group,
     )

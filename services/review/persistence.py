@@ -87,7 +87,21 @@ requests = Table(
     Column("due_at", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("correlation_id", String(64), nullable=False),
+    # Report reviews: the report under review (a ReportView), newest revision received.
+    Column("report", JSON, nullable=True),
     UniqueConstraint("kind", "application_id", "round", name="uq_review_requests_round"),
+)
+
+# Post-exchange reports as reporting published them, one row per revision: a report may
+# arrive before or after the workflow asks for its review.
+reports = Table(
+    "review_reports",
+    metadata,
+    Column("report_id", String(64), primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("application_id", String(64), nullable=False),
+    Column("report", JSON, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
 tasks = Table(
@@ -306,6 +320,7 @@ class RequestRow:
     due_at: datetime
     received_at: datetime
     correlation_id: str
+    report: dict[str, Any] | None
 
     @classmethod
     def from_row(cls, row: Any) -> RequestRow:
@@ -331,6 +346,7 @@ class RequestRow:
             due_at=aware(row.due_at),
             received_at=aware(row.received_at),
             correlation_id=row.correlation_id,
+            report=row.report,
         )
 
 
@@ -369,6 +385,56 @@ async def report_requests(session: AsyncSession, application_id: str) -> list[Re
         .order_by(requests.c.round)
     )
     return [RequestRow.from_row(row) for row in rows.all()]
+
+
+async def requests_for_report(session: AsyncSession, report_id: str) -> list[RequestRow]:
+    rows = await session.execute(
+        select(requests).where(requests.c.report_id == report_id).order_by(requests.c.round)
+    )
+    return [RequestRow.from_row(row) for row in rows.all()]
+
+
+async def show_report(session: AsyncSession, request_id: str, report: dict[str, Any]) -> None:
+    await session.execute(update(requests).where(requests.c.id == request_id).values(report=report))
+
+
+async def save_report(
+    session: AsyncSession,
+    *,
+    report_id: str,
+    revision: int,
+    application_id: str,
+    report: dict[str, Any],
+    at: datetime,
+) -> bool:
+    """Keep one revision of a report; False if it was kept already."""
+    known = await session.scalar(
+        select(reports.c.revision).where(
+            reports.c.report_id == report_id, reports.c.revision == revision
+        )
+    )
+    if known is not None:
+        return False
+    await session.execute(
+        insert(reports).values(
+            report_id=report_id,
+            revision=revision,
+            application_id=application_id,
+            report=report,
+            received_at=at,
+        )
+    )
+    return True
+
+
+async def latest_report(session: AsyncSession, report_id: str) -> dict[str, Any] | None:
+    found = await session.scalar(
+        select(reports.c.report)
+        .where(reports.c.report_id == report_id)
+        .order_by(reports.c.revision.desc())
+        .limit(1)
+    )
+    return dict(found) if found is not None else None
 
 
 async def latest_application_request(

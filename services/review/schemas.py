@@ -21,6 +21,7 @@ from services.review.domain import (
 from services.review.persistence import RequestRow, ReviewerRow, ReviewRow, TaskRow
 from shared.contracts.money import Money
 from shared.contracts.programs import Rubric
+from shared.contracts.reporting import ReportContent
 
 ReviewerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
@@ -128,6 +129,18 @@ class ReviewerOut(Output):
 # ---------------------------------------------------------------- tasks
 
 
+class ReportView(Output):
+    """A post-exchange report as the reporting service published it."""
+
+    report_id: str
+    revision: int
+    actual_spending: Money
+    content: ReportContent | None = Field(
+        description="The report itself; empty only for reports published before it was carried."
+    )
+    submitted_at: datetime
+
+
 class ApplicationView(Output):
     application_id: str
     identity_withheld: bool = Field(description="True for blind review: who applied is hidden.")
@@ -141,6 +154,10 @@ class ApplicationView(Output):
     summary: str
     requested: Money | None
     report_id: str | None = None
+    report: ReportView | None = Field(
+        default=None,
+        description="For a report review: the report, in the newest revision received.",
+    )
 
     @classmethod
     def of(cls, request: RequestRow, *, officer: bool) -> ApplicationView:
@@ -159,6 +176,7 @@ class ApplicationView(Output):
             summary=withhold(request.summary, names) if blind else request.summary,
             requested=Money.model_validate(request.requested) if request.requested else None,
             report_id=request.report_id,
+            report=ReportView.model_validate(request.report) if request.report else None,
         )
 
 

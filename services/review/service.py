@@ -40,6 +40,7 @@ from services.review.domain import (
 from services.review.persistence import RequestRow, ReviewerRow, ReviewRow, TaskFilter, TaskRow
 from services.review.schemas import (
     Recusal,
+    ReportView,
     RequestOut,
     ReviewerIn,
     ReviewerOut,
@@ -49,6 +50,7 @@ from services.review.schemas import (
     ScoresOut,
 )
 from shared.contracts.envelope import Envelope, deterministic_id, new_envelope
+from shared.contracts.reporting import ReportSubmitted
 from shared.contracts.review import (
     CriterionScore,
     ReportReviewed,
@@ -208,6 +210,7 @@ async def request_report_review(
                 "due_at": command.due_at,
                 "received_at": now,
                 "correlation_id": event.correlation_id,
+                "report": await db.latest_report(session, command.report_id),
             },
         )
         request = await db.find_request(
@@ -220,6 +223,41 @@ async def request_report_review(
         assert request is not None
     fill = await _fill(session, request, now)
     await _report_short(session, outbox, request, fill, key=str(event.event_id), cause=event)
+
+
+async def record_report(
+    session: AsyncSession,
+    _outbox: Outbox,
+    event: Envelope[ReportSubmitted],
+    _topic: str,
+    now: datetime,
+) -> None:
+    """Keep a submitted report so that its review shows it, whichever of the two comes first.
+
+    A review not yet done is shown a newer revision; a finished one keeps what it reviewed.
+    """
+    submitted = event.payload
+    report = ReportView(
+        report_id=submitted.report_id,
+        revision=submitted.revision,
+        actual_spending=submitted.actual_spending,
+        content=submitted.content,
+        submitted_at=event.occurred_at,
+    ).model_dump(mode="json")
+    kept = await db.save_report(
+        session,
+        report_id=submitted.report_id,
+        revision=submitted.revision,
+        application_id=submitted.application_id,
+        report=report,
+        at=now,
+    )
+    if not kept:
+        return
+    for request in await db.requests_for_report(session, submitted.report_id):
+        shown = int(request.report["revision"]) if request.report else 0
+        if shown < submitted.revision and not await _has_review(session, request):
+            await db.show_report(session, request.id, report)
 
 
 async def _has_review(session: AsyncSession, request: RequestRow) -> bool:

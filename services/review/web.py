@@ -26,7 +26,7 @@ from services.review import service
 from services.review.api import Now, Runtime, TaskId
 from services.review.domain import RECOMMENDATIONS, Problem, TaskStatus
 from services.review.persistence import RequestRow, ReviewRow, TaskFilter, TaskRow
-from services.review.schemas import ApplicationView, ReviewIn
+from services.review.schemas import ApplicationView, ReportView, ReviewIn
 from shared.auth import Auth, InvalidTokenError, Principal, Role, SigningKeysUnavailableError
 from shared.db import unit_of_work
 from shared.service import ServiceRuntime
@@ -331,7 +331,11 @@ def _task_view(
     else:
         work = _closed(task, review)
     content = _template("task.html").substitute(
-        heading=escape(view.title), facts=facts_html, summary=escape(view.summary), work=work
+        heading=escape(view.title),
+        facts=facts_html,
+        summary=escape(view.summary),
+        report=_report(view.report) if view.report else "",
+        work=work,
     )
     return _page(
         view.title,
@@ -340,6 +344,61 @@ def _task_view(
         csrf=session.csrf,
         flash=flash,
         status_code=status_code,
+    )
+
+
+def _report(report: ReportView) -> str:
+    """The report a report review is about, as the member submitted it."""
+    heading = (
+        f"<h2>The report (revision {report.revision}, submitted "
+        f"{report.submitted_at:%Y-%m-%d})</h2>"
+        f"<p>Actual spending: {escape(str(report.actual_spending))}</p>"
+    )
+    content = report.content
+    if content is None:
+        missing = "<p>This report was published without its text; ask the reporting team.</p>"
+        return f'<section id="report">{heading}{missing}</section>'
+    activities = "".join(
+        f"<li>{activity.held_on:%Y-%m-%d}"
+        + (f" to {activity.ends_on:%Y-%m-%d}" if activity.ends_on else "")
+        + f": <strong>{escape(activity.title)}</strong>"
+        + (f" — {escape(activity.description)}" if activity.description else "")
+        + "</li>"
+        for activity in content.activities
+    )
+    outcomes = content.outcomes
+    counted = (
+        ("Agreements signed", outcomes.agreements_signed),
+        ("Trade leads", outcomes.trade_leads),
+        ("Jobs created", outcomes.jobs_created),
+        ("Students exchanged", outcomes.students_exchanged),
+        ("Follow-up projects", outcomes.follow_up_projects),
+    )
+    spending = "".join(
+        f"<tr><td>{escape(line.category)}</td><td>{escape(line.description)}</td>"
+        f"<td>{escape(str(line.amount))}</td><td>{escape(str(line.converted))}</td></tr>"
+        for line in content.spending
+    )
+    attachments = (
+        "<p>Attachments: "
+        + ", ".join(escape(attachment.name) for attachment in content.attachments)
+        + "</p>"
+        if content.attachments
+        else ""
+    )
+    return (
+        f'<section id="report">{heading}'
+        f"<p>Participants: {content.participants.adults} adults, "
+        f"{content.participants.youth} youth</p>"
+        f"<h3>Activities</h3><ul>{activities}</ul>"
+        "<h3>Outcomes</h3><dl>"
+        + "".join(f"<dt>{name}</dt><dd>{count}</dd>" for name, count in counted)
+        + "</dl>"
+        + (f"<p>{escape(outcomes.narrative)}</p>" if outcomes.narrative else "")
+        + "<h3>Spending</h3><table><thead><tr><th>Category</th><th>Description</th>"
+        f"<th>Spent</th><th>In the award currency</th></tr></thead><tbody>{spending}</tbody>"
+        f"</table><h3>Lessons learned</h3><p>{escape(content.lessons_learned)}</p>"
+        f"{attachments}</section>"
     )
 
 

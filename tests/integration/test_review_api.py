@@ -10,6 +10,7 @@ import email
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from tests.support.review import (
     fresh_database,
     reassign,
     report_review,
+    report_submitted,
     request_reviews,
     review_body,
     review_service,
@@ -661,3 +663,65 @@ async def test_an_applicant_token_cannot_read_a_queue(review: ReviewService) -> 
     response = await review.client.get("/v1/tasks", headers=review.as_applicant())
     assert response.status_code == 403
     assert (await review.client.get("/v1/tasks")).status_code == 401
+
+
+async def report_in_task(review: ReviewService, task_id: str, reviewer_id: str) -> Any:
+    headers = review.as_reviewer(reviewer_id)
+    detail = (await review.client.get(f"/v1/tasks/{task_id}", headers=headers)).json()
+    return detail["application"]["report"]
+
+
+async def test_a_report_review_shows_the_report_whichever_of_the_two_arrives_first(
+    review: ReviewService,
+) -> None:
+    await with_panel(review)
+    for application_id in ("app-1", "app-2"):
+        await review.deliver(request_reviews(application_id), service.request_reviews)
+    # app-1: the report is published before the workflow asks for its review.
+    await review.deliver(report_submitted("app-1", report_id="r-1"), service.record_report)
+    await review.deliver(report_review("app-1", report_id="r-1"), service.request_report_review)
+    # app-2: the other way round; and reporting's event is delivered twice.
+    await review.deliver(report_review("app-2", report_id="r-2"), service.request_report_review)
+    [waiting] = [t for t in await review.tasks("app-2") if t.report_id == "r-2"]
+    assert await report_in_task(review, waiting.id, waiting.reviewer_id) is None
+    for _ in range(2):
+        await review.deliver(report_submitted("app-2", report_id="r-2"), service.record_report)
+
+    for application_id, report_id in (("app-1", "r-1"), ("app-2", "r-2")):
+        [task] = [t for t in await review.tasks(application_id) if t.report_id == report_id]
+        report = await report_in_task(review, task.id, task.reviewer_id)
+        assert report["report_id"] == report_id
+        assert report["revision"] == 1
+        assert report["content"]["lessons_learned"] == "Book flights early."
+        assert report["content"]["activities"][0]["title"] == "Trade mission"
+        assert report["actual_spending"] == {"amount_minor": 750_000, "currency": "USD"}
+
+
+async def test_a_revised_report_reaches_the_next_review_and_a_done_review_keeps_its_revision(
+    review: ReviewService,
+) -> None:
+    await with_panel(review)
+    await review.deliver(request_reviews(), service.request_reviews)
+    await review.deliver(report_submitted(lessons_learned="First draft."), service.record_report)
+    await review.deliver(report_review(), service.request_report_review)
+    [first] = [t for t in await review.tasks("app-1") if t.report_id == "report-1"]
+    scores = {"completeness": 2, "outcomes_achieved": 3, "spending_matches_budget": 2}
+    changes = await review.client.post(
+        f"/v1/tasks/{first.id}/review",
+        json=review_body(scores=scores, recommendation="changes_requested"),
+        headers=review.as_reviewer(first.reviewer_id),
+    )
+    assert changes.status_code == 201, changes.text
+
+    revised = report_submitted(revision=2, lessons_learned="With the receipts.")
+    await review.deliver(revised, service.record_report)
+    again = report_review(command_id="application-app-1:report-review:report-1:2")
+    await review.deliver(again, service.request_report_review)
+
+    kept = await report_in_task(review, first.id, first.reviewer_id)
+    assert (kept["revision"], kept["content"]["lessons_learned"]) == (1, "First draft.")
+    [second] = [
+        t for t in await review.tasks("app-1") if t.report_id == "report-1" and t.id != first.id
+    ]
+    shown = await report_in_task(review, second.id, second.reviewer_id)
+    assert (shown["revision"], shown["content"]["lessons_learned"]) == (2, "With the receipts.")

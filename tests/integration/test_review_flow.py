@@ -16,7 +16,13 @@ from services.review import persistence as db
 from services.review.app import create_app
 from shared.auth import Role, mint_token
 from shared.contracts.envelope import Envelope
-from shared.contracts.topics import REVIEW_COMPLETED, REVIEW_REQUESTED, broker_topic_names
+from shared.contracts.topics import (
+    REPORT_REVIEW_REQUESTED,
+    REPORT_SUBMITTED,
+    REVIEW_COMPLETED,
+    REVIEW_REQUESTED,
+    broker_topic_names,
+)
 from shared.messaging.broker import ensure_topics
 from shared.messaging.outbox import message_headers
 from shared.settings import ReviewSettings
@@ -25,6 +31,8 @@ from tests.support.processes import Tansu
 from tests.support.review import (
     drop_database,
     fresh_database,
+    report_review,
+    report_submitted,
     request_reviews,
     review_body,
     reviewer,
@@ -132,3 +140,44 @@ async def test_a_review_request_on_kafka_becomes_tasks_and_a_review_becomes_an_e
     assert event["correlation_id"] == first.correlation_id
     assert event["payload"]["task_id"] == task.id
     assert event["payload"]["weighted_total_bp"] == 8833
+
+
+async def test_a_report_published_on_kafka_shows_in_its_review_task(
+    running: tuple[FastAPI, httpx.AsyncClient, ReviewSettings], tansu: Tansu
+) -> None:
+    _app, client, settings = running
+    officer = {"Authorization": f"Bearer {mint_token(settings, role=Role.PROGRAM_OFFICER)}"}
+    profile = reviewer("r-1", "Asheville")
+    created = await client.post(
+        "/v1/reviewers", json=profile.model_dump(mode="json"), headers=officer
+    )
+    assert created.status_code == 201
+    # The workflow asks for the review before reporting's event arrives: either order works.
+    await publish(
+        tansu.bootstrap,
+        REPORT_REVIEW_REQUESTED.qualified(settings.topic_prefix),
+        report_review("app-report"),
+    )
+    report = report_submitted("app-report", lessons_learned="Partner schools need a term's notice.")
+    await publish(tansu.bootstrap, REPORT_SUBMITTED.qualified(settings.topic_prefix), report)
+    token = mint_token(settings, role=Role.REVIEWER, reviewer_id="r-1")
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def shown_report() -> dict[str, Any] | None:
+        queue = (await client.get("/v1/tasks", headers=headers)).json()
+        report_tasks = [task for task in queue if task["kind"] == "report"]
+        if not report_tasks:
+            return None
+        detail = (await client.get(f"/v1/tasks/{report_tasks[0]['id']}", headers=headers)).json()
+        shown: dict[str, Any] | None = detail["application"]["report"]
+        return shown
+
+    async def report_shown() -> bool:
+        return await shown_report() is not None
+
+    await eventually(report_shown, timeout=30)
+    shown = await shown_report()
+    assert shown is not None
+    assert shown["revision"] == 1
+    assert shown["content"]["lessons_learned"] == "Partner schools need a term's notice."
+    assert shown["actual_spending"] == {"amount_minor": 750_000, "currency": "USD"}

@@ -12,6 +12,8 @@ from services.review import service
 from tests.support.review import (
     ReviewService,
     fresh_database,
+    report_review,
+    report_submitted,
     request_reviews,
     review_service,
     reviewer,
@@ -96,3 +98,20 @@ async def test_pages_load_nothing_from_elsewhere(review: ReviewService) -> None:
         assert page.status_code == 200
         assert not re.search(r'(src|href)="(https?:)?//', page.text)
         assert "default-src 'none'" in page.headers["content-security-policy"]
+
+
+async def test_a_report_task_page_shows_the_report_under_review(review: ReviewService) -> None:
+    await review.deliver(
+        report_submitted(lessons_learned="Partner schools need <a term's> notice."),
+        service.record_report,
+    )
+    await review.deliver(report_review(), service.request_report_review)
+    [task] = [t for t in await review.tasks("app-1") if t.report_id == "report-1"]
+    await signed_in(review, task.reviewer_id)
+    page = await review.client.get(f"/inbox/tasks/{task.id}")
+    assert page.status_code == 200
+    report = page.text[page.text.index('<section id="report">') :]
+    assert "The report (revision 1" in report
+    assert "Participants: 10 adults, 0 youth" in report
+    assert "Trade mission" in report and "Two MOUs signed." in report
+    assert "Partner schools need &lt;a term&#x27;s&gt; notice." in report  # escaped, not markup

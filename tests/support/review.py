@@ -32,12 +32,14 @@ from shared.auth import Role, mint_token
 from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.money import Money
 from shared.contracts.programs import Rubric, RubricCriterion
+from shared.contracts.reporting import ReportSubmitted
 from shared.contracts.workflows import ReassignReview, RequestReportReview, RequestReviews
 from shared.db import unit_of_work
 from shared.mail import FileMailer
 from shared.migrations import upgrade
 from shared.service import ServiceRuntime
 from shared.settings import ReviewSettings
+from tests.support.reporting import report_content
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "GRANTFLOW_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -161,6 +163,29 @@ def report_review(
             rubric=report_rubric(),
         ),
         producer="workflows",
+        application_id=application_id,
+    )
+
+
+def report_submitted(
+    application_id: str = "app-1",
+    *,
+    report_id: str = "report-1",
+    revision: int = 1,
+    lessons_learned: str = "Book flights early.",
+) -> Envelope[ReportSubmitted]:
+    """The reporting service's event for a submitted post-exchange report."""
+    content = report_content().model_copy(update={"lessons_learned": lessons_learned})
+    return new_envelope(
+        ReportSubmitted(
+            application_id=application_id,
+            report_id=report_id,
+            member_id="member-kisumu",
+            actual_spending=content.spending[0].converted,
+            revision=revision,
+            content=content,
+        ),
+        producer="reporting",
         application_id=application_id,
     )
 
