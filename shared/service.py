@@ -20,13 +20,13 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.db import create_engine, create_session_factory, ping
+from shared.db import create_engine, create_session_factory, is_sqlite, ping
 from shared.http import BodySizeLimit, add_operational_routes
 from shared.logging import configure_logging
 from shared.messaging.broker import create_broker
 from shared.messaging.deadletter import DeadLetterPolicy
 from shared.messaging.inbox import Inbox
-from shared.messaging.outbox import Outbox, OutboxRelay
+from shared.messaging.outbox import Outbox, OutboxRelay, RelayLease
 from shared.messaging.tables import MessagingTables
 from shared.settings import ServiceSettings
 
@@ -98,6 +98,8 @@ def build_runtime(
         wake=outbox.committed,
         poll_interval=settings.outbox_poll_interval_ms / 1000,
         pass_interval=settings.outbox_pass_interval_ms / 1000,
+        # SQLite is one host's embedded database, run by one process per service.
+        lease=None if is_sqlite(str(engine.url)) else RelayLease(engine, settings.service_name),
     )
     return ServiceRuntime(
         settings=settings,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -17,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, event, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import bindparam, event, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import Topic
@@ -76,6 +77,62 @@ class Outbox:
         self.committed.set()
 
 
+class RelayLease:
+    """Lets one relay of a service publish at a time: a PostgreSQL advisory lock.
+
+    Two replicas of a service would otherwise both publish every unsent row. The inboxes
+    would drop the copies, but the traffic doubles and per-key order is no longer one
+    writer's. The lock lives on a connection of its own: if the holder dies, PostgreSQL
+    ends its session and another replica takes over on its next try.
+    """
+
+    def __init__(self, engine: AsyncEngine, name: str) -> None:
+        self._engine = engine
+        digest = hashlib.sha256(f"grantflow-outbox:{name}".encode()).digest()
+        self._key = int.from_bytes(digest[:8], "big", signed=True)
+        self._connection: AsyncConnection | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._connection is not None
+
+    async def acquire(self) -> bool:
+        """Take the lock if it is free; True while this relay holds it."""
+        if self._connection is not None:
+            return True
+        connection = await self._engine.connect()
+        try:
+            got = await connection.scalar(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
+            )
+        except BaseException:
+            await connection.close()
+            raise
+        if not got:
+            await connection.close()
+            return False
+        self._connection = connection
+        return True
+
+    async def confirm(self) -> bool:
+        """Whether the holding connection is still there; if not, the lock is gone too."""
+        if self._connection is None:
+            return False
+        try:
+            await self._connection.scalar(text("SELECT 1"))
+        except Exception:
+            logger.warning("outbox relay lost its lease connection; standing by")
+            await self.release()
+            return False
+        return True
+
+    async def release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # closing ends the session and its lock
+                await connection.close()
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -89,6 +146,8 @@ class OutboxRelay:
         batch_size: int = 200,
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
+        lease: RelayLease | None = None,
+        standby_interval: float = 2.0,
     ) -> None:
         self._table = table = tables.outbox
         self._unsent = (
@@ -112,25 +171,61 @@ class OutboxRelay:
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
         self._stopping = asyncio.Event()
+        self._lease = lease
+        self._standby_interval = standby_interval
+        self._lease_checked_at = float("-inf")
         self.published_total = 0
 
     async def run(self) -> None:
-        """Relay until ``stop()``; broker errors are retried with exponential backoff."""
+        """Relay until ``stop()``; broker errors are retried with exponential backoff.
+
+        With a lease, a relay that does not hold it stands by and tries again every
+        ``standby_interval``; the holder confirms its lease as often.
+        """
         backoff = self._min_backoff
-        while not self._stopping.is_set():
-            self._last_pass_at = asyncio.get_running_loop().time()
-            try:
-                sent = await self.publish_pending()
-            except Exception as error:  # the broker or the database is away: keep going
-                logger.warning(
-                    "outbox relay could not publish, retrying in %.1fs: %r", backoff, error
-                )
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
-                continue
-            backoff = self._min_backoff
-            if sent < self._batch_size:
-                await self._sleep(self._poll_interval)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    leading = await self._leading()
+                except Exception as error:  # the database is away: keep trying
+                    logger.warning("outbox relay could not take its lease: %r", error)
+                    leading = False
+                if not leading:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), self._standby_interval)
+                    continue
+                self._last_pass_at = asyncio.get_running_loop().time()
+                try:
+                    sent = await self.publish_pending()
+                except Exception as error:  # the broker or the database is away: keep going
+                    logger.warning(
+                        "outbox relay could not publish, retrying in %.1fs: %r", backoff, error
+                    )
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, self._max_backoff)
+                    continue
+                backoff = self._min_backoff
+                if sent < self._batch_size:
+                    await self._sleep(self._poll_interval)
+        finally:
+            if self._lease is not None:
+                await self._lease.release()
+
+    async def _leading(self) -> bool:
+        if self._lease is None:
+            return True
+        if not self._lease.held:
+            return await self._lease.acquire()
+        now = asyncio.get_running_loop().time()
+        if now - self._lease_checked_at < self._standby_interval:
+            return True
+        self._lease_checked_at = now
+        return await self._lease.confirm()
+
+    @property
+    def leading(self) -> bool:
+        """Whether this relay publishes: it holds the lease, or needs none."""
+        return self._lease is None or self._lease.held
 
     def stop(self) -> None:
         self._stopping.set()
