@@ -19,7 +19,14 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy import bindparam, event, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import NullPool
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import Topic
@@ -87,7 +94,9 @@ class RelayLease:
     """
 
     def __init__(self, engine: AsyncEngine, name: str) -> None:
-        self._engine = engine
+        # An engine of its own, without a pool: the held connection must not take one of
+        # the request pool's connections away for the process's lifetime.
+        self._engine = create_async_engine(engine.url, poolclass=NullPool)
         digest = hashlib.sha256(f"grantflow-outbox:{name}".encode()).digest()
         self._key = int.from_bytes(digest[:8], "big", signed=True)
         self._connection: AsyncConnection | None = None
@@ -131,6 +140,7 @@ class RelayLease:
         if connection is not None:
             with contextlib.suppress(Exception):  # closing ends the session and its lock
                 await connection.close()
+        await self._engine.dispose()
 
 
 class OutboxRelay:
