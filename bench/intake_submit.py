@@ -79,6 +79,20 @@ DRAFTS: dict[str, dict[str, Any]] = {
 }
 
 
+def host_speed() -> float:
+    """Milliseconds of CPU for a fixed pure-Python loop: how fast this host is right now.
+
+    The shared machines here change speed from hour to hour (the same submission cost
+    5.5 ms of CPU at one time and 9.4 ms an hour later), so figures from different runs
+    compare only alongside this reference.
+    """
+    started = time.process_time()
+    total = 0
+    for number in range(3_000_000):
+        total += number % 7
+    return (time.process_time() - started) * 1000
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -280,7 +294,11 @@ async def run(
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         jobs = await prepare(client, settings, submissions * 2)
-        print(f"intake at {url}: {clients} concurrent clients", flush=True)
+        print(
+            f"intake at {url}: {clients} concurrent clients; "
+            f"host speed reference {host_speed():.0f} ms (lower is faster)",
+            flush=True,
+        )
         await asyncio.sleep(2)  # let the mail and outbox relays catch up with the set-up
         await paced(client, jobs[:submissions], clients, rate, pid)
         await asyncio.sleep(2)
@@ -291,6 +309,7 @@ async def run(
             "outbox_published_total ?",
         )
         print(f"events relayed to Kafka so far: {relayed.split()[-1]}", flush=True)
+        print(f"host speed reference at the end {host_speed():.0f} ms", flush=True)
 
 
 def main() -> None:
