@@ -26,7 +26,7 @@ from shared.logging import configure_logging
 from shared.messaging.broker import create_broker
 from shared.messaging.deadletter import DeadLetterPolicy
 from shared.messaging.inbox import Inbox
-from shared.messaging.outbox import Outbox, OutboxRelay, RelayLease
+from shared.messaging.outbox import Lease, Outbox, OutboxRelay
 from shared.messaging.tables import MessagingTables
 from shared.settings import ServiceSettings
 
@@ -45,6 +45,11 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def _log_job_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background job %s failed", task.get_name(), exc_info=task.exception())
+
+
 @dataclass
 class ServiceRuntime:
     settings: ServiceSettings
@@ -56,6 +61,7 @@ class ServiceRuntime:
     dead_letters: DeadLetterPolicy
     outbox: Outbox
     relay: OutboxRelay
+    jobs_lease: Lease | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
     jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
@@ -65,12 +71,46 @@ class ServiceRuntime:
     async def start(self) -> None:
         await self.broker.start()
         self.background.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
-        for job in self.jobs:
-            self.background.append(asyncio.create_task(job(), name=job.__name__))
+        if self.jobs:
+            self.background.append(asyncio.create_task(self._run_jobs(), name="jobs"))
 
     def add_job(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run ``job`` (a long-lived loop, e.g. a deadline scanner) while the service runs."""
+        """Run ``job`` (a long-lived loop, e.g. a deadline scanner) while the service runs.
+
+        With replicas on PostgreSQL the jobs run in one of them at a time, the holder of
+        the service's jobs lease, so that mail goes out once and a deadline fires once.
+        """
         self.jobs.append(job)
+
+    async def _run_jobs(self, standby: float = 2.0) -> None:
+        lease = self.jobs_lease
+        while True:
+            try:
+                leading = lease is None or await lease.acquire()
+            except Exception as error:  # the database is away: keep trying
+                logger.warning("could not take the jobs lease: %r", error)
+                leading = False
+            if not leading:
+                await asyncio.sleep(standby)
+                continue
+            jobs = [asyncio.create_task(job(), name=job.__name__) for job in self.jobs]
+            for task in jobs:
+                task.add_done_callback(_log_job_failure)
+            try:
+                if lease is None:
+                    await asyncio.gather(*jobs, return_exceptions=True)
+                    return
+                while True:
+                    await asyncio.sleep(standby)
+                    if not await lease.confirm():
+                        break
+                logger.warning("jobs lease lost; stopping the jobs until it is taken again")
+            finally:
+                for task in jobs:
+                    task.cancel()
+                await asyncio.gather(*jobs, return_exceptions=True)
+                if lease is not None:
+                    await lease.release()
 
     async def stop(self) -> None:
         self.relay.stop()
@@ -91,6 +131,8 @@ def build_runtime(
     broker, dead_letters = create_broker(settings, client_id=f"grantflow-{settings.service_name}")
     outbox = Outbox(tables, settings.topic_prefix)
     assert dead_letters.publish is not None
+    # SQLite is one host's embedded database, run by one process per service: no leases.
+    leased = not is_sqlite(str(engine.url))
     relay = OutboxRelay(
         tables,
         sessions,
@@ -98,8 +140,7 @@ def build_runtime(
         wake=outbox.committed,
         poll_interval=settings.outbox_poll_interval_ms / 1000,
         pass_interval=settings.outbox_pass_interval_ms / 1000,
-        # SQLite is one host's embedded database, run by one process per service.
-        lease=None if is_sqlite(str(engine.url)) else RelayLease(engine, settings.service_name),
+        lease=Lease(engine, settings.service_name) if leased else None,
     )
     return ServiceRuntime(
         settings=settings,
@@ -111,6 +152,7 @@ def build_runtime(
         dead_letters=dead_letters,
         outbox=outbox,
         relay=relay,
+        jobs_lease=Lease(engine, f"{settings.service_name}:jobs") if leased else None,
     )
 
 

@@ -84,13 +84,14 @@ class Outbox:
         self.committed.set()
 
 
-class RelayLease:
-    """Lets one relay of a service publish at a time: a PostgreSQL advisory lock.
+class Lease:
+    """One replica of a service at a time does a thing: a PostgreSQL advisory lock.
 
-    Two replicas of a service would otherwise both publish every unsent row. The inboxes
-    would drop the copies, but the traffic doubles and per-key order is no longer one
-    writer's. The lock lives on a connection of its own: if the holder dies, PostgreSQL
-    ends its session and another replica takes over on its next try.
+    The outbox relay takes one: two replicas would otherwise both publish every unsent row.
+    The inboxes would drop the copies, but the traffic doubles and per-key order is no
+    longer one writer's. The service's background jobs (mail, deadline scans) take another.
+    The lock lives on a connection of its own: if the holder dies, PostgreSQL ends its
+    session and another replica takes over on its next try.
     """
 
     def __init__(self, engine: AsyncEngine, name: str) -> None:
@@ -156,7 +157,7 @@ class OutboxRelay:
         batch_size: int = 200,
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
-        lease: RelayLease | None = None,
+        lease: Lease | None = None,
         standby_interval: float = 2.0,
     ) -> None:
         self._table = table = tables.outbox

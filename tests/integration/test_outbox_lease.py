@@ -1,4 +1,4 @@
-"""Two replicas of a service on one PostgreSQL database: one relay publishes, the other waits."""
+"""Replicas of a service on one PostgreSQL database: one relays and runs the jobs, others wait."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import create_engine, create_session_factory, unit_of_work
-from shared.messaging.outbox import Outbox, OutboxRelay, RelayLease
+from shared.messaging.outbox import Lease, Outbox, OutboxRelay
 from shared.messaging.tables import MessagingTables, define_messaging_tables
+from shared.service import ServiceRuntime, build_runtime
+from shared.settings import IntakeSettings
 from tests.support.messaging import TOPIC, eventually, withdrawn
+from tests.support.processes import Tansu
 
 STANDBY = 0.2
 
@@ -46,7 +49,7 @@ def replica(database_url: str, tables: MessagingTables, name: str) -> Replica:
         create_session_factory(engine),
         publish,
         poll_interval=0.05,
-        lease=RelayLease(engine, name),
+        lease=Lease(engine, name),
         standby_interval=STANDBY,
     )
     running = Replica(engine, relay, published)
@@ -111,3 +114,52 @@ async def test_one_replica_relays_and_the_other_takes_over_when_it_stops(
     assert second.published == ["app-4", "app-5"]
     assert second.relay.leading
     await second.stop()
+
+
+async def test_background_jobs_run_in_one_replica_and_move_when_it_stops(
+    postgres_url: str, tansu: Tansu, unique: str
+) -> None:
+    metadata = MetaData()
+    tables = define_messaging_tables(metadata, unique)
+    settings = IntakeSettings(
+        environment="test",
+        database_url=postgres_url,
+        kafka_bootstrap_servers=tansu.bootstrap,
+        topic_prefix=f"{unique}.",
+    )
+    ran: list[str] = []
+
+    def replica_runtime(name: str) -> ServiceRuntime:
+        runtime = build_runtime(settings, metadata, tables)
+
+        async def job() -> None:
+            ran.append(name)
+            await asyncio.Event().wait()  # a long-lived loop, like a mail relay
+
+        runtime.add_job(job)
+        return runtime
+
+    first, second = replica_runtime("first"), replica_runtime("second")
+    running = [first, second]
+    for runtime in running:
+        await runtime.start()
+    try:
+
+        async def one_ran() -> bool:
+            return len(ran) == 1
+
+        await eventually(one_ran, timeout=10)
+        await asyncio.sleep(2.5)  # the other replica tried again and stood by
+        assert len(ran) == 1
+        leader = first if ran == ["first"] else second
+        running.remove(leader)
+        await leader.stop()
+
+        async def moved() -> bool:
+            return len(ran) == 2
+
+        await eventually(moved, timeout=10)
+        assert set(ran) == {"first", "second"}
+    finally:
+        for runtime in running:
+            await runtime.stop()
