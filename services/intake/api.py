@@ -101,6 +101,8 @@ async def _idempotent_action(
     key: str | None,
     body: Any,
     use_case: Callable[[AsyncSession], Awaitable[db.ApplicationRecord]],
+    *,
+    refuses_repeats: bool = False,
 ) -> JSONResponse:
     async with unit_of_work(intake.sessions) as session:
 
@@ -116,6 +118,7 @@ async def _idempotent_action(
             key=key,
             request_fingerprint=service.fingerprint(request.method, request.url.path, body),
             action=act,
+            refuses_repeats=refuses_repeats,
         )
     return _respond(outcome)
 
@@ -354,6 +357,7 @@ async def submit_application(
         idempotency_key,
         body,
         lambda session: service.submit(session, intake, principal, application_id, version),
+        refuses_repeats=True,  # only a draft can be submitted
     )
 
 

@@ -164,32 +164,38 @@ async def idempotent(
     key: str | None,
     request_fingerprint: str,
     action: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+    refuses_repeats: bool = False,
 ) -> Outcome:
     """Run ``action`` once per key; a repeat replays the first answer, another body is a 409.
 
     Only successful answers are kept: a refused request may be corrected and sent again
-    with the same key.
+    with the same key. An action that ``refuses_repeats`` raises ConflictError when its
+    work is done already (an application cannot be submitted twice): the stored answer is
+    then read only on that refusal, which saves a read on every first request.
     """
     if key is None:
         return Outcome(*await action())
-    stored = await db.get_idempotency_key(session, scope, key)
-    if stored is not None:
-        return _replay(stored, request_fingerprint)
+    if not refuses_repeats:
+        stored = await db.get_idempotency_key(session, scope, key)
+        if stored is not None:
+            return _replay(stored, request_fingerprint)
     try:
         status_code, body = await action()
         await db.save_idempotency_key(
             session, scope, key, request_fingerprint, status_code, body, intake.now()
         )
     except ConflictError:
-        # A concurrent request with the same key may have won the race (the application's
-        # row lock made this one wait, and it now finds the work done): answer as it did.
+        # A repeat, or a concurrent request with the same key that won the race (the
+        # application's row lock made this one wait, and it now finds the work done):
+        # answer as the first did.
         stored = await _stored_key(session, scope, key)
         if stored is not None:
             return _replay(stored, request_fingerprint)
         raise
     except IntegrityError as error:
         raise ConflictError(
-            "another request with this Idempotency-Key is being processed; try again"
+            "this Idempotency-Key belongs to another request, finished or still running; "
+            "repeat that request as it was, or use a new key"
         ) from error
     return Outcome(status_code, body)
 

@@ -270,6 +270,9 @@ async def test_submitting_twice_with_one_idempotency_key_gives_one_event(
         f"/v1/applications/{other}/submit", json={"draft_version": 1}, headers=key
     )
     assert same_key_other_application.status_code == 409
+    assert "another request" in same_key_other_application.json()["detail"]
+    other_view = await svc.client.get(f"/v1/applications/{other}", headers=svc.applicant(member))
+    assert other_view.json()["status"] == "draft"  # the refused submission changed nothing
     without_key = await svc.client.post(url, headers=svc.applicant(member))
     assert without_key.status_code == 409
     assert "already submitted" in without_key.json()["detail"]
