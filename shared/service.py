@@ -22,11 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.db import create_engine, create_session_factory, is_sqlite, ping
 from shared.http import BodySizeLimit, add_operational_routes
+from shared.lease import Lease
 from shared.logging import configure_logging
 from shared.messaging.broker import create_broker
 from shared.messaging.deadletter import DeadLetterPolicy
 from shared.messaging.inbox import Inbox
-from shared.messaging.outbox import Lease, Outbox, OutboxRelay
+from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.tables import MessagingTables
 from shared.settings import ServiceSettings
 
@@ -86,7 +87,7 @@ class ServiceRuntime:
         lease = self.jobs_lease
         while True:
             try:
-                leading = lease is None or await lease.acquire()
+                leading = lease is None or await lease.keep()
             except Exception as error:  # the database is away: keep trying
                 logger.warning("could not take the jobs lease: %r", error)
                 leading = False
@@ -102,7 +103,7 @@ class ServiceRuntime:
                     return
                 while True:
                     await asyncio.sleep(standby)
-                    if not await lease.confirm():
+                    if not await lease.keep():
                         break
                 logger.warning("jobs lease lost; stopping the jobs until it is taken again")
             finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -18,18 +17,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, event, func, select, text, update
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
-from sqlalchemy.pool import NullPool
+from sqlalchemy import bindparam, event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import Topic
+from shared.lease import Lease
 from shared.messaging.tables import MessagingTables
 
 logger = logging.getLogger(__name__)
@@ -84,66 +77,6 @@ class Outbox:
         self.committed.set()
 
 
-class Lease:
-    """One replica of a service at a time does a thing: a PostgreSQL advisory lock.
-
-    The outbox relay takes one: two replicas would otherwise both publish every unsent row.
-    The inboxes would drop the copies, but the traffic doubles and per-key order is no
-    longer one writer's. The service's background jobs (mail, deadline scans) take another.
-    The lock lives on a connection of its own: if the holder dies, PostgreSQL ends its
-    session and another replica takes over on its next try.
-    """
-
-    def __init__(self, engine: AsyncEngine, name: str) -> None:
-        # An engine of its own, without a pool: the held connection must not take one of
-        # the request pool's connections away for the process's lifetime.
-        self._engine = create_async_engine(engine.url, poolclass=NullPool)
-        digest = hashlib.sha256(f"grantflow-outbox:{name}".encode()).digest()
-        self._key = int.from_bytes(digest[:8], "big", signed=True)
-        self._connection: AsyncConnection | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._connection is not None
-
-    async def acquire(self) -> bool:
-        """Take the lock if it is free; True while this relay holds it."""
-        if self._connection is not None:
-            return True
-        connection = await self._engine.connect()
-        try:
-            got = await connection.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
-            )
-        except BaseException:
-            await connection.close()
-            raise
-        if not got:
-            await connection.close()
-            return False
-        self._connection = connection
-        return True
-
-    async def confirm(self) -> bool:
-        """Whether the holding connection is still there; if not, the lock is gone too."""
-        if self._connection is None:
-            return False
-        try:
-            await self._connection.scalar(text("SELECT 1"))
-        except Exception:
-            logger.warning("outbox relay lost its lease connection; standing by")
-            await self.release()
-            return False
-        return True
-
-    async def release(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(Exception):  # closing ends the session and its lock
-                await connection.close()
-        await self._engine.dispose()
-
-
 class OutboxRelay:
     def __init__(
         self,
@@ -184,20 +117,19 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._lease = lease
         self._standby_interval = standby_interval
-        self._lease_checked_at = float("-inf")
         self.published_total = 0
 
     async def run(self) -> None:
         """Relay until ``stop()``; broker errors are retried with exponential backoff.
 
         With a lease, a relay that does not hold it stands by and tries again every
-        ``standby_interval``; the holder confirms its lease as often.
+        ``standby_interval``.
         """
         backoff = self._min_backoff
         try:
             while not self._stopping.is_set():
                 try:
-                    leading = await self._leading()
+                    leading = self._lease is None or await self._lease.keep()
                 except Exception as error:  # the database is away: keep trying
                     logger.warning("outbox relay could not take its lease: %r", error)
                     leading = False
@@ -221,17 +153,6 @@ class OutboxRelay:
         finally:
             if self._lease is not None:
                 await self._lease.release()
-
-    async def _leading(self) -> bool:
-        if self._lease is None:
-            return True
-        if not self._lease.held:
-            return await self._lease.acquire()
-        now = asyncio.get_running_loop().time()
-        if now - self._lease_checked_at < self._standby_interval:
-            return True
-        self._lease_checked_at = now
-        return await self._lease.confirm()
 
     @property
     def leading(self) -> bool:

@@ -11,7 +11,8 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import create_engine, create_session_factory, unit_of_work
-from shared.messaging.outbox import Lease, Outbox, OutboxRelay
+from shared.lease import Lease
+from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.tables import MessagingTables, define_messaging_tables
 from shared.service import ServiceRuntime, build_runtime
 from shared.settings import IntakeSettings
@@ -49,7 +50,7 @@ def replica(database_url: str, tables: MessagingTables, name: str) -> Replica:
         create_session_factory(engine),
         publish,
         poll_interval=0.05,
-        lease=Lease(engine, name),
+        lease=Lease(engine, name, confirm_every=STANDBY),
         standby_interval=STANDBY,
     )
     running = Replica(engine, relay, published)
