@@ -14,7 +14,7 @@ import uuid
 
 import asyncpg
 
-from shared.contracts.topics import DISBURSEMENT_SETTLED, FUNDS_RESERVE, TRANCHE_PAY
+from shared.contracts.topics import DISBURSEMENT_SETTLED, PAY_TRANCHE, RESERVE_FUNDS
 from tests.support.disbursement import (
     Ledger,
     Publisher,
@@ -104,14 +104,14 @@ async def pay_to_settled_latency(database_url: str, payments: int) -> None:
             ):
                 for index in range(payments):
                     await publisher.send(
-                        FUNDS_RESERVE, reserve(f"{program}-{index}", usd(100), program=program)
+                        RESERVE_FUNDS, reserve(f"{program}-{index}", usd(100), program=program)
                     )
                 await asyncio.sleep(3)  # reservations done, simulator's group joined
                 latencies: list[float] = []
                 for index in range(payments):
                     app = f"{program}-{index}"
                     started = time.perf_counter()
-                    await publisher.send(TRANCHE_PAY, pay(app, 1, usd(70), program=program))
+                    await publisher.send(PAY_TRANCHE, pay(app, 1, usd(70), program=program))
                     await watcher.wait_for(settled_topic, application_id=app)
                     latencies.append(time.perf_counter() - started)
             stop.set()

@@ -31,7 +31,7 @@ import httpx
 from services.intake.domain import DRAFT_EXAMPLE
 from shared.auth import Role, mint_token
 from shared.contracts.topics import broker_topic_names
-from shared.messaging.broker import ensure_topics
+from shared.messaging.topics_admin import ensure_topics
 from shared.migrations import upgrade
 from shared.settings import CommonSettings
 from tests.support.processes import Tansu, free_port, terminate

@@ -29,6 +29,16 @@ class Service(StrEnum):
     REPORTING = "reporting"
 
 
+class Migrated(StrEnum):
+    """Every process that owns tables: the four services and the workflows process."""
+
+    INTAKE = "intake"
+    REVIEW = "review"
+    DISBURSEMENT = "disbursement"
+    REPORTING = "reporting"
+    WORKFLOWS = "workflows"
+
+
 class RoleName(StrEnum):
     APPLICANT = "applicant"
     REVIEWER = "reviewer"
@@ -83,7 +93,7 @@ def serve(service: Annotated[Service, typer.Argument(help="The service to run.")
     """Run one service's HTTP API and Kafka consumers."""
     import uvicorn
 
-    from shared.settings import SETTINGS_BY_SERVICE
+    from grantflow.services import SETTINGS_BY_SERVICE
 
     settings = SETTINGS_BY_SERVICE[service.value]()
     uvicorn.run(
@@ -101,7 +111,7 @@ def worker() -> None:
     """Run the Temporal worker, the Kafka bridge and the officers' lifecycle API."""
     import uvicorn
 
-    from shared.settings import WorkflowsSettings
+    from workflows.settings import WorkflowsSettings
 
     settings = WorkflowsSettings()
     uvicorn.run(
@@ -117,14 +127,14 @@ def worker() -> None:
 @db_app.command("upgrade")
 def db_upgrade(
     services: Annotated[
-        list[Service] | None, typer.Argument(help="Services to migrate (default: all).")
+        list[Migrated] | None, typer.Argument(help="Services to migrate (default: all).")
     ] = None,
 ) -> None:
     """Apply each service's migrations to its own tables."""
+    from grantflow.services import SETTINGS_BY_SERVICE
     from shared.migrations import upgrade
-    from shared.settings import SETTINGS_BY_SERVICE
 
-    for service in services or list(Service):
+    for service in services or list(Migrated):
         url = SETTINGS_BY_SERVICE[service.value]().effective_database_url()
         upgrade(service.value, url)
         typer.echo(f"{service.value}: migrated ({url.split('@')[-1]})")
@@ -132,17 +142,23 @@ def db_upgrade(
 
 @topics_app.command("create")
 def topics_create(
-    partitions: Annotated[int, typer.Option(help="Partitions per topic.")] = 3,
+    partitions: Annotated[
+        int | None, typer.Option(help="Partitions per topic (default: the setting).")
+    ] = None,
 ) -> None:
-    """Create every topic and its dead-letter topic (consumers need them to exist first)."""
-    from shared.contracts.topics import broker_topic_names
-    from shared.messaging.broker import ensure_topics
+    """Create every topic, its dead-letter topic and the broker-epoch marker."""
+    from shared.messaging.epoch import prepare_broker
+    from shared.messaging.topics_admin import all_topic_names
+    from shared.service import topic_layout
     from shared.settings import CommonSettings
 
     settings = CommonSettings()
-    names = broker_topic_names(settings.topic_prefix)
-    asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, names, partitions))
-    typer.echo(f"{len(names)} topics present on {settings.kafka_bootstrap_servers}")
+    if partitions is not None:
+        settings = settings.model_copy(update={"kafka_topic_partitions": partitions})
+    bootstrap = settings.kafka_bootstrap_servers
+    epoch = asyncio.run(prepare_broker(bootstrap, topic_layout(settings), settings.topic_prefix))
+    count = len(all_topic_names(settings.topic_prefix))
+    typer.echo(f"{count} topics present on {bootstrap}, broker epoch {epoch}")
 
 
 @topics_app.command("list")
@@ -198,7 +214,7 @@ def reporting_rebuild(
 ) -> None:
     """Rebuild the analytics read model from the topics, from their first offset."""
     from services.reporting.rebuild import rebuild
-    from shared.settings import ReportingSettings
+    from services.reporting.settings import ReportingSettings
 
     settings = ReportingSettings()
     target = database_url or settings.effective_database_url()

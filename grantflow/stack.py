@@ -29,7 +29,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final, TextIO
 
-from shared.settings import SETTINGS_BY_SERVICE, CommonSettings, ServiceSettings
+from grantflow.services import SETTINGS_BY_SERVICE
+from shared.settings import CommonSettings, ServiceSettings
 
 DEFAULT_KAFKA_PORT: Final = 19092
 DEFAULT_TEMPORAL_PORT: Final = 17233
@@ -41,7 +42,6 @@ TANSU_BIN_ENV: Final = "TANSU_BIN"
 SERVICE_NAMES: Final = ("intake", "review", "disbursement", "reporting", "workflows")
 WORKER: Final = "workflows"
 
-TOPIC_PARTITIONS: Final = 3
 INFRASTRUCTURE_TIMEOUT: Final = 60.0
 READY_TIMEOUT: Final = 60.0
 # Both phases together stay under 10 s, the promise made to whoever presses Ctrl-C.
@@ -572,17 +572,20 @@ class _Stack:
     # -- readiness -------------------------------------------------------------------
 
     async def _create_topics(self, deadline: float) -> None:
-        from shared.contracts.topics import broker_topic_names
-        from shared.messaging.broker import ensure_topics
+        from shared.messaging.epoch import prepare_broker
+        from shared.service import topic_layout
 
         bootstrap = self.options.kafka_bootstrap_servers
         host, port = _host_port(bootstrap)
         # Waiting for the port first keeps aiokafka from logging a connection error a try.
         await _wait_tcp(host, port, deadline, "Kafka", self.console)
-        names = broker_topic_names(self.options.settings.topic_prefix)
+        settings = self.options.settings
+        layout = topic_layout(settings)
         while True:
             try:
-                await asyncio.wait_for(ensure_topics(bootstrap, names, TOPIC_PARTITIONS), 15.0)
+                await asyncio.wait_for(
+                    prepare_broker(bootstrap, layout, settings.topic_prefix), 15.0
+                )
                 return
             except Exception as error:
                 last = f"{type(error).__name__}: {error}"

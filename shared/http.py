@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -97,6 +97,9 @@ class _RequestMetrics:
             self.latency.labels(method, route).observe(time.perf_counter() - started)
 
 
+LabelledRead = tuple[str, str, Callable[[], Mapping[str, float]]]
+
+
 class _RuntimeCollector:
     """Exposes counters that live on runtime objects (outbox relay, dead letters)."""
 
@@ -104,14 +107,21 @@ class _RuntimeCollector:
         self,
         gauges: dict[str, tuple[str, Callable[[], float]]],
         counters: dict[str, tuple[str, Callable[[], float]]],
+        labelled: dict[str, LabelledRead],
     ) -> None:
         self._gauges = gauges
         self._counters = counters
+        self._labelled = labelled
 
     def collect(self) -> Iterable[Any]:
         for name, (documentation, read) in self._counters.items():
             counter = CounterMetricFamily(name, documentation)
             counter.add_metric([], read())
+            yield counter
+        for name, (documentation, label, read_all) in self._labelled.items():
+            counter = CounterMetricFamily(name, documentation, labels=[label])
+            for value, count in sorted(read_all().items()):
+                counter.add_metric([value], count)
             yield counter
         for name, (documentation, read) in self._gauges.items():
             gauge = GaugeMetricFamily(name, documentation)
@@ -126,6 +136,7 @@ def add_operational_routes(
     readiness_checks: dict[str, ReadinessCheck],
     counters: dict[str, tuple[str, Callable[[], float]]] | None = None,
     gauges: dict[str, tuple[str, Callable[[], float]]] | None = None,
+    labelled_counters: dict[str, LabelledRead] | None = None,
 ) -> None:
     """``/healthz`` (the process answers), ``/readyz`` (its dependencies answer), ``/metrics``."""
     registry = CollectorRegistry()
@@ -138,7 +149,7 @@ def add_operational_routes(
         ["method", "route"],
         registry=registry,
     )
-    registry.register(_RuntimeCollector(gauges or {}, counters or {}))
+    registry.register(_RuntimeCollector(gauges or {}, counters or {}, labelled_counters or {}))
 
     app.add_middleware(_RequestMetrics, requests=requests, latency=latency)
 

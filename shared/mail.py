@@ -1,8 +1,10 @@
-"""The shared mailer: SMTP in production, ``.eml`` files in the embedded stack and tests."""
+"""Mail: the queue a use case writes into, the relay that sends it, and the mailers (SMTP in
+production, ``.eml`` files in the embedded stack and tests)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import smtplib
 from dataclasses import dataclass
@@ -12,9 +14,16 @@ from email.header import Header
 from email.message import Message
 from email.mime.text import MIMEText
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.clock import utc_now
+from shared.messaging.tables import MessagingTables
 from shared.settings import CommonSettings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,3 +106,95 @@ def create_mailer(settings: CommonSettings) -> Mailer:
     if settings.smtp_host:
         return SmtpMailer(settings.smtp_host, settings.smtp_port, settings.mail_sender)
     return FileMailer(settings.mail_dir, settings.mail_sender)
+
+
+class MailQueue:
+    """Mail written into the current transaction: it is sent only if the change commits."""
+
+    def __init__(self, tables: MessagingTables) -> None:
+        self._insert = tables.mail.insert()
+
+    async def add(self, session: AsyncSession, mail: Mail, *, kind: str) -> None:
+        if not mail.to:
+            return
+        await session.execute(
+            self._insert,
+            {
+                "kind": kind[:60],
+                "recipients": sorted(set(mail.to)),
+                "subject": mail.subject[:300],
+                "body": mail.body,
+                "application_id": mail.application_id,
+                "created_at": utc_now(),
+            },
+        )
+
+
+class MailRelay:
+    """Sends queued mail, polling: mail is not worth a wake-up on every commit.
+
+    A failure is recorded and retried on a later round, up to ``max_attempts``; one bad
+    address or an SMTP outage does not stop the rest.
+    """
+
+    def __init__(
+        self,
+        tables: MessagingTables,
+        sessions: async_sessionmaker[AsyncSession],
+        mailer: Mailer,
+        *,
+        poll_interval: float = 1.0,
+        batch_size: int = 50,
+        max_attempts: int = 10,
+    ) -> None:
+        table = self._table = tables.mail
+        self._sessions = sessions
+        self._mailer = mailer
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._queued = (
+            select(table)
+            .where(table.c.sent_at.is_(None), table.c.attempts < max_attempts)
+            .order_by(table.c.id)
+            .limit(batch_size)
+        )
+        self.sent_total = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                sent = await self.send_pending()
+            except Exception:  # the database is away: try again later
+                logger.exception("could not send queued mail")
+                sent = 0
+            if sent < self._batch_size:
+                await asyncio.sleep(self._poll_interval)
+
+    async def send_pending(self) -> int:
+        async with self._sessions() as session:
+            queued = (await session.execute(self._queued)).all()
+        sent = 0
+        for item in queued:
+            mail = Mail(
+                to=tuple(item.recipients),
+                subject=item.subject,
+                body=item.body,
+                application_id=item.application_id,
+            )
+            try:
+                await self._mailer.send(mail)
+            except Exception as error:
+                logger.warning("mail %s not sent: %r", item.id, error)
+                values: dict[str, Any] = {
+                    "attempts": self._table.c.attempts + 1,
+                    "last_error": repr(error)[:2000],
+                }
+            else:
+                sent += 1
+                values = {"sent_at": utc_now(), "attempts": self._table.c.attempts + 1}
+            async with self._sessions() as session, session.begin():
+                await session.execute(
+                    update(self._table).where(self._table.c.id == item.id).values(**values)
+                )
+        self.sent_total += sent
+        return sent

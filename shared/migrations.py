@@ -18,11 +18,20 @@ from sqlalchemy.engine import Connection
 
 from shared.db import create_engine
 
-MIGRATED_SERVICES = ("intake", "review", "disbursement", "reporting")
+MIGRATED_SERVICES = ("intake", "review", "disbursement", "reporting", "workflows")
+
+
+def _package(service: str) -> str:
+    """Where a service's code lives: ``services/<name>``, and the workflows process."""
+    return "workflows" if service == "workflows" else f"services.{service}"
+
+
+def persistence_module(service: str) -> str:
+    return f"{_package(service)}.persistence"
 
 
 def alembic_config(service: str, database_url: str) -> Config:
-    package = import_module(f"services.{service}")
+    package = import_module(_package(service))
     assert package.__file__ is not None
     config = Config()
     config.set_main_option("script_location", str(Path(package.__file__).parent / "migrations"))
@@ -105,6 +114,91 @@ def create_messaging_tables(service: str) -> None:
         sa.Column("topic", sa.String(255), nullable=False),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
     )
+
+
+def add_healing_tables(service: str) -> None:
+    """Migration step shared by every service: what lets it heal (``shared.messaging``).
+
+    Command receipts, persisted failure counts, dead letters, the broker epoch, the mail
+    queue, and the ``subject`` that files an outbox row as an answer. Inbox rows are
+    renamed to one consumer per topic (``<service>.<topic>``), the consumer helper's names.
+    """
+    when = sa.DateTime(timezone=True)
+    ident = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    with op.batch_alter_table(f"{service}_outbox") as batch:
+        batch.add_column(sa.Column("subject", sa.String(200), nullable=True))
+        batch.create_index(f"ix_{service}_outbox_subject", ["subject"])
+    op.execute(
+        sa.text(f"UPDATE {service}_inbox SET consumer = :prefix || topic").bindparams(
+            prefix=f"{service}."
+        )
+    )
+    op.create_table(
+        f"{service}_command_receipts",
+        sa.Column("command_id", sa.String(200), primary_key=True),
+        sa.Column("topic", sa.String(255), nullable=False),
+        sa.Column("subject", sa.String(200), nullable=False),
+        sa.Column("handled_at", when, nullable=False),
+    )
+    op.create_table(
+        f"{service}_consumer_failures",
+        sa.Column("message_ref", sa.String(455), primary_key=True),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("last_error", sa.Text, nullable=False),
+        sa.Column("updated_at", when, nullable=False),
+    )
+    op.create_table(
+        f"{service}_dead_letters",
+        sa.Column("id", ident, primary_key=True, autoincrement=True),
+        sa.Column("topic", sa.String(255), nullable=False),
+        sa.Column("partition", sa.Integer, nullable=False),
+        sa.Column("offset", ident, nullable=False),
+        sa.Column("message_key", sa.String(255), nullable=True),
+        sa.Column("consumer_group", sa.String(120), nullable=True),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("headers", sa.Text, nullable=False),
+        sa.Column("body_base64", sa.Text, nullable=False),
+        sa.Column("event_id", sa.String(36), nullable=True),
+        sa.Column("dead_lettered_at", when, nullable=False),
+        sa.Column("replayed_at", when, nullable=True),
+        sa.Column("replays", sa.Integer, nullable=False, server_default="0"),
+    )
+    op.create_index(f"ix_{service}_dead_letters_topic", f"{service}_dead_letters", ["topic", "id"])
+    op.create_table(
+        f"{service}_broker_epoch",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("epoch", sa.String(36), nullable=False),
+        sa.Column("seen_at", when, nullable=False),
+    )
+    op.create_table(
+        f"{service}_mail_queue",
+        sa.Column("id", ident, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(60), nullable=False),
+        sa.Column("recipients", sa.JSON, nullable=False),
+        sa.Column("subject", sa.String(300), nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("application_id", sa.String(255), nullable=True),
+        sa.Column("created_at", when, nullable=False),
+        sa.Column("sent_at", when, nullable=True),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("last_error", sa.Text, nullable=True),
+    )
+    op.create_index(f"ix_{service}_mail_queue_unsent", f"{service}_mail_queue", ["sent_at", "id"])
+
+
+def drop_healing_tables(service: str) -> None:
+    for table in (
+        "mail_queue",
+        "broker_epoch",
+        "dead_letters",
+        "consumer_failures",
+        "command_receipts",
+    ):
+        op.drop_table(f"{service}_{table}")
+    with op.batch_alter_table(f"{service}_outbox") as batch:
+        batch.drop_index(f"ix_{service}_outbox_subject")
+        batch.drop_column("subject")
 
 
 def drop_messaging_tables(service: str) -> None:

@@ -1,7 +1,14 @@
-"""Composition of one service process: database, broker, outbox relay, HTTP app.
+"""One shape for every service: its runtime, its use cases, its app.
 
-Each service's ``create_app(settings)`` calls ``build_runtime`` and ``create_service_app``;
-nothing connects at import time, and everything starts and stops with the app's lifespan.
+- ``build_runtime`` composes a service process: database, broker, outbox and relay,
+  command receipts, dead letters, the broker-epoch watch, mail, background jobs.
+  Nothing connects at import time; everything starts and stops with the app's lifespan.
+- ``Service`` is the base of a service's use cases. A use case takes a ``Work`` (one
+  transaction, and what commits with it: events, mail) and never commits; whoever opened
+  the work (a route, a consumer, a job) commits it by leaving ``service.work()``.
+- ``the_service`` is the one dependency through which routes get their service.
+- ``create_service_app`` builds the HTTP app with health, readiness, metrics, auth, the
+  error vocabulary and the body-size limit.
 """
 
 from __future__ import annotations
@@ -11,27 +18,46 @@ import contextlib
 import functools
 import gc
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.auth import Auth
+from shared.clock import Clock, utc_now
+from shared.contracts.envelope import Envelope, new_envelope
+from shared.contracts.topics import Topic
 from shared.db import create_engine, create_session_factory, is_sqlite, ping
-from shared.http import BodySizeLimit, add_operational_routes
+from shared.errors import install_error_handlers
+from shared.http import BodySizeLimit, ReadinessCheck, add_operational_routes
 from shared.lease import Lease
 from shared.logging import configure_logging
+from shared.mail import Mail, Mailer, MailQueue, MailRelay, create_mailer
 from shared.messaging.broker import create_broker
-from shared.messaging.deadletter import DeadLetterPolicy
+from shared.messaging.deadletter import DeadLetterPolicy, DeadLetterStore
+from shared.messaging.epoch import EpochRecord, EpochWatch, faststream_consumers
 from shared.messaging.inbox import Inbox
-from shared.messaging.outbox import Outbox, OutboxRelay
+from shared.messaging.outbox import Outbox, OutboxRelay, prune_sent
+from shared.messaging.receipts import CommandReceipts
 from shared.messaging.tables import MessagingTables
-from shared.settings import ServiceSettings
+from shared.messaging.topics_admin import TopicLayout
+from shared.settings import CommonSettings, ServiceSettings
 
 logger = logging.getLogger(__name__)
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
+ServiceT = TypeVar("ServiceT", bound="Service")
+Job = Callable[[], Coroutine[Any, Any, None]]
+
+# How often sent outbox rows past their retention are forgotten.
+PRUNE_INTERVAL = timedelta(hours=1)
 
 
 @functools.cache
@@ -51,6 +77,14 @@ def _log_job_failure(task: asyncio.Task[None]) -> None:
         logger.error("background job %s failed", task.get_name(), exc_info=task.exception())
 
 
+def topic_layout(settings: CommonSettings) -> TopicLayout:
+    return TopicLayout(
+        partitions=settings.kafka_topic_partitions,
+        replication_factor=settings.kafka_replication_factor,
+        min_insync_replicas=settings.kafka_min_insync_replicas,
+    )
+
+
 @dataclass
 class ServiceRuntime:
     settings: ServiceSettings
@@ -62,26 +96,44 @@ class ServiceRuntime:
     dead_letters: DeadLetterPolicy
     outbox: Outbox
     relay: OutboxRelay
+    receipts: CommandReceipts
+    epoch: EpochWatch
+    mail: MailQueue
     jobs_lease: Lease | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
-    jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
 
-    def inbox(self, handler_name: str) -> Inbox:
-        return Inbox(self.tables, self.sessions, f"{self.settings.service_name}.{handler_name}")
+    @property
+    def name(self) -> str:
+        return self.settings.service_name
+
+    def inbox(self, consumer: str) -> Inbox:
+        return Inbox(self.tables, self.sessions, f"{self.name}.{consumer}")
 
     async def start(self) -> None:
         await self.broker.start()
         self.background.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self.background.append(asyncio.create_task(self.epoch.run(), name="broker-epoch"))
         if self.jobs:
             self.background.append(asyncio.create_task(self._run_jobs(), name="jobs"))
 
-    def add_job(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def add_job(self, job: Job) -> None:
         """Run ``job`` (a long-lived loop, e.g. a deadline scanner) while the service runs.
 
         With replicas on PostgreSQL the jobs run in one of them at a time, the holder of
         the service's jobs lease, so that mail goes out once and a deadline fires once.
         """
         self.jobs.append(job)
+
+    def send_mail_with(self, mailer: Mailer | None = None, *, poll_interval: float = 1.0) -> None:
+        """Send what use cases queue with ``Work.mail``, through ``mailer`` (default: settings)."""
+        relay = MailRelay(
+            self.tables,
+            self.sessions,
+            mailer or create_mailer(self.settings),
+            poll_interval=poll_interval,
+        )
+        self.add_job(relay.run)
 
     async def _run_jobs(self, standby: float = 2.0) -> None:
         lease = self.jobs_lease
@@ -129,9 +181,23 @@ def build_runtime(
 ) -> ServiceRuntime:
     engine = create_engine(settings.effective_database_url())
     sessions = create_session_factory(engine)
-    broker, dead_letters = create_broker(settings, client_id=f"grantflow-{settings.service_name}")
     outbox = Outbox(tables, settings.topic_prefix)
+    broker, dead_letters = create_broker(
+        settings,
+        client_id=f"grantflow-{settings.service_name}",
+        store=DeadLetterStore(tables, sessions, outbox),
+    )
     assert dead_letters.publish is not None
+    retention = timedelta(hours=settings.outbox_retention_hours)
+    epoch = EpochWatch(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        layout=topic_layout(settings),
+        prefix=settings.topic_prefix,
+        record=EpochRecord(tables, sessions, retention),
+        consumers=lambda: faststream_consumers(broker),
+        on_republish=lambda: relay.wake(),
+        interval=settings.broker_epoch_check_ms / 1000,
+    )
     # SQLite is one host's embedded database, run by one process per service: no leases.
     leased = not is_sqlite(str(engine.url))
     relay = OutboxRelay(
@@ -142,8 +208,9 @@ def build_runtime(
         poll_interval=settings.outbox_poll_interval_ms / 1000,
         pass_interval=settings.outbox_pass_interval_ms / 1000,
         lease=Lease(engine, settings.service_name) if leased else None,
+        before_pass=epoch.ready,
     )
-    return ServiceRuntime(
+    runtime = ServiceRuntime(
         settings=settings,
         metadata=metadata,
         tables=tables,
@@ -153,12 +220,130 @@ def build_runtime(
         dead_letters=dead_letters,
         outbox=outbox,
         relay=relay,
+        receipts=CommandReceipts(tables, outbox),
+        epoch=epoch,
+        mail=MailQueue(tables),
         jobs_lease=Lease(engine, f"{settings.service_name}:jobs") if leased else None,
     )
+    runtime.add_job(_prune_outbox(runtime, retention))
+    return runtime
+
+
+def _prune_outbox(runtime: ServiceRuntime, retention: timedelta) -> Job:
+    async def prune_outbox() -> None:
+        while True:
+            try:
+                async with runtime.sessions() as session, session.begin():
+                    forgotten = await prune_sent(session, runtime.tables, retention)
+                if forgotten:
+                    logger.info("forgot %s outbox rows sent over %s ago", forgotten, retention)
+            except Exception as error:  # the database is away for a while: next round
+                logger.warning("outbox pruning failed: %r", error)
+            await asyncio.sleep(PRUNE_INTERVAL.total_seconds())
+
+    return prune_outbox
+
+
+@dataclass
+class Work:
+    """One unit of work of a service: a transaction, and the events and mail it causes.
+
+    ``cause`` is the message being handled (events caused by it carry its correlation id
+    and its event id as their causation); ``subject`` files answers to a command
+    (``shared.messaging.receipts``).
+    """
+
+    session: AsyncSession
+    runtime: ServiceRuntime
+    now: datetime
+    cause: Envelope[Any] | None = None
+    subject: str | None = None
+
+    async def publish(
+        self,
+        topic: Topic,
+        payload: PayloadT,
+        *,
+        application_id: str,
+        event_id: uuid.UUID | None = None,
+        subject: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Envelope[PayloadT]:
+        """Publish ``payload`` on ``topic`` when the work commits."""
+        envelope = new_envelope(
+            payload,
+            producer=self.runtime.name,
+            application_id=application_id,
+            event_id=event_id,
+            causation=self.cause,
+            correlation_id=correlation_id,
+            occurred_at=self.now,
+        )
+        await self.runtime.outbox.add(
+            self.session,
+            topic,
+            envelope,  # type: ignore[arg-type]
+            subject=subject,
+        )
+        return envelope
+
+    async def answer(
+        self,
+        topic: Topic,
+        payload: PayloadT,
+        *,
+        application_id: str,
+        event_id: uuid.UUID | None = None,
+    ) -> Envelope[PayloadT]:
+        """Publish the answer to the command being handled, filed under its subject."""
+        if self.subject is None:
+            raise RuntimeError("answer() outside the handling of a command")
+        return await self.publish(
+            topic, payload, application_id=application_id, event_id=event_id, subject=self.subject
+        )
+
+    async def answer_again(self, subject: str) -> int:
+        """Publish every answer filed under ``subject`` again (a repeated question)."""
+        return await self.runtime.receipts.answer_again(self.session, subject)
+
+    async def mail(self, mail: Mail, *, kind: str) -> None:
+        """Send ``mail`` when the work commits."""
+        await self.runtime.mail.add(self.session, mail, kind=kind)
+
+
+class Service:
+    """The base of a service's use cases; ``clock`` is injectable for tests."""
+
+    def __init__(self, runtime: ServiceRuntime, *, clock: Clock = utc_now) -> None:
+        self.runtime = runtime
+        self.clock = clock
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @contextlib.asynccontextmanager
+    async def work(
+        self, cause: Envelope[Any] | None = None, *, subject: str | None = None
+    ) -> AsyncIterator[Work]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        async with self.runtime.sessions() as session, session.begin():
+            yield Work(session, self.runtime, self.now(), cause, subject)
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[Work]:
+        """A read-only unit of work: nothing it does is committed."""
+        async with self.runtime.sessions() as session:
+            yield Work(session, self.runtime, self.now())
+
+
+def the_service(request: Request) -> Any:
+    """The one dependency through which every route gets its service."""
+    return request.app.state.service
 
 
 def create_service_app(
     runtime: ServiceRuntime,
+    service: Service | None = None,
     *,
     title: str,
     description: str,
@@ -181,6 +366,7 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.service = service
     for router in routers:
         app.include_router(router)
 
@@ -188,20 +374,55 @@ def create_service_app(
         if not await runtime.broker.ping(timeout=2.0):
             raise ConnectionError("Kafka broker does not answer")
 
+    add_runtime_routes(
+        app,
+        runtime,
+        readiness_checks={"database": lambda: ping(runtime.engine), "broker": broker_ready},
+    )
+    Auth(settings).install(app)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def add_runtime_routes(
+    app: FastAPI,
+    runtime: ServiceRuntime,
+    *,
+    readiness_checks: dict[str, ReadinessCheck],
+    gauges: dict[str, tuple[str, Callable[[], float]]] | None = None,
+) -> None:
+    """Health, readiness and the metrics every runtime has."""
+    relay, epoch, dead_letters = runtime.relay, runtime.epoch, runtime.dead_letters
     add_operational_routes(
         app,
-        service=settings.service_name,
-        readiness_checks={"database": lambda: ping(runtime.engine), "broker": broker_ready},
+        service=runtime.name,
+        readiness_checks=readiness_checks,
         counters={
             "outbox_published_total": (
                 "events relayed from the outbox",
-                lambda: runtime.relay.published_total,
+                lambda: relay.published_total,
+            ),
+            "outbox_failed_total": ("outbox sends that failed", lambda: relay.failed_total),
+            "broker_epoch_changes_total": (
+                "times the broker was found to have forgotten its data",
+                lambda: epoch.changes,
+            ),
+            "outbox_republished_total": (
+                "events published again because the broker had forgotten them",
+                lambda: epoch.republished_total,
             ),
             "dead_lettered_total": (
                 "messages sent to a dead-letter topic",
-                lambda: runtime.dead_letters.dead_lettered,
+                lambda: dead_letters.dead_lettered,
             ),
         },
+        labelled_counters={
+            "dead_letters_total": (
+                "messages sent to a dead-letter topic, per topic",
+                "topic",
+                lambda: dict(dead_letters.by_topic),
+            )
+        },
+        gauges=gauges,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    return app

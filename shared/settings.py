@@ -1,8 +1,8 @@
-"""Settings: one pydantic-settings class per service over a common base.
+"""Settings: the common base every process reads, and the base of a service's own.
 
-Common settings are read from ``GRANTFLOW_<NAME>``; a service's own settings from
-``GRANTFLOW_<SERVICE>_<NAME>`` (``GRANTFLOW_INTAKE_HTTP_PORT``), so one environment can
-configure every process of the embedded stack.
+Common settings are read from ``GRANTFLOW_<NAME>``; a service's own settings, in its own
+``settings.py``, from ``GRANTFLOW_<SERVICE>_<NAME>`` (``GRANTFLOW_INTAKE_HTTP_PORT``), so
+one environment can configure every process of the embedded stack.
 """
 
 from __future__ import annotations
@@ -84,6 +84,23 @@ class CommonSettings(BaseSettings):
         "while commits keep coming, the least time between two outbox relay passes",
     )
     max_body_bytes: int = _common(256 * 1024, "max_body_bytes", "largest accepted request body")
+    outbox_retention_hours: float = _common(
+        168.0,
+        "outbox_retention_hours",
+        "sent events are kept this long, to be published again if the broker forgets them",
+    )
+    broker_epoch_check_ms: int = _common(
+        1000,
+        "broker_epoch_check_ms",
+        "how often a process checks that the broker still has its data",
+    )
+    kafka_topic_partitions: int = _common(3, "kafka_topic_partitions", "partitions of each topic")
+    kafka_replication_factor: int = _common(
+        1, "kafka_replication_factor", "copies of each partition (3 on a production cluster)"
+    )
+    kafka_min_insync_replicas: int | None = _common(
+        None, "kafka_min_insync_replicas", "copies that must have a write before it is acknowledged"
+    )
 
     service_name: ClassVar[str] = "grantflow"
 
@@ -126,53 +143,3 @@ class ServiceSettings(CommonSettings):
     @property
     def consumer_group(self) -> str:
         return f"{self.topic_prefix}grantflow-{self.service_name}"
-
-
-class IntakeSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="GRANTFLOW_INTAKE_", extra="ignore")
-    service_name: ClassVar[str] = "intake"
-    http_port: int = 18001
-
-
-class ReviewSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="GRANTFLOW_REVIEW_", extra="ignore")
-    service_name: ClassVar[str] = "review"
-    http_port: int = 18002
-
-
-class DisbursementSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="GRANTFLOW_DISBURSEMENT_", extra="ignore")
-    service_name: ClassVar[str] = "disbursement"
-    http_port: int = 18003
-    finance_webhook_secret: SecretStr = SecretStr(DEVELOPMENT_WEBHOOK_SECRET)
-
-    def _secrets(self) -> dict[str, str]:
-        secrets = super()._secrets()
-        secrets["finance_webhook_secret"] = self.finance_webhook_secret.get_secret_value()
-        return secrets
-
-
-class ReportingSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="GRANTFLOW_REPORTING_", extra="ignore")
-    service_name: ClassVar[str] = "reporting"
-    http_port: int = 18004
-
-
-class WorkflowsSettings(ServiceSettings):
-    """The Temporal worker, the Kafka bridge and the officers' lifecycle API."""
-
-    model_config = SettingsConfigDict(env_prefix="GRANTFLOW_WORKFLOWS_", extra="ignore")
-    service_name: ClassVar[str] = "workflows"
-    http_port: int = 18005
-
-
-SETTINGS_BY_SERVICE: dict[str, type[ServiceSettings]] = {
-    cls.service_name: cls
-    for cls in (
-        IntakeSettings,
-        ReviewSettings,
-        DisbursementSettings,
-        ReportingSettings,
-        WorkflowsSettings,
-    )
-}

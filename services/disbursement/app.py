@@ -13,11 +13,10 @@ from services.disbursement.api import build_router
 from services.disbursement.consumers import register_consumers, settlement_deadline_job
 from services.disbursement.persistence import messaging, metadata
 from services.disbursement.service import Clock, Disbursement, utc_now
-from services.disbursement.settings import DisbursementOptions
+from services.disbursement.settings import DisbursementOptions, DisbursementSettings
 from shared.auth import Auth
 from shared.db import unit_of_work
 from shared.service import build_runtime, create_service_app
-from shared.settings import DisbursementSettings
 
 DESCRIPTION = "Budgets, reservations, tranches and the finance systems."
 

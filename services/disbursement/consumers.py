@@ -23,13 +23,13 @@ from services.disbursement.domain import Disposition, InvalidCommandError
 from services.disbursement.service import Disbursement
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import (
-    AWARD_ADJUST,
-    FUNDS_RELEASE,
-    FUNDS_RESERVE,
+    ADJUST_AWARD,
+    PAY_TRANCHE,
     PAYMENT_FAILED,
     PAYMENT_SETTLED,
-    REFUND_REQUEST,
-    TRANCHE_PAY,
+    RELEASE_FUNDS,
+    REQUEST_REFUND,
+    RESERVE_FUNDS,
     Topic,
 )
 from shared.db import unit_of_work
@@ -49,11 +49,11 @@ class Input:
 
 
 COMMANDS = (
-    Input(FUNDS_RESERVE, "on_reserve_funds"),
-    Input(FUNDS_RELEASE, "on_release_funds"),
-    Input(TRANCHE_PAY, "on_pay_tranche"),
-    Input(REFUND_REQUEST, "on_request_refund"),
-    Input(AWARD_ADJUST, "on_adjust_award"),
+    Input(RESERVE_FUNDS, "on_reserve_funds"),
+    Input(RELEASE_FUNDS, "on_release_funds"),
+    Input(PAY_TRANCHE, "on_pay_tranche"),
+    Input(REQUEST_REFUND, "on_request_refund"),
+    Input(ADJUST_AWARD, "on_adjust_award"),
 )
 FINANCE = (
     Input(PAYMENT_SETTLED, "on_payment_settled"),
@@ -63,11 +63,11 @@ FINANCE = (
 
 def register_consumers(runtime: ServiceRuntime, disbursement: Disbursement) -> None:
     use_cases: dict[str, UseCase] = {
-        FUNDS_RESERVE.name: disbursement.reserve,
-        FUNDS_RELEASE.name: disbursement.release,
-        TRANCHE_PAY.name: disbursement.pay,
-        REFUND_REQUEST.name: disbursement.refund,
-        AWARD_ADJUST.name: disbursement.adjust,
+        RESERVE_FUNDS.name: disbursement.reserve,
+        RELEASE_FUNDS.name: disbursement.release,
+        PAY_TRANCHE.name: disbursement.pay,
+        REQUEST_REFUND.name: disbursement.refund,
+        ADJUST_AWARD.name: disbursement.adjust,
     }
 
     async def command(item: Input, event: Envelope[Any]) -> None:

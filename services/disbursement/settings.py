@@ -7,9 +7,12 @@ embedded stack and a deployment configure them the same way.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings import DEVELOPMENT_WEBHOOK_SECRET, ServiceSettings
 
 
 class DisbursementOptions(BaseSettings):
@@ -38,3 +41,15 @@ class DisbursementOptions(BaseSettings):
     @property
     def retry_delay(self) -> timedelta:
         return timedelta(seconds=self.retry_delay_seconds)
+
+
+class DisbursementSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GRANTFLOW_DISBURSEMENT_", extra="ignore")
+    service_name: ClassVar[str] = "disbursement"
+    http_port: int = 18003
+    finance_webhook_secret: SecretStr = SecretStr(DEVELOPMENT_WEBHOOK_SECRET)
+
+    def _secrets(self) -> dict[str, str]:
+        secrets = super()._secrets()
+        secrets["finance_webhook_secret"] = self.finance_webhook_secret.get_secret_value()
+        return secrets

@@ -15,11 +15,10 @@ from services.intake.notifications import NotificationRelay
 from services.intake.persistence import messaging, metadata
 from services.intake.seed import seed_demo_data
 from services.intake.service import Clock, Intake
-from services.intake.settings import IntakeOptions
+from services.intake.settings import IntakeOptions, IntakeSettings
 from shared.auth import Auth
 from shared.mail import Mailer, create_mailer
 from shared.service import build_runtime, create_service_app
-from shared.settings import IntakeSettings
 
 DESCRIPTION = "Member cities apply for exchange funding: program catalog, members, applications."
 

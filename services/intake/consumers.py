@@ -17,8 +17,8 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.topics import (
     APPLICATION_STATUS_CHANGED,
     MEMBER_STANDING_CHANGED,
-    PARTNER_CONFIRMATION_REQUESTED,
     REMINDER_DUE,
+    REQUEST_PARTNER_CONFIRMATION,
     Topic,
 )
 from shared.logging import log_context
@@ -63,9 +63,9 @@ def register_consumers(
                 MEMBER_STANDING_CHANGED,
                 service.apply_member_standing,
             ),
-            PARTNER_CONFIRMATION_REQUESTED: use(
+            REQUEST_PARTNER_CONFIRMATION: use(
                 "on_partner_confirmation_requested",
-                PARTNER_CONFIRMATION_REQUESTED,
+                REQUEST_PARTNER_CONFIRMATION,
                 service.request_partner_confirmation,
             ),
         },

@@ -5,9 +5,11 @@ They live here rather than in ``shared.settings`` because no other process needs
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import IntakeSettings
+from shared.settings import ServiceSettings
 
 
 class IntakeOptions(BaseSettings):
@@ -39,3 +41,9 @@ class IntakeOptions(BaseSettings):
         if self.seed_demo_data is None:
             return settings.environment != "production"
         return self.seed_demo_data
+
+
+class IntakeSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GRANTFLOW_INTAKE_", extra="ignore")
+    service_name: ClassVar[str] = "intake"
+    http_port: int = 18001

@@ -302,7 +302,7 @@ FACT_MAKERS: dict[str, Callable[[Envelope[Any]], list[Fact]]] = {
     topics.DISBURSEMENT_FAILED.name: _payment_failed,
     topics.REFUND_REQUESTED.name: _refund,
     topics.REVIEW_COMPLETED.name: _review,
-    topics.REPORT_REQUESTED.name: _report_requested,
+    topics.REQUEST_REPORT.name: _report_requested,
     topics.REPORT_SUBMITTED.name: _report_submitted,
     topics.REPORT_REVIEWED.name: _report_reviewed,
     topics.REPORT_OVERDUE.name: _report_overdue,

@@ -13,9 +13,9 @@ from services.reporting.consumers import subscribe
 from services.reporting.demo import seed_demo
 from services.reporting.persistence import messaging, metadata
 from services.reporting.service import ReportingService
+from services.reporting.settings import ReportingSettings
 from shared.auth import Auth
 from shared.service import build_runtime, create_service_app
-from shared.settings import ReportingSettings
 
 logger = logging.getLogger(__name__)
 

@@ -459,7 +459,7 @@ class ReportingService:
         self, topic_name: str
     ) -> Callable[[AsyncSession, Envelope[Any]], Awaitable[None]] | None:
         changes: dict[str, Callable[[AsyncSession, Envelope[Any]], Awaitable[None]]] = {
-            topics.REPORT_REQUESTED.name: self._report_requested,
+            topics.REQUEST_REPORT.name: self._report_requested,
             topics.REPORT_OVERDUE.name: self._report_overdue,
             topics.REPORT_REVIEWED.name: self._report_reviewed,
         }

@@ -19,12 +19,12 @@ from services.review.api import (
 )
 from services.review.consumers import register_consumers
 from services.review.persistence import messaging, metadata
+from services.review.settings import ReviewSettings
 from services.review.web import router as inbox_router
 from shared.auth import Auth
 from shared.db import unit_of_work
 from shared.mail import Mailer, create_mailer
 from shared.service import ServiceRuntime, build_runtime, create_service_app
-from shared.settings import ReviewSettings
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.review import service
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import (
-    REPORT_REVIEW_REQUESTED,
+    REASSIGN_REVIEW,
     REPORT_SUBMITTED,
-    REVIEW_REASSIGN,
-    REVIEW_REQUESTED,
+    REQUEST_REPORT_REVIEW,
+    REQUEST_REVIEWS,
     Topic,
 )
 from shared.logging import log_context
@@ -53,10 +53,10 @@ def register_consumers(runtime: ServiceRuntime, clock: Callable[[], datetime]) -
         runtime.broker,
         settings,
         {
-            REVIEW_REQUESTED: use("on_review_requested", REVIEW_REQUESTED, service.request_reviews),
-            REVIEW_REASSIGN: use("on_review_reassign", REVIEW_REASSIGN, service.reassign_late),
-            REPORT_REVIEW_REQUESTED: use(
-                "on_report_review_requested", REPORT_REVIEW_REQUESTED, service.request_report_review
+            REQUEST_REVIEWS: use("on_review_requested", REQUEST_REVIEWS, service.request_reviews),
+            REASSIGN_REVIEW: use("on_review_reassign", REASSIGN_REVIEW, service.reassign_late),
+            REQUEST_REPORT_REVIEW: use(
+                "on_report_review_requested", REQUEST_REPORT_REVIEW, service.request_report_review
             ),
             REPORT_SUBMITTED: use("on_report_submitted", REPORT_SUBMITTED, service.record_report),
         },

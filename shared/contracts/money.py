@@ -5,6 +5,9 @@ Floats are refused on purpose: 0.1 + 0.2 is not 0.3, and a grant ledger must add
 
 from __future__ import annotations
 
+import math
+import re
+from fractions import Fraction
 from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
@@ -47,6 +50,23 @@ MINOR_UNIT_EXPONENT: dict[str, int] = {
 }
 
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD", "KES"])]
+
+# An exchange rate as decimal text: units of the target currency per unit of the source.
+RATE_PATTERN = r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,12})?$"
+ExchangeRate = Annotated[str, Field(pattern=RATE_PATTERN, max_length=22, examples=["0.0077", "1"])]
+
+
+def parse_rate(rate: str) -> Fraction:
+    """An exchange rate written as decimal text, exactly (never through a float)."""
+    if not re.fullmatch(RATE_PATTERN, rate) or Fraction(rate) <= 0:
+        raise ValueError(f"exchange rate {rate!r} must be a positive decimal number")
+    return Fraction(rate)
+
+
+def round_half_up(value: Fraction) -> int:
+    """The nearest integer, halves away from zero (what a person expects of cents)."""
+    magnitude = math.floor(abs(value) + Fraction(1, 2))
+    return magnitude if value >= 0 else -magnitude
 
 
 class CurrencyMismatchError(ValueError):
@@ -116,6 +136,22 @@ class Money(BaseModel):
         return Money(
             amount_minor=self.amount_minor * basis_points // 10_000, currency=self.currency
         )
+
+    def converted(self, currency: str, rate: Fraction | str) -> Money:
+        """This amount in ``currency`` at ``rate`` (units of ``currency`` per unit of ours).
+
+        Minor units are converted exactly and rounded once, half up. The one conversion
+        of the system: intake prices budgets with it, disbursement pays with it, reporting
+        converts spending with it.
+        """
+        exact_rate = rate if isinstance(rate, Fraction) else parse_rate(rate)
+        if exact_rate <= 0:
+            raise ValueError("an exchange rate must be positive")
+        if currency not in MINOR_UNIT_EXPONENT:
+            raise ValueError(f"unknown currency code {currency!r}: use an ISO-4217 code")
+        shift = MINOR_UNIT_EXPONENT[currency] - MINOR_UNIT_EXPONENT[self.currency]
+        exact = self.amount_minor * exact_rate * Fraction(10) ** shift
+        return Money(amount_minor=round_half_up(exact), currency=currency)
 
     def split(self, shares_basis_points: list[int]) -> list[Money]:
         """Split into parts by basis-point shares that add up to 10000; the parts add up exactly."""

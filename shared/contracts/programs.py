@@ -7,6 +7,8 @@ catalog never changes an application in flight. Durations are ISO-8601 (``P30D``
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from datetime import date, timedelta
 from fractions import Fraction
 from typing import Literal
@@ -15,6 +17,39 @@ from pydantic import Field, model_validator
 
 from shared.contracts.base import Contract
 from shared.contracts.money import Money
+
+FOCUS_AREA_WORDS = {
+    "business_and_trade": "business and trade",
+    "youth_and_education": "youth and education",
+    "community_development": "community development",
+}
+
+
+@dataclass(frozen=True)
+class RuleProblem:
+    """One program rule an application breaks, and the application field it is about."""
+
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ExchangePlan:
+    """What the program rules judge of an application (intake's draft, the submission)."""
+
+    member_country: str
+    partner_countries: list[str]
+    focus_area: str
+    exchange_start: date
+    exchange_end: date
+    youth: int
+    budget_total: Money
+    matching: Money
+    requested: Money
+
+
+def _percent(basis_points: Fraction) -> str:
+    return f"{math.floor(basis_points) / 100:g}%"
 
 
 class RubricCriterion(Contract):
@@ -103,3 +138,117 @@ class ProgramRules(Contract):
         if sum(tranche.share_bp for tranche in self.tranches) != 10_000:
             raise ValueError("tranche shares must add up to 10000 basis points (100%)")
         return self
+
+    # The program's rules, owned here and nowhere else ---------------------------------
+
+    def eligibility_problems(self, plan: ExchangePlan) -> list[RuleProblem]:
+        """Why ``plan`` is not eligible under these rules; empty when it is.
+
+        Intake checks a draft with it before submission, and the workflow screens the
+        submitted snapshot with it: one rule, one answer. The matching share is of the
+        exchange's whole budget (matching plus requested).
+        """
+        problems: list[RuleProblem] = []
+        eligible = self.eligible_partner_countries
+        for index, country in enumerate(plan.partner_countries):
+            if eligible and country not in eligible:
+                where = "partner.country" if index == 0 else f"partners[{index}].country"
+                problems.append(
+                    RuleProblem(
+                        where,
+                        f"partners in {country} are not eligible for {self.code}; "
+                        f"eligible countries: {', '.join(eligible)}",
+                    )
+                )
+        allowed = self.applicant_countries
+        if allowed and plan.member_country not in allowed:
+            problems.append(
+                RuleProblem(
+                    "program_code",
+                    f"{self.code} is open to member cities in {', '.join(allowed)} only, "
+                    f"not {plan.member_country}",
+                )
+            )
+        if plan.focus_area not in self.focus_areas:
+            funded = " and ".join(FOCUS_AREA_WORDS[area] for area in self.focus_areas)
+            area = FOCUS_AREA_WORDS.get(plan.focus_area, plan.focus_area)
+            problems.append(RuleProblem("focus_area", f"{self.code} funds {funded}, not {area}"))
+        problems += self._date_problems(plan.exchange_start, plan.exchange_end)
+        if self.youth_program and plan.youth == 0:
+            problems.append(
+                RuleProblem(
+                    "delegation.youth", f"{self.code} is a youth program: include youth (under 18)"
+                )
+            )
+        problems += self._money_problems(plan)
+        return problems
+
+    def _date_problems(self, start: date, end: date) -> list[RuleProblem]:
+        problems: list[RuleProblem] = []
+        if end <= start:
+            problems.append(RuleProblem("exchange_end", "the exchange must end after it starts"))
+        period = (
+            f"{self.exchange_period_start.isoformat()} to {self.exchange_period_end.isoformat()}"
+        )
+        if not self.exchange_period_start <= start <= self.exchange_period_end:
+            problems.append(
+                RuleProblem(
+                    "exchange_start",
+                    f"the exchange must start within the program's exchange period {period}",
+                )
+            )
+        if not self.exchange_period_start <= end <= self.exchange_period_end:
+            problems.append(
+                RuleProblem(
+                    "exchange_end",
+                    f"the exchange must end within the program's exchange period {period}",
+                )
+            )
+        return problems
+
+    def _money_problems(self, plan: ExchangePlan) -> list[RuleProblem]:
+        problems: list[RuleProblem] = []
+        for name, money in (
+            ("requested", plan.requested),
+            ("matching_cash", plan.matching),
+            ("budget_lines", plan.budget_total),
+        ):
+            if money.currency != self.currency:
+                problems.append(
+                    RuleProblem(
+                        name,
+                        f"must be in the program's currency {self.currency}, not {money.currency}",
+                    )
+                )
+        if problems:
+            return problems
+        if plan.requested.amount_minor <= 0:
+            problems.append(RuleProblem("requested", "the requested amount must be more than zero"))
+        if plan.requested > self.max_award:
+            problems.append(
+                RuleProblem(
+                    "requested",
+                    f"the requested amount ({plan.requested}) is more than the program's "
+                    f"maximum award of {self.max_award}",
+                )
+            )
+        total = plan.budget_total
+        if plan.matching.amount_minor * 10_000 < self.min_matching_bp * total.amount_minor:
+            share = (
+                Fraction(plan.matching.amount_minor, total.amount_minor)
+                if total.amount_minor
+                else 0
+            )
+            problems.append(
+                RuleProblem(
+                    "matching_cash",
+                    f"matching funds (cash and in kind, {plan.matching}) are "
+                    f"{_percent(Fraction(share) * 10_000)} of the budget total {total}; "
+                    f"the program requires at least {_percent(Fraction(self.min_matching_bp))}",
+                )
+            )
+        return problems
+
+    def tranche_plan(self, award: Money) -> list[Money]:
+        """Each tranche's amount for ``award``; the parts add up to the award exactly."""
+        return award.split([tranche.share_bp for tranche in self.tranches])

@@ -1,7 +1,15 @@
 """Every topic of the system, its version, its one owning producer and its payload model.
 
 Events are past tense (``grants.funds.reserved.v1``), commands imperative
-(``grants.funds.reserve.v1``). Dead letters of a topic go to ``<topic>.dlq``.
+(``grants.funds.reserve.v1``), in topic names and in the constants that name them
+(``RESERVE_FUNDS`` carries ``ReserveFunds``; ``FUNDS_RESERVED`` answers it). Dead letters of
+a topic go to ``<topic>.dlq``.
+
+Renamed commands (their old names were past tense; drain the old topics before upgrading):
+``grants.partner.confirmation_requested.v1`` is ``grants.partner.request_confirmation.v1``,
+``grants.review.requested.v1`` is ``grants.review.request.v1``,
+``grants.report.review_requested.v1`` is ``grants.report.request_review.v1`` and
+``grants.report.requested.v1`` is ``grants.report.request.v1``.
 """
 
 from __future__ import annotations
@@ -91,8 +99,8 @@ APPLICATION_STATUS_CHANGED = _event(
     workflows.ApplicationStatusChanged,
     "Every lifecycle transition, with the deadlines ahead.",
 )
-PARTNER_CONFIRMATION_REQUESTED = _command(
-    "grants.partner.confirmation_requested.v1",
+REQUEST_PARTNER_CONFIRMATION = _command(
+    "grants.partner.request_confirmation.v1",
     Producer.WORKFLOWS,
     workflows.RequestPartnerConfirmation,
     "Send the partner sister city its one-time confirmation link.",
@@ -103,20 +111,20 @@ REMINDER_DUE = _event(
     workflows.ReminderDue,
     "A deadline approaches or has passed; the applicant is reminded.",
 )
-REVIEW_REQUESTED = _command(
-    "grants.review.requested.v1",
+REQUEST_REVIEWS = _command(
+    "grants.review.request.v1",
     Producer.WORKFLOWS,
     workflows.RequestReviews,
     "Assign reviewers and collect N reviews by the due date.",
 )
-REVIEW_REASSIGN = _command(
+REASSIGN_REVIEW = _command(
     "grants.review.reassign.v1",
     Producer.WORKFLOWS,
     workflows.ReassignReview,
     "Move a late review task to another reviewer.",
 )
-REPORT_REVIEW_REQUESTED = _command(
-    "grants.report.review_requested.v1",
+REQUEST_REPORT_REVIEW = _command(
+    "grants.report.request_review.v1",
     Producer.WORKFLOWS,
     workflows.RequestReportReview,
     "Review a submitted post-exchange report.",
@@ -145,38 +153,38 @@ REPORT_REVIEWED = _event(
     review.ReportReviewed,
     "A post-exchange report was approved or sent back.",
 )
-FUNDS_RESERVE = _command(
+RESERVE_FUNDS = _command(
     "grants.funds.reserve.v1",
     Producer.WORKFLOWS,
     workflows.ReserveFunds,
     "Reserve the award against the program budget.",
 )
-FUNDS_RELEASE = _command(
+RELEASE_FUNDS = _command(
     "grants.funds.release.v1",
     Producer.WORKFLOWS,
     workflows.ReleaseFunds,
     "Release what is left of a reservation.",
 )
-TRANCHE_PAY = _command(
+PAY_TRANCHE = _command(
     "grants.tranche.pay.v1",
     Producer.WORKFLOWS,
     workflows.PayTranche,
     "Pay one tranche of an award.",
 )
-REFUND_REQUEST = _command(
+REQUEST_REFUND = _command(
     "grants.refund.request.v1",
     Producer.WORKFLOWS,
     workflows.RequestRefund,
     "Recover money paid for a cancelled exchange or an underspend.",
 )
-AWARD_ADJUST = _command(
+ADJUST_AWARD = _command(
     "grants.award.adjust.v1",
     Producer.WORKFLOWS,
     workflows.AdjustAward,
     "Change the award after an amendment.",
 )
-REPORT_REQUESTED = _command(
-    "grants.report.requested.v1",
+REQUEST_REPORT = _command(
+    "grants.report.request.v1",
     Producer.WORKFLOWS,
     workflows.RequestReport,
     "Open a post-exchange report obligation.",
@@ -187,7 +195,7 @@ REPORT_OVERDUE = _event(
     workflows.ReportOverdue,
     "The report is past due: standing is lost and the final tranche is on hold.",
 )
-OFFICER_ESCALATION = _event(
+ESCALATED_TO_OFFICER = _event(
     "grants.officer.escalated.v1",
     Producer.WORKFLOWS,
     workflows.EscalatedToOfficer,
@@ -235,11 +243,13 @@ REFUND_REQUESTED = _event(
     disbursement.RefundRequested,
     "A refund was requested from the member.",
 )
-PAYMENT_INSTRUCTED = _command(
+PAYMENT_INSTRUCTED = _event(
     "finance.payment.instructed.v1",
     Producer.DISBURSEMENT,
     finance.PaymentInstructed,
-    "Instruction to the finance system to pay; instruction id is the idempotency key.",
+    "Disbursement instructed a payment; the finance system pays it (the instruction id is "
+    "the idempotency key) and answers on the settled or failed topic. An event: the finance "
+    "system's contract, which names what disbursement did, not what finance must do.",
 )
 PAYMENT_SETTLED = _event(
     "finance.payment.settled.v1",

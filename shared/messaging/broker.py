@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import Topic
-from shared.messaging.deadletter import DeadLetterPolicy
+from shared.messaging.deadletter import DeadLetterPolicy, DeadLetterStore
 from shared.messaging.outbox import Publisher
 from shared.settings import CommonSettings
 
@@ -23,10 +20,10 @@ logger = logging.getLogger(__name__)
 
 
 def create_broker(
-    settings: CommonSettings, *, client_id: str
+    settings: CommonSettings, *, client_id: str, store: DeadLetterStore | None = None
 ) -> tuple[KafkaBroker, DeadLetterPolicy]:
     """A broker whose subscribers commit only after processing and dead-letter poison."""
-    policy = DeadLetterPolicy(max_attempts=settings.dead_letter_after_attempts)
+    policy = DeadLetterPolicy(store=store, max_attempts=settings.dead_letter_after_attempts)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
@@ -105,23 +102,3 @@ def subscribe_by_topic(
         await handler(envelope_type.model_validate_json(message.body))
 
     subscriber(broker, settings, *handlers, group_id=group_id)(on_event)
-
-
-async def ensure_topics(bootstrap_servers: str, names: list[str], partitions: int = 3) -> None:
-    """Create topics before any consumer starts (a late topic may go unseen for minutes)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [name for name in names if name not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [
-                        NewTopic(name, num_partitions=partitions, replication_factor=1)
-                        for name in missing
-                    ]
-                )
-            logger.info("created %s topics", len(missing))
-    finally:
-        await admin.close()

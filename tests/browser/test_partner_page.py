@@ -17,12 +17,12 @@ from sqlalchemy import select
 from services.intake import persistence as db
 from services.intake import service
 from services.intake.app import create_app
+from services.intake.settings import IntakeSettings
 from shared.contracts.envelope import new_envelope
 from shared.contracts.topics import PARTNER_CONFIRMED
 from shared.contracts.workflows import RequestPartnerConfirmation
 from shared.db import unit_of_work
 from shared.migrations import upgrade
-from shared.settings import IntakeSettings
 from tests.support.browser import WithoutBroker, chromium, served
 from tests.support.intake import RunningIntake, ticking_clock
 

@@ -10,9 +10,9 @@ import pytest
 from playwright.async_api import Page
 
 from services.reporting.app import create_app
+from services.reporting.settings import ReportingSettings
 from shared.auth import Role, mint_token
 from shared.migrations import upgrade
-from shared.settings import ReportingSettings
 from tests.support.browser import WithoutBroker, chromium, served
 from tests.support.reporting import history
 

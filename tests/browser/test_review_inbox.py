@@ -12,9 +12,9 @@ from playwright.async_api import Browser
 
 from services.review import service
 from services.review.app import create_app
+from services.review.settings import ReviewSettings
 from shared.auth import Role, mint_token
 from shared.db import unit_of_work
-from shared.settings import ReviewSettings
 from tests.support.browser import WithoutBroker, chromium, served
 from tests.support.review import Clock, fresh_database, request_reviews
 

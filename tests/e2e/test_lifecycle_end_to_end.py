@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,13 +18,14 @@ from shared.auth import Role, mint_token
 from shared.contracts import topics
 from shared.contracts.programs import ProgramRules
 from shared.contracts.topics import broker_topic_names
-from shared.messaging.broker import create_broker, ensure_topics
+from shared.messaging.broker import create_broker
 from shared.messaging.outbox import message_headers
-from shared.settings import WorkflowsSettings
+from shared.messaging.topics_admin import ensure_topics
 from tests.support.messaging import eventually, read_topic
-from tests.support.processes import Tansu, TemporalDevServer
+from tests.support.processes import Tansu, TemporalDevServer, migrated_sqlite
 from tests.support.workflows import KafkaStandIns, program_rules, submission
 from workflows.funding.worker import create_app
+from workflows.settings import WorkflowsSettings
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,7 +45,7 @@ def quick_rules() -> ProgramRules:
 
 
 async def test_application_runs_end_to_end_over_kafka_and_temporal(
-    tansu: Tansu, temporal_dev_server: TemporalDevServer, unique: str
+    tansu: Tansu, temporal_dev_server: TemporalDevServer, unique: str, tmp_path: Path
 ) -> None:
     settings = WorkflowsSettings(
         environment="test",
@@ -54,6 +56,7 @@ async def test_application_runs_end_to_end_over_kafka_and_temporal(
         temporal_address=temporal_dev_server.address,
         temporal_task_queue=f"{unique}-funding",
         log_format="text",
+        database_url=await migrated_sqlite(tmp_path, "workflows"),
     )
     prefix = settings.topic_prefix
     await ensure_topics(tansu.bootstrap, broker_topic_names(prefix))

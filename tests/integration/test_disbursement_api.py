@@ -12,9 +12,8 @@ import httpx
 import pytest
 
 from services.disbursement.app import create_app
-from services.disbursement.settings import DisbursementOptions
+from services.disbursement.settings import DisbursementOptions, DisbursementSettings
 from shared.auth import Role, mint_token
-from shared.settings import DisbursementSettings
 from tests.support.disbursement import (
     WEBHOOK_SECRET,
     Ledger,

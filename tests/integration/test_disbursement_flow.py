@@ -15,12 +15,12 @@ from shared.contracts.topics import (
     DISBURSEMENT_FAILED,
     DISBURSEMENT_SETTLED,
     FUNDS_REFUSED,
-    FUNDS_RESERVE,
     FUNDS_RESERVED,
+    PAY_TRANCHE,
     PAYMENT_FAILED,
     PAYMENT_INSTRUCTED,
     PAYMENT_SETTLED,
-    TRANCHE_PAY,
+    RESERVE_FUNDS,
     Topic,
 )
 from shared.contracts.workflows import ReserveFunds
@@ -75,7 +75,7 @@ async def reserved(
     publisher: Publisher, watcher: TopicWatcher, command: Envelope[ReserveFunds]
 ) -> None:
     """Reserve, and wait for the answer as the workflow does before it pays."""
-    await publisher.send(FUNDS_RESERVE, command)
+    await publisher.send(RESERVE_FUNDS, command)
     await watcher.wait_for(
         FUNDS_RESERVED.qualified(publisher.prefix), command_id=command.payload.command_id
     )
@@ -105,7 +105,7 @@ async def test_reserve_pay_and_settle_on_the_demo_budget_publishes_each_answer(
         # AUPAP 2027 is one of the budgets seeded for the demo.
         await reserved(publisher, watcher, reserve(app, usd(1_000_000), program="AUPAP"))
         tranche = pay(app, 1, usd(700_000), program="AUPAP")
-        await publisher.send(TRANCHE_PAY, tranche)
+        await publisher.send(PAY_TRANCHE, tranche)
         [answer] = await watcher.wait_for(
             DISBURSEMENT_SETTLED.qualified(prefix), command_id=tranche.payload.command_id
         )
@@ -134,7 +134,7 @@ async def test_a_settlement_delivered_twice_and_by_webhook_pays_once(
     ):
         await budget(service, unique, 100_000)
         await reserved(publisher, watcher, reserve(app, usd(50_000), program=unique))
-        await publisher.send(TRANCHE_PAY, pay(app, 1, usd(35_000), program=unique))
+        await publisher.send(PAY_TRANCHE, pay(app, 1, usd(35_000), program=unique))
         [first, second] = await watcher.wait_for(
             PAYMENT_SETTLED.qualified(prefix), count=2, instruction_id=f"{app}:1"
         )
@@ -186,7 +186,7 @@ async def test_a_payment_finance_fails_is_sent_again_and_then_settles(
         await budget(service, unique, 100_000)
         await reserved(publisher, watcher, reserve(app, usd(50_000), program=unique))
         command = pay(app, 1, usd(35_000), program=unique)
-        await publisher.send(TRANCHE_PAY, command)
+        await publisher.send(PAY_TRANCHE, command)
         await watcher.wait_for(
             DISBURSEMENT_SETTLED.qualified(prefix), command_id=command.payload.command_id
         )
@@ -216,7 +216,7 @@ async def test_an_instruction_never_answered_is_sent_again_then_escalated(
         await budget(service, unique, 100_000)
         await reserved(publisher, watcher, reserve(app, usd(50_000), program=unique))
         command = pay(app, 1, usd(35_000), program=unique)
-        await publisher.send(TRANCHE_PAY, command)
+        await publisher.send(PAY_TRANCHE, command)
         [failed] = await watcher.wait_for(
             DISBURSEMENT_FAILED.qualified(prefix), command_id=command.payload.command_id
         )
@@ -269,7 +269,7 @@ async def test_reservations_racing_on_two_replicas_never_overcommit_the_budget(
         await budget(first, unique, 100_000)
         await asyncio.gather(
             *(
-                publisher.send(FUNDS_RESERVE, reserve(app, usd(30_000), program=unique))
+                publisher.send(RESERVE_FUNDS, reserve(app, usd(30_000), program=unique))
                 for app in applications
             )
         )

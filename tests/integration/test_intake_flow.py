@@ -19,9 +19,9 @@ from shared.contracts.topics import (
     APPLICATION_STATUS_CHANGED,
     APPLICATION_SUBMITTED,
     MEMBER_STANDING_CHANGED,
-    PARTNER_CONFIRMATION_REQUESTED,
     PARTNER_CONFIRMED,
     REMINDER_DUE,
+    REQUEST_PARTNER_CONFIRMATION,
     Topic,
 )
 from shared.contracts.workflows import Deadline, ReminderDue, RequestPartnerConfirmation
@@ -153,7 +153,7 @@ async def test_the_partner_confirms_once_through_the_emailed_link(
         producer="workflows",
         application_id=application_id,
     )
-    await publish(PARTNER_CONFIRMATION_REQUESTED, command)
+    await publish(REQUEST_PARTNER_CONFIRMATION, command)
     [mail] = await svc.wait_for_mail(partner_email)
     assert "Please confirm" in subject(mail)
     link = re.search(r"http://intake\.test(/v1/partner-confirmations/\S+)", mail.get_content())
@@ -187,7 +187,7 @@ async def test_the_partner_confirms_once_through_the_emailed_link(
 
     # The workflow never heard the answer and asks again: intake answers again, no new mail.
     resent = new_envelope(command.payload, producer="workflows", application_id=application_id)
-    await publish(PARTNER_CONFIRMATION_REQUESTED, resent)
+    await publish(REQUEST_PARTNER_CONFIRMATION, resent)
     records = await records_for(svc, PARTNER_CONFIRMED, application_id, count=2)
     assert {json.loads(r.value)["payload"]["confirmed"] for r in records} == {True}
     assert len(svc.mails(partner_email)) == 1

@@ -12,17 +12,15 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
 
 from shared.db import create_engine
-from shared.migrations import upgrade, version_table
-
-SERVICES = ("intake", "review", "disbursement", "reporting")
+from shared.migrations import MIGRATED_SERVICES, persistence_module, upgrade, version_table
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", MIGRATED_SERVICES)
 async def test_the_migrations_create_exactly_the_tables_the_code_uses(
     isolated_database_url: str, service: str
 ) -> None:
     await asyncio.to_thread(upgrade, service, isolated_database_url)
-    metadata: MetaData = import_module(f"services.{service}.persistence").metadata
+    metadata: MetaData = import_module(persistence_module(service)).metadata
 
     def differences(connection: Any) -> list[Any]:
         context = MigrationContext.configure(

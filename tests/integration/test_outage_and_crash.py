@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared.db import unit_of_work
-from shared.messaging.broker import ensure_topics
+from shared.messaging.topics_admin import ensure_topics
 from tests.support.messaging import TOPIC, Harness, eventually, read_topic, withdrawn
 from tests.support.processes import Tansu, free_port
 

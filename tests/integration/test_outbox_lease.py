@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.intake.settings import IntakeSettings
 from shared.db import create_engine, create_session_factory, unit_of_work
 from shared.lease import Lease
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.tables import MessagingTables, define_messaging_tables
 from shared.service import ServiceRuntime, build_runtime
-from shared.settings import IntakeSettings
 from tests.support.messaging import TOPIC, eventually, withdrawn
 from tests.support.processes import Tansu
 

@@ -23,10 +23,10 @@ from sqlalchemy import select
 from services.reporting.app import create_app
 from services.reporting.persistence import messaging
 from services.reporting.service import ReportingService
+from services.reporting.settings import ReportingSettings
 from shared.auth import Role, mint_token
 from shared.contracts import topics
 from shared.migrations import upgrade
-from shared.settings import ReportingSettings
 from tests.support.reporting import (
     EXPECTED,
     Event,

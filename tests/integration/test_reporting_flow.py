@@ -26,13 +26,13 @@ from services.reporting.persistence import (
 )
 from services.reporting.rebuild import rebuild
 from services.reporting.service import ReportingService
+from services.reporting.settings import ReportingSettings
 from shared.auth import Role, mint_token
 from shared.contracts import topics
 from shared.contracts.topics import broker_topic_names
 from shared.db import create_engine, create_session_factory
-from shared.messaging.broker import ensure_topics
+from shared.messaging.topics_admin import ensure_topics
 from shared.migrations import upgrade
-from shared.settings import ReportingSettings
 from tests.support.messaging import eventually, read_topic
 from tests.support.processes import Tansu
 from tests.support.reporting import (

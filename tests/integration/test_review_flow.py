@@ -14,18 +14,18 @@ from fastapi import FastAPI
 
 from services.review import persistence as db
 from services.review.app import create_app
+from services.review.settings import ReviewSettings
 from shared.auth import Role, mint_token
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import (
-    REPORT_REVIEW_REQUESTED,
     REPORT_SUBMITTED,
+    REQUEST_REPORT_REVIEW,
+    REQUEST_REVIEWS,
     REVIEW_COMPLETED,
-    REVIEW_REQUESTED,
     broker_topic_names,
 )
-from shared.messaging.broker import ensure_topics
 from shared.messaging.outbox import message_headers
-from shared.settings import ReviewSettings
+from shared.messaging.topics_admin import ensure_topics
 from tests.support.messaging import eventually, read_topic
 from tests.support.processes import Tansu
 from tests.support.review import (
@@ -100,7 +100,7 @@ async def test_a_review_request_on_kafka_becomes_tasks_and_a_review_becomes_an_e
     resent = request_reviews("app-kafka", reviews_needed=2)  # same command, new event id
     # The marker (round 2, same key, same partition) is handled after everything before it.
     marker = request_reviews("app-kafka", round=2, reviews_needed=1)
-    topic = REVIEW_REQUESTED.qualified(settings.topic_prefix)
+    topic = REQUEST_REVIEWS.qualified(settings.topic_prefix)
     await publish(tansu.bootstrap, topic, first, first, resent, marker)
 
     sessions = app.state.runtime.sessions
@@ -155,7 +155,7 @@ async def test_a_report_published_on_kafka_shows_in_its_review_task(
     # The workflow asks for the review before reporting's event arrives: either order works.
     await publish(
         tansu.bootstrap,
-        REPORT_REVIEW_REQUESTED.qualified(settings.topic_prefix),
+        REQUEST_REPORT_REVIEW.qualified(settings.topic_prefix),
         report_review("app-report"),
     )
     report = report_submitted("app-report", lessons_learned="Partner schools need a term's notice.")

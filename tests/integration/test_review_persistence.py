@@ -43,11 +43,11 @@ async def test_a_redelivered_request_changes_nothing_and_dates_survive_the_round
 
     async def change(session: AsyncSession) -> None:
         await service.request_reviews(
-            session, review.runtime.outbox, event, "grants.review.requested.v1", review.clock()
+            session, review.runtime.outbox, event, "grants.review.request.v1", review.clock()
         )
 
-    assert await inbox.process(event, "grants.review.requested.v1", change) is True
-    assert await inbox.process(event, "grants.review.requested.v1", change) is False
+    assert await inbox.process(event, "grants.review.request.v1", change) is True
+    assert await inbox.process(event, "grants.review.request.v1", change) is False
     tasks = await review.tasks("app-1")
     assert sorted(t.reviewer_id for t in tasks) == ["r-1", "r-2"]
     assert {t.due_at for t in tasks} == {NOW + timedelta(days=3, minutes=7)}

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from importlib import import_module
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import inspect
 
+from grantflow.services import SETTINGS_BY_SERVICE
 from shared.db import create_engine
 from shared.migrations import MIGRATED_SERVICES, upgrade
-from shared.settings import SETTINGS_BY_SERVICE, WorkflowsSettings
-from tests.support.processes import Tansu, TemporalDevServer
+from tests.support.processes import Tansu, TemporalDevServer, migrated_sqlite
+from workflows.settings import WorkflowsSettings
 
 
 async def table_names(database_url: str) -> set[str]:
@@ -81,7 +83,7 @@ async def test_a_body_over_the_limit_is_refused_with_413(
 
 
 async def test_workflows_process_is_ready_when_temporal_and_kafka_answer(
-    temporal_dev_server: TemporalDevServer, tansu: Tansu, unique: str
+    temporal_dev_server: TemporalDevServer, tansu: Tansu, unique: str, tmp_path: Path
 ) -> None:
     from workflows.funding.worker import create_app
 
@@ -89,6 +91,7 @@ async def test_workflows_process_is_ready_when_temporal_and_kafka_answer(
         kafka_bootstrap_servers=tansu.bootstrap,
         temporal_address=temporal_dev_server.address,
         topic_prefix=f"{unique}.",
+        database_url=await migrated_sqlite(tmp_path, "workflows"),
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -96,4 +99,9 @@ async def test_workflows_process_is_ready_when_temporal_and_kafka_answer(
         async with httpx.AsyncClient(transport=transport, base_url="http://w") as client:
             ready = await client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"temporal": "ok", "worker": "ok", "broker": "ok"}
+    assert ready.json()["checks"] == {
+        "temporal": "ok",
+        "worker": "ok",
+        "database": "ok",
+        "broker": "ok",
+    }

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.disbursement.persistence import messaging
 from services.disbursement.service import Disbursement
-from services.disbursement.settings import DisbursementOptions
+from services.disbursement.settings import DisbursementOptions, DisbursementSettings
 from shared.auth import Role, mint_token
 from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.finance import PaymentFailed, PaymentSettled
@@ -37,7 +37,6 @@ from shared.contracts.workflows import (
 from shared.db import create_engine, create_session_factory, unit_of_work
 from shared.messaging.outbox import Outbox
 from shared.migrations import upgrade
-from shared.settings import DisbursementSettings
 
 WEBHOOK_SECRET = "test-webhook-secret"
 
@@ -438,7 +437,7 @@ async def running_service(
     """The disbursement service in-process: migrated, topics created, consumers joined."""
     from services.disbursement.app import create_app
     from shared.contracts.topics import broker_topic_names
-    from shared.messaging.broker import ensure_topics
+    from shared.messaging.topics_admin import ensure_topics
 
     await ensure_topics(bootstrap, broker_topic_names(prefix))
     await asyncio.to_thread(upgrade, "disbursement", database_url)

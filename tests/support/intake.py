@@ -26,7 +26,7 @@ from services.intake import service
 from services.intake.app import create_app
 from services.intake.domain import DRAFT_EXAMPLE
 from services.intake.service import Intake
-from services.intake.settings import IntakeOptions
+from services.intake.settings import IntakeOptions, IntakeSettings
 from shared.auth import Role, mint_token
 from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.topics import (
@@ -36,16 +36,15 @@ from shared.contracts.topics import (
     APPLICATION_SUBMITTED,
     APPLICATION_WITHDRAWN,
     MEMBER_STANDING_CHANGED,
-    PARTNER_CONFIRMATION_REQUESTED,
     PARTNER_CONFIRMED,
     REMINDER_DUE,
+    REQUEST_PARTNER_CONFIRMATION,
     Topic,
 )
 from shared.contracts.workflows import Amounts, ApplicationStatusChanged, Deadline
 from shared.db import unit_of_work
-from shared.messaging.broker import ensure_topics
+from shared.messaging.topics_admin import ensure_topics
 from shared.migrations import upgrade
-from shared.settings import IntakeSettings
 
 # The day the tests live in: the 2027 catalog's application window is open.
 TODAY = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -58,7 +57,7 @@ INTAKE_TOPICS: tuple[Topic, ...] = (
     APPLICATION_STATUS_CHANGED,
     REMINDER_DUE,
     MEMBER_STANDING_CHANGED,
-    PARTNER_CONFIRMATION_REQUESTED,
+    REQUEST_PARTNER_CONFIRMATION,
 )
 _serial = itertools.count(1)
 

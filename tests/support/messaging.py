@@ -16,11 +16,12 @@ from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.intake import ApplicationWithdrawn
 from shared.contracts.topics import APPLICATION_WITHDRAWN
 from shared.db import create_engine, create_session_factory
-from shared.messaging.broker import create_broker, ensure_topics, subscriber
+from shared.messaging.broker import create_broker, subscriber
 from shared.messaging.deadletter import DeadLetterPolicy
 from shared.messaging.inbox import Inbox
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.tables import MessagingTables, define_messaging_tables
+from shared.messaging.topics_admin import ensure_topics
 from shared.settings import CommonSettings
 
 TOPIC = APPLICATION_WITHDRAWN

@@ -129,3 +129,14 @@ class TemporalDevServer:
 
     def stop(self) -> None:
         terminate(self.process, grace=10)
+
+
+async def migrated_sqlite(directory: Path, service: str) -> str:
+    """A SQLite database in ``directory`` with ``service``'s tables migrated."""
+    import asyncio
+
+    from shared.migrations import upgrade
+
+    url = f"sqlite+aiosqlite:///{directory / f'{service}.db'}"
+    await asyncio.to_thread(upgrade, service, url)
+    return url

@@ -246,7 +246,7 @@ def report_requested(
         budget_lines=budget or [budget_line("USD", awarded, awarded, "travel")],
         awarded=usd(awarded),
     )
-    return topics.REPORT_REQUESTED, envelope(payload, application_id, when)
+    return topics.REQUEST_REPORT, envelope(payload, application_id, when)
 
 
 def report_content(**outcomes: int) -> ReportContent:

@@ -28,6 +28,7 @@ from services.review import persistence as db
 from services.review import service
 from services.review.app import create_app
 from services.review.schemas import ReviewerIn
+from services.review.settings import ReviewSettings
 from shared.auth import Role, mint_token
 from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.money import Money
@@ -38,7 +39,6 @@ from shared.db import unit_of_work
 from shared.mail import FileMailer
 from shared.migrations import upgrade
 from shared.service import ServiceRuntime
-from shared.settings import ReviewSettings
 from tests.support.reporting import report_content
 
 POSTGRES_ADMIN_DSN = os.environ.get(

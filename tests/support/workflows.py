@@ -560,14 +560,14 @@ class KafkaStandIns:
         self.silent_partners: set[str] = set()
         self.commands_seen = 0
         handlers: dict[Topic, Callable[[Any], Awaitable[None]]] = {
-            topics.PARTNER_CONFIRMATION_REQUESTED: self._on_partner,
-            topics.REVIEW_REQUESTED: self._on_reviews,
-            topics.FUNDS_RESERVE: self._on_reserve,
-            topics.TRANCHE_PAY: self._on_pay,
-            topics.FUNDS_RELEASE: self._on_release,
-            topics.REFUND_REQUEST: self._on_refund,
-            topics.REPORT_REQUESTED: self._on_report,
-            topics.REPORT_REVIEW_REQUESTED: self._on_report_review,
+            topics.REQUEST_PARTNER_CONFIRMATION: self._on_partner,
+            topics.REQUEST_REVIEWS: self._on_reviews,
+            topics.RESERVE_FUNDS: self._on_reserve,
+            topics.PAY_TRANCHE: self._on_pay,
+            topics.RELEASE_FUNDS: self._on_release,
+            topics.REQUEST_REFUND: self._on_refund,
+            topics.REQUEST_REPORT: self._on_report,
+            topics.REQUEST_REPORT_REVIEW: self._on_report_review,
         }
         by_name = {topic.qualified(settings.topic_prefix): topic for topic in handlers}
 

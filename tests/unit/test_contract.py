@@ -7,10 +7,11 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
+from services.disbursement.settings import DisbursementSettings
+from services.intake.settings import IntakeSettings
 from shared.contracts.envelope import Envelope, deterministic_id, new_envelope
 from shared.contracts.intake import ApplicationWithdrawn
 from shared.contracts.topics import ALL_TOPICS, DEAD_LETTER_SUFFIX, broker_topic_names
-from shared.settings import DisbursementSettings, IntakeSettings
 
 
 def withdrawn() -> ApplicationWithdrawn:

@@ -17,9 +17,9 @@ from shared.contracts.disbursement import FundsReleased
 from shared.contracts.envelope import Envelope
 from shared.contracts.intake import ApplicationWithdrawn
 from shared.contracts.topics import Topic, broker_topic_names
-from shared.messaging.broker import create_broker, ensure_topics
+from shared.messaging.broker import create_broker
 from shared.messaging.outbox import message_headers
-from shared.settings import WorkflowsSettings
+from shared.messaging.topics_admin import ensure_topics
 from tests.support.messaging import eventually, read_topic
 from tests.support.processes import Tansu, TemporalDevServer
 from tests.support.workflows import (
@@ -33,6 +33,7 @@ from tests.support.workflows import (
 from workflows.funding.bridge import Bridge
 from workflows.funding.models import Stage, workflow_id
 from workflows.funding.workflow import ExchangeFundingWorkflow
+from workflows.settings import WorkflowsSettings
 
 
 class CountingBridge(Bridge):
@@ -173,4 +174,4 @@ async def test_released_funds_wake_the_waitlisted_applications_of_the_program(
 
         await eventually(reserved, timeout=30)
         await handle.terminate("test over")
-    assert len(services.commands(topics.FUNDS_RESERVE)) == 2
+    assert len(services.commands(topics.RESERVE_FUNDS)) == 2

@@ -12,7 +12,6 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from shared.auth import Role, mint_token
-from shared.settings import WorkflowsSettings
 from tests.support.workflows import (
     StandInServices,
     funding_worker,
@@ -22,6 +21,7 @@ from tests.support.workflows import (
 )
 from workflows.funding.models import Stage
 from workflows.funding.worker import create_app
+from workflows.settings import WorkflowsSettings
 
 SETTINGS = WorkflowsSettings(environment="test")
 OFFICER = {"Authorization": f"Bearer {mint_token(SETTINGS, role=Role.PROGRAM_OFFICER)}"}

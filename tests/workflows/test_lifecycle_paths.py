@@ -111,7 +111,7 @@ def services(funding_client: Client) -> StandInServices:
 
 
 def escalations(services: StandInServices) -> list[EscalatedToOfficer]:
-    return list(services.events(topics.OFFICER_ESCALATION))
+    return list(services.events(topics.ESCALATED_TO_OFFICER))
 
 
 def application_id(handle: Handle) -> str:
@@ -138,7 +138,7 @@ async def test_approved_application_is_paid_and_closed(
         "closing",
         "closed",
     ]
-    payments = services.commands(topics.TRANCHE_PAY)
+    payments = services.commands(topics.PAY_TRANCHE)
     assert [(p.tranche, p.amount) for p in payments] == [(1, usd(7_000)), (2, usd(3_000))]
     assert {p.idempotency_key for p in payments} == {
         f"{result.application_id}:1",
@@ -146,7 +146,7 @@ async def test_approved_application_is_paid_and_closed(
     }
     assert result.amounts.awarded == result.amounts.paid == usd(10_000)
     assert result.amounts.refunded is None
-    assert not services.commands(topics.FUNDS_RELEASE)
+    assert not services.commands(topics.RELEASE_FUNDS)
     assert not escalations(services)
 
 
@@ -174,7 +174,7 @@ async def test_low_score_declines_the_application(
 
     assert result.stage is Stage.DECLINED
     assert result.reason == "score 2000 bp is below the pass mark 6000"
-    assert not services.commands(topics.FUNDS_RESERVE)
+    assert not services.commands(topics.RESERVE_FUNDS)
     declined = services.events(topics.APPLICATION_STATUS_CHANGED)[-1]
     assert [deadline.name for deadline in declined.deadlines] == ["override_window_ends"]
 
@@ -202,7 +202,7 @@ async def test_revision_requested_then_resubmitted_is_reviewed_again(
     result = await lifecycle.run(services)
 
     assert result.stage is Stage.CLOSED
-    rounds = services.commands(topics.REVIEW_REQUESTED)
+    rounds = services.commands(topics.REQUEST_REVIEWS)
     assert [r.round for r in rounds] == [1, 2]
     assert rounds[1].requested == usd(9_000)
     assert rounds[1].summary.startswith("A smaller kiosk network")
@@ -227,7 +227,7 @@ async def test_missed_revision_deadline_lapses_the_application(
     assert result.stage is Stage.REVISION_LAPSED
     reminders = services.events(topics.REMINDER_DUE)
     assert [reminder.about for reminder in reminders] == ["revision_due"]
-    assert len(services.commands(topics.REVIEW_REQUESTED)) == 1
+    assert len(services.commands(topics.REQUEST_REVIEWS)) == 1
 
 
 async def test_partner_never_confirms_and_an_officer_lets_it_proceed(
@@ -253,7 +253,7 @@ async def test_partner_never_confirms_and_an_officer_lets_it_proceed(
         "review",
     ]
     assert [e.kind for e in escalations(services)] == ["partner_unconfirmed"]
-    requests = services.commands(topics.PARTNER_CONFIRMATION_REQUESTED)
+    requests = services.commands(topics.REQUEST_PARTNER_CONFIRMATION)
     assert len(requests) > 1, "an unanswered request is re-sent before its deadline"
     assert {r.command_id for r in requests} == {requests[0].command_id}
 
@@ -269,12 +269,12 @@ async def test_review_deadline_reassigns_the_late_reviews(
             late = review(reassign.application_id, reassign.round, index, 4)
             await handle.signal(wf.review_completed, answer(late, late.application_id, "review"))
 
-    services.on_command[topics.REVIEW_REASSIGN.name] = new_reviewers_answer
+    services.on_command[topics.REASSIGN_REVIEW.name] = new_reviewers_answer
 
     result = await lifecycle.run(services)
 
     assert result.stage is Stage.CLOSED
-    (reassign,) = services.commands(topics.REVIEW_REASSIGN)
+    (reassign,) = services.commands(topics.REASSIGN_REVIEW)
     assert reassign.reason == "review deadline passed"
     statuses = services.events(topics.APPLICATION_STATUS_CHANGED)
     late = [s for s in statuses if s.reason == "review deadline passed: late reviews reassigned"]
@@ -301,13 +301,13 @@ async def test_recusal_reassigns_the_task(lifecycle: Lifecycle, services: StandI
             wf.review_completed, answer(replacement, reassign.application_id, "review")
         )
 
-    services.on_command[topics.REVIEW_REQUESTED.name] = one_reviews_one_recuses
-    services.on_command[topics.REVIEW_REASSIGN.name] = replacement_reviews
+    services.on_command[topics.REQUEST_REVIEWS.name] = one_reviews_one_recuses
+    services.on_command[topics.REASSIGN_REVIEW.name] = replacement_reviews
 
     result = await lifecycle.run(services)
 
     assert result.stage is Stage.CLOSED
-    (reassign,) = services.commands(topics.REVIEW_REASSIGN)
+    (reassign,) = services.commands(topics.REASSIGN_REVIEW)
     assert reassign.task_id == f"{result.application_id}-r1-t2"
     assert reassign.reason == "reviewer recused: former employee of the partner city"
 
@@ -332,7 +332,7 @@ async def test_insufficient_budget_waitlists_until_funds_are_released(
     result = await lifecycle.run(services)
 
     assert result.stage is Stage.CLOSED
-    reservations = services.commands(topics.FUNDS_RESERVE)
+    reservations = services.commands(topics.RESERVE_FUNDS)
     assert len({r.command_id for r in reservations}) == 2
     assert {r.idempotency_key for r in reservations} == {f"{result.application_id}:reservation"}
     assert services.stages()[4:7] == ["funds_reservation", "waitlisted", "advance_payment"]
@@ -346,7 +346,7 @@ async def test_payment_failure_is_instructed_again_and_settles(
     result = await lifecycle.run(services)
 
     assert result.stage is Stage.CLOSED
-    payments = services.commands(topics.TRANCHE_PAY)
+    payments = services.commands(topics.PAY_TRANCHE)
     assert [p.tranche for p in payments] == [1, 1, 2]
     assert payments[0].command_id != payments[1].command_id
     assert payments[0].idempotency_key == payments[1].idempotency_key
@@ -367,7 +367,7 @@ async def test_payment_failing_for_good_escalates_to_an_officer(
                 wait_for_stage=WorkflowUpdateStage.ACCEPTED,
             )
 
-    services.on_event[topics.OFFICER_ESCALATION.name] = officer_retries
+    services.on_event[topics.ESCALATED_TO_OFFICER.name] = officer_retries
 
     result = await lifecycle.run(services)
 
@@ -375,7 +375,7 @@ async def test_payment_failing_for_good_escalates_to_an_officer(
     (escalation,) = escalations(services)
     assert escalation.kind == "payment_failing"
     assert escalation.stage == "payment_escalated"
-    assert [p.tranche for p in services.commands(topics.TRANCHE_PAY)] == [1, 1, 1, 1, 2]
+    assert [p.tranche for p in services.commands(topics.PAY_TRANCHE)] == [1, 1, 1, 1, 2]
     assert "payment_escalated" in services.stages()
     assert result.amounts.paid == usd(10_000)
 
@@ -402,11 +402,11 @@ async def test_amendment_moves_the_dates_and_lowers_the_award(
     result = await lifecycle.run(services, application, meanwhile=amend)
 
     assert result.stage is Stage.CLOSED
-    (adjust,) = services.commands(topics.AWARD_ADJUST)
+    (adjust,) = services.commands(topics.ADJUST_AWARD)
     assert adjust.new_award == usd(8_000)
-    payments = services.commands(topics.TRANCHE_PAY)
+    payments = services.commands(topics.PAY_TRANCHE)
     assert [(p.tranche, p.amount) for p in payments] == [(1, usd(7_000)), (2, usd(1_000))]
-    (report,) = services.commands(topics.REPORT_REQUESTED)
+    (report,) = services.commands(topics.REQUEST_REPORT)
     assert report.due_on == new_end + timedelta(days=31)
     assert result.amounts.awarded == result.amounts.paid == usd(8_000)
     amended = [s for s in services.events(topics.APPLICATION_STATUS_CHANGED) if s.reason]
@@ -432,10 +432,10 @@ async def test_exchange_cancelled_after_the_advance_requests_a_refund(
     result = await lifecycle.run(services)
 
     assert result.stage is Stage.CANCELLED
-    (refund,) = services.commands(topics.REFUND_REQUEST)
+    (refund,) = services.commands(topics.REQUEST_REFUND)
     assert refund.amount == usd(7_000)
-    assert len(services.commands(topics.FUNDS_RELEASE)) == 1
-    assert not services.commands(topics.REPORT_REQUESTED)
+    assert len(services.commands(topics.RELEASE_FUNDS)) == 1
+    assert not services.commands(topics.REQUEST_REPORT)
     assert result.amounts.refunded == usd(7_000)
 
 
@@ -460,7 +460,7 @@ async def test_late_report_brings_reminders_then_overdue_then_restores_standing(
         "report_overdue",
     ]
     (overdue,) = services.events(topics.REPORT_OVERDUE)
-    (request,) = {r.command_id: r for r in services.commands(topics.REPORT_REQUESTED)}.values()
+    (request,) = {r.command_id: r for r in services.commands(topics.REQUEST_REPORT)}.values()
     assert overdue.due_on == request.due_on
     statuses = services.events(topics.APPLICATION_STATUS_CHANGED)
     stages = [s.stage for s in statuses]
@@ -473,7 +473,7 @@ async def test_late_report_brings_reminders_then_overdue_then_restores_standing(
     assert on_hold.reason is not None and "final tranche is on hold" in on_hold.reason
     restored = statuses[stages.index("report_review")]
     assert restored.reason is not None and "good standing restored" in restored.reason
-    assert [p.tranche for p in services.commands(topics.TRANCHE_PAY)] == [1, 2]
+    assert [p.tranche for p in services.commands(topics.PAY_TRANCHE)] == [1, 2]
 
 
 async def test_report_changes_requested_then_approved(
@@ -490,7 +490,7 @@ async def test_report_changes_requested_then_approved(
     result = await lifecycle.run(services)
 
     assert result.stage is Stage.CLOSED
-    reviews = services.commands(topics.REPORT_REVIEW_REQUESTED)
+    reviews = services.commands(topics.REQUEST_REPORT_REVIEW)
     assert len({r.command_id for r in reviews}) == 2
     stages = services.stages()
     assert stages[stages.index("report_review") :][:3] == [
@@ -508,10 +508,10 @@ async def test_underspend_is_released_and_partly_refunded(
     result = await lifecycle.run(services)
 
     assert result.stage is Stage.CLOSED
-    assert [p.tranche for p in services.commands(topics.TRANCHE_PAY)] == [1]
-    (refund,) = services.commands(topics.REFUND_REQUEST)
+    assert [p.tranche for p in services.commands(topics.PAY_TRANCHE)] == [1]
+    (refund,) = services.commands(topics.REQUEST_REFUND)
     assert refund.amount == usd(2_000)
-    (release,) = services.commands(topics.FUNDS_RELEASE)
+    (release,) = services.commands(topics.RELEASE_FUNDS)
     assert release.reason == "close-out: unspent funds"
     assert result.amounts.paid == usd(7_000)
     assert result.amounts.refunded == usd(2_000)
@@ -532,9 +532,9 @@ async def test_withdrawal_before_the_advance_releases_the_reservation(
 
     assert result.stage is Stage.WITHDRAWN
     assert result.reason == "withdrawn: no visas"
-    assert len(services.commands(topics.FUNDS_RELEASE)) == 1
-    assert not services.commands(topics.TRANCHE_PAY)
-    assert not services.commands(topics.REFUND_REQUEST)
+    assert len(services.commands(topics.RELEASE_FUNDS)) == 1
+    assert not services.commands(topics.PAY_TRANCHE)
+    assert not services.commands(topics.REQUEST_REFUND)
 
 
 async def test_withdrawal_after_the_advance_requests_a_refund(
@@ -551,9 +551,9 @@ async def test_withdrawal_after_the_advance_requests_a_refund(
     result = await lifecycle.run(services)
 
     assert result.stage is Stage.WITHDRAWN
-    (refund,) = services.commands(topics.REFUND_REQUEST)
+    (refund,) = services.commands(topics.REQUEST_REFUND)
     assert refund.amount == usd(7_000)
-    assert len(services.commands(topics.FUNDS_RELEASE)) == 1
+    assert len(services.commands(topics.RELEASE_FUNDS)) == 1
     assert result.amounts.refunded == usd(7_000)
     assert services.stages()[-2:] == ["withdrawing", "withdrawn"]
 
@@ -575,7 +575,7 @@ async def test_officer_override_awards_less_when_reviewers_are_short(
             wf.override_decision, decision, wait_for_stage=WorkflowUpdateStage.ACCEPTED
         )
 
-    services.on_command[topics.REVIEW_REQUESTED.name] = too_few_reviewers
+    services.on_command[topics.REQUEST_REVIEWS.name] = too_few_reviewers
     services.on_stage["reviewers_short"] = officer_awards
 
     result = await lifecycle.run(services)
@@ -613,21 +613,21 @@ async def test_duplicate_and_early_events_are_used_once(
 
     assert result.stage is Stage.CLOSED
     assert result.amounts.paid == usd(10_000)
-    assert len(services.commands(topics.TRANCHE_PAY)) == 2
-    assert len(services.commands(topics.REVIEW_REQUESTED)) == 1
-    assert not services.commands(topics.REVIEW_REASSIGN)
+    assert len(services.commands(topics.PAY_TRANCHE)) == 2
+    assert len(services.commands(topics.REQUEST_REVIEWS)) == 1
+    assert not services.commands(topics.REASSIGN_REVIEW)
     assert "partner_unconfirmed" not in services.stages()
 
 
 async def test_lost_command_is_sent_again_with_the_same_id(
     lifecycle: Lifecycle, services: StandInServices
 ) -> None:
-    services.drop[topics.FUNDS_RESERVE.name] = 1
+    services.drop[topics.RESERVE_FUNDS.name] = 1
 
     result = await lifecycle.run(services)
 
     assert result.stage is Stage.CLOSED
-    sends = [s for s in services.sent if s.topic == topics.FUNDS_RESERVE.name]
+    sends = [s for s in services.sent if s.topic == topics.RESERVE_FUNDS.name]
     assert len(sends) == 2
     command_id = sends[0].payload.command_id
     assert sends[1].payload == sends[0].payload

@@ -1,23 +1,22 @@
-"""The workflow's only side effects: commands and events published to Kafka.
+"""The workflow's only side effect: commands and events, written to the process's outbox.
 
-The workflow process has no database, so there is no outbox here: the activity publishes
-straight to the broker and Temporal retries it with backoff until Kafka takes the messages.
 One call carries everything one step of the workflow produced (its status event and its
-commands, in order), which keeps histories short. Event ids are chosen by the workflow
-(deterministic), so a retried activity republishes the same ids and consumers' inboxes
-drop the copies.
+commands, in order), which keeps histories short. The activity writes them into the
+workflows outbox in one transaction and the relay publishes them, as every service's
+events are published: so a broker that forgets them gets them again
+(``shared.messaging.epoch``). Event ids are chosen by the workflow (deterministic): a
+retried activity finds its rows already written and adds nothing.
 """
 
 from __future__ import annotations
 
-from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import TOPICS_BY_NAME, Producer, Topic
-from shared.messaging.outbox import message_headers
+from shared.service import ServiceRuntime
 from workflows.funding.models import Outgoing, Publication
 
 PUBLISH = "publish"
@@ -51,21 +50,18 @@ def envelope_of(message: Outgoing) -> tuple[Topic, Envelope[BaseModel]]:
     return topic, envelope
 
 
-class KafkaActivities:
-    """Publishes the workflow's messages with the process's broker."""
+class OutboxActivities:
+    """Writes the workflow's messages into the process's outbox."""
 
-    def __init__(self, broker: KafkaBroker, topic_prefix: str = "") -> None:
-        self._broker = broker
-        self._prefix = topic_prefix
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self._runtime = runtime
 
     @activity.defn(name=PUBLISH)
     async def publish(self, publication: Publication) -> None:
-        # Validate everything first: a bad message must not leave half a batch published.
+        # Validate everything first: a bad message must not leave half a batch written.
         envelopes = [envelope_of(message) for message in publication.messages]
-        for topic, envelope in envelopes:
-            await self._broker.publish(
-                envelope.model_dump_json().encode(),
-                topic=topic.qualified(self._prefix),
-                key=envelope.application_id.encode(),
-                headers=message_headers(envelope),
-            )
+        outbox = self._runtime.outbox
+        async with self._runtime.sessions() as session, session.begin():
+            for topic, envelope in envelopes:
+                if not await outbox.contains(session, str(envelope.event_id)):
+                    await outbox.add(session, topic, envelope)

@@ -45,10 +45,10 @@ from shared.contracts.topics import Topic
 from shared.logging import log_context
 from shared.messaging.broker import subscribe_by_topic
 from shared.messaging.deadletter import PoisonMessage
-from shared.settings import WorkflowsSettings
 from workflows.funding.models import FundingInput, Stage, workflow_id
 from workflows.funding.search_attributes import MEMBER, PROGRAM, STAGE, STAGE_ENTERED_AT
 from workflows.funding.workflow import ExchangeFundingWorkflow
+from workflows.settings import WorkflowsSettings
 
 logger = logging.getLogger(__name__)
 

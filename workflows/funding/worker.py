@@ -1,9 +1,10 @@
 """The workflows process: Temporal worker, the Kafka bridge and the officers' lifecycle API.
 
-``create_app(settings)`` composes it; nothing connects until the app's lifespan starts:
-then the process connects to Temporal (pydantic data converter), starts the broker (the
-bridge's subscribers and the activities' publisher), and runs the worker for the
-exchange-funding workflow until the app stops.
+``create_app(settings)`` composes it on the shared service runtime (its own database for
+the outbox the workflow publishes through); nothing connects until the app's lifespan
+starts: then the process connects to Temporal (pydantic data converter), starts the
+runtime (the bridge's subscribers, the outbox relay, the broker-epoch watch), and runs the
+worker for the exchange-funding workflow until the app stops.
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from shared.auth import Auth
-from shared.http import BodySizeLimit, add_operational_routes
+from shared.db import ping
+from shared.errors import install_error_handlers
+from shared.http import BodySizeLimit
 from shared.logging import configure_logging
-from shared.messaging.broker import create_broker
-from shared.settings import WorkflowsSettings
-from workflows.funding.activities import KafkaActivities
+from shared.service import add_runtime_routes, build_runtime
+from workflows.funding.activities import OutboxActivities
 from workflows.funding.api import router as lifecycle_router
 from workflows.funding.bridge import Bridge
 from workflows.funding.workflow import ExchangeFundingWorkflow
+from workflows.persistence import messaging, metadata
+from workflows.settings import WorkflowsSettings
 
 logger = logging.getLogger(__name__)
 
-TASK_QUEUE = "exchange-funding"
 # Bridge consumers in the group: partitions are shared out among them (see bench/lifecycle.py).
 BRIDGE_CONSUMERS = 1
 
@@ -57,10 +60,10 @@ def _log_worker_end(task: asyncio.Task[None]) -> None:
 def create_app(settings: WorkflowsSettings | None = None) -> FastAPI:
     settings = settings or WorkflowsSettings()
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
-    broker, dead_letters = create_broker(settings, client_id="grantflow-workflows")
+    runtime = build_runtime(settings, metadata, messaging)
     bridge = Bridge(settings, consumers=BRIDGE_CONSUMERS)
-    bridge.subscribe(broker)
-    activities = KafkaActivities(broker, settings.topic_prefix)
+    bridge.subscribe(runtime.broker)
+    activities = OutboxActivities(runtime)
     running: dict[str, asyncio.Task[None]] = {}
 
     @contextlib.asynccontextmanager
@@ -75,8 +78,7 @@ def create_app(settings: WorkflowsSettings | None = None) -> FastAPI:
             activities=[activities.publish],
             graceful_shutdown_timeout=timedelta(seconds=5),
         )
-        # The broker first: the activities publish with it.
-        await broker.start()
+        await runtime.start()
         running["worker"] = asyncio.create_task(worker.run(), name="temporal-worker")
         running["worker"].add_done_callback(_log_worker_end)
         logger.info(
@@ -91,14 +93,16 @@ def create_app(settings: WorkflowsSettings | None = None) -> FastAPI:
                 await worker.shutdown()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await running["worker"]
-            await broker.stop()
+            await runtime.stop()
             app.state.temporal = None
 
     app = FastAPI(
         title="grantflow workflows", description=DESCRIPTION, version="1.0.0", lifespan=lifespan
     )
     app.state.temporal = None
+    app.state.runtime = runtime
     Auth(settings).install(app)
+    install_error_handlers(app)
     app.include_router(lifecycle_router)
 
     async def temporal_ready() -> None:
@@ -113,22 +117,17 @@ def create_app(settings: WorkflowsSettings | None = None) -> FastAPI:
             raise RuntimeError("the Temporal worker is not running")
 
     async def broker_ready() -> None:
-        if not await broker.ping(timeout=2.0):
+        if not await runtime.broker.ping(timeout=2.0):
             raise ConnectionError("Kafka broker does not answer")
 
-    add_operational_routes(
+    add_runtime_routes(
         app,
-        service=settings.service_name,
+        runtime,
         readiness_checks={
             "temporal": temporal_ready,
             "worker": worker_ready,
+            "database": lambda: ping(runtime.engine),
             "broker": broker_ready,
-        },
-        counters={
-            "dead_lettered_total": (
-                "messages sent to a dead-letter topic",
-                lambda: dead_letters.dead_lettered,
-            )
         },
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -272,7 +272,7 @@ class ExchangeFundingWorkflow:
             deadlines={"partner_confirmation_due": due},
         )
         command = self._send(
-            topics.PARTNER_CONFIRMATION_REQUESTED,
+            topics.REQUEST_PARTNER_CONFIRMATION,
             "partner-confirmation",
             RequestPartnerConfirmation(
                 command_id=self._command_id("partner-confirmation"),
@@ -364,7 +364,7 @@ class ExchangeFundingWorkflow:
         )
         app = self._app
         command = self._send(
-            topics.REVIEW_REQUESTED,
+            topics.REQUEST_REVIEWS,
             "review",
             RequestReviews(
                 command_id=self._command_id("review", str(round_)),
@@ -424,7 +424,7 @@ class ExchangeFundingWorkflow:
                 handled_recusals[recusal.task_id] = None
                 if recusal.replacement_task_id is None:
                     self._send(
-                        topics.REVIEW_REASSIGN,
+                        topics.REASSIGN_REVIEW,
                         "reassign",
                         ReassignReview(
                             command_id=self._command_id("reassign", str(round_), recusal.task_id),
@@ -459,7 +459,7 @@ class ExchangeFundingWorkflow:
                     # Nothing heard for the round at all: the request itself may be lost.
                     self._transmit(command)
                 self._send(
-                    topics.REVIEW_REASSIGN,
+                    topics.REASSIGN_REVIEW,
                     "reassign",
                     ReassignReview(
                         command_id=self._command_id("reassign", str(round_), f"late-{timeouts}"),
@@ -550,7 +550,7 @@ class ExchangeFundingWorkflow:
             attempt += 1
             self._reservation_requested = True
             command = self._send(
-                topics.FUNDS_RESERVE,
+                topics.RESERVE_FUNDS,
                 "reserve",
                 ReserveFunds(
                     command_id=self._command_id("reserve", str(attempt)),
@@ -606,7 +606,7 @@ class ExchangeFundingWorkflow:
         while True:
             instruction += 1
             command = self._send(
-                topics.TRANCHE_PAY,
+                topics.PAY_TRANCHE,
                 "pay",
                 PayTranche(
                     command_id=self._command_id("pay", str(tranche), str(instruction)),
@@ -671,7 +671,7 @@ class ExchangeFundingWorkflow:
     async def _refund(self, amount: Money, step: str, reason: str) -> None:
         rules = self._rules
         command = self._send(
-            topics.REFUND_REQUEST,
+            topics.REQUEST_REFUND,
             "refund",
             RequestRefund(
                 command_id=self._command_id("refund", step),
@@ -692,7 +692,7 @@ class ExchangeFundingWorkflow:
     async def _release(self, step: str, reason: str) -> None:
         rules = self._rules
         command = self._send(
-            topics.FUNDS_RELEASE,
+            topics.RELEASE_FUNDS,
             "release",
             ReleaseFunds(
                 command_id=self._command_id("release", step),
@@ -764,7 +764,7 @@ class ExchangeFundingWorkflow:
         if new_award is not None and award is not None and new_award != award:
             rules = self._rules
             command = self._send(
-                topics.AWARD_ADJUST,
+                topics.ADJUST_AWARD,
                 "adjust-award",
                 AdjustAward(
                     command_id=self._command_id("adjust-award", amendment.amendment_id),
@@ -827,7 +827,7 @@ class ExchangeFundingWorkflow:
             action=f"submit the post-exchange report by {due:%Y-%m-%d %H:%M} UTC",
         )
         command = self._send(
-            topics.REPORT_REQUESTED,
+            topics.REQUEST_REPORT,
             "report",
             RequestReport(
                 command_id=self._command_id("report"),
@@ -907,7 +907,7 @@ class ExchangeFundingWorkflow:
             )
             self._report_review_revision = revision
             command = self._send(
-                topics.REPORT_REVIEW_REQUESTED,
+                topics.REQUEST_REPORT_REVIEW,
                 "report-review",
                 RequestReportReview(
                     command_id=self._command_id("report-review", str(revision)),
@@ -1173,7 +1173,7 @@ class ExchangeFundingWorkflow:
     def _escalate(self, kind: Any, reason: str) -> None:
         self._events_published += 1
         self._publish(
-            topics.OFFICER_ESCALATION,
+            topics.ESCALATED_TO_OFFICER,
             EscalatedToOfficer(
                 application_id=self._app.application_id,
                 stage=self._stage.value,

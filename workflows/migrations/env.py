@@ -1,0 +1,4 @@
+from shared.migrations import run_env
+from workflows.persistence import metadata
+
+run_env(metadata)
