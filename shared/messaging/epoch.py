@@ -137,8 +137,16 @@ def faststream_consumers(broker: KafkaBroker) -> list[AIOKafkaConsumer]:
     return found
 
 
+OUTBOX_ROW = 1
+CONSUMERS_ROW = 2
+
+
 class EpochRecord:
-    """The epoch a service last published into, in the service's own database."""
+    """The epochs a service last published into and consumed from, in its own database.
+
+    Two rows: the outbox's (the retained outbox was republished into that epoch) and the
+    consumers' (the service's consumer group was moved to the start of that epoch's log).
+    """
 
     def __init__(
         self,
@@ -151,28 +159,47 @@ class EpochRecord:
         self._sessions = sessions
         self._retention = retention
 
+    async def _known(self, session: AsyncSession, row: int) -> str | None:
+        table = self._table
+        return await session.scalar(select(table.c.epoch).where(table.c.id == row))
+
+    async def _record(self, session: AsyncSession, row: int, epoch: str, known: str | None) -> bool:
+        table = self._table
+        values: dict[str, Any] = {"epoch": epoch, "seen_at": utc_now()}
+        if known is not None:
+            await session.execute(update(table).where(table.c.id == row).values(**values))
+            return True
+        try:
+            async with session.begin_nested():
+                await session.execute(insert(table).values(id=row, **values))
+        except IntegrityError:  # a replica recorded it meanwhile
+            return False
+        return True
+
     async def adopt(self, epoch: str) -> int | None:
         """Record ``epoch``; when it is a new one, republish the retained outbox first.
 
         Returns the number of rows to publish again, or None when the epoch was known.
         One transaction: replicas that notice the change together republish once.
         """
-        table = self._table
         async with self._sessions() as session, session.begin():
-            known = await session.scalar(select(table.c.epoch).where(table.c.id == 1))
+            known = await self._known(session, OUTBOX_ROW)
             if known == epoch:
                 return None
             again = await republish_retained(session, self._tables, self._retention)
-            values: dict[str, Any] = {"epoch": epoch, "seen_at": utc_now()}
-            if known is None:
-                try:
-                    async with session.begin_nested():
-                        await session.execute(insert(table).values(id=1, **values))
-                except IntegrityError:  # a replica recorded it meanwhile
-                    return None
-            else:
-                await session.execute(update(table).where(table.c.id == 1).values(**values))
+            if not await self._record(session, OUTBOX_ROW, epoch, known):
+                return None
         return again
+
+    async def consumers_behind(self, epoch: str) -> bool:
+        async with self._sessions() as session:
+            return await self._known(session, CONSUMERS_ROW) != epoch
+
+    async def consumers_caught_up(self, epoch: str) -> None:
+        async with self._sessions() as session, session.begin():
+            known = await self._known(session, CONSUMERS_ROW)
+            if known != epoch:
+                await self._record(session, CONSUMERS_ROW, epoch, known)
 
 
 class EpochWatch:
@@ -204,6 +231,7 @@ class EpochWatch:
         self._reader: AIOKafkaConsumer | None = None
         self.seen: str | None = None
         self.adopted: str | None = None
+        self.consumed: str | None = None
         self.changes = 0
         self.republished_total = 0
         self._checked = asyncio.Event()
@@ -249,6 +277,11 @@ class EpochWatch:
                 epoch,
                 moved,
             )
+            if self._record is not None:
+                await self._record.consumers_caught_up(epoch)
+            self.consumed = epoch
+        elif self._record is not None and self.consumed != epoch:
+            await self._catch_up_consumers(epoch)
         self.seen = epoch
         if self._record is not None and self.adopted != epoch:
             again = await self._record.adopt(epoch)
@@ -261,6 +294,26 @@ class EpochWatch:
                 )
             self.adopted = epoch
             self._on_republish()
+
+    async def _catch_up_consumers(self, epoch: str) -> None:
+        """A process that starts in a new epoch: its group may hold positions of the old one
+        (committed into the new broker before anyone noticed). Move the group's consumers
+        to the start once, when they hold partitions, and record that it was done."""
+        assert self._record is not None
+        if not await self._record.consumers_behind(epoch):
+            self.consumed = epoch
+            return
+        consumers = list(self._consumers())
+        moved = await rewind_consumers(consumers)
+        if moved or not consumers:
+            if moved:
+                logger.warning(
+                    "this service last consumed from another broker epoch: "
+                    "%s partitions read again from the start",
+                    moved,
+                )
+            await self._record.consumers_caught_up(epoch)
+            self.consumed = epoch
 
     async def _reset_reader(self) -> None:
         reader, self._reader = self._reader, None
