@@ -6,14 +6,11 @@ sees its own tasks: another reviewer's task is a 404, exactly like a missing one
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Path, Query, status
 
-from services.review import service
 from services.review.domain import SPREAD_FLAG_BP, TaskKind, TaskStatus
 from services.review.persistence import TaskFilter
 from services.review.schemas import (
@@ -31,31 +28,15 @@ from services.review.schemas import (
     TaskSummary,
     WorkloadOut,
 )
+from services.review.service import ReviewService
 from shared.auth import OFFICERS, Principal, Role, require
-from shared.db import unit_of_work
-from shared.service import ServiceRuntime
+from shared.service import the_service
 
-Clock = Callable[[], datetime]
 StatusFilter = Literal["open", "completed", "recused", "reassigned", "all"]
 
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"description": "No such object, or not yours to see."}}
 CONFLICT: Responses = {409: {"description": "The object is not in a state that allows this."}}
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-async def runtime_of(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
-
-
-async def now_of(request: Request) -> datetime:
-    clock: Clock = getattr(request.app.state, "clock", system_clock)
-    return clock()
-
 
 # Ids and codes are plain tokens; anything else (control characters, say) is a 422, never
 # a database error.
@@ -66,8 +47,7 @@ ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
 RequestId = Annotated[str, Path(pattern=ID_PATTERN)]
 IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN)]
 
-Runtime = Annotated[ServiceRuntime, Depends(runtime_of)]
-Now = Annotated[datetime, Depends(now_of)]
+Review = Annotated[ReviewService, Depends(the_service)]
 Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
 Officer = Annotated[Principal, Depends(require(*OFFICERS))]
 
@@ -76,26 +56,9 @@ def statuses(wanted: StatusFilter) -> tuple[TaskStatus, ...]:
     return () if wanted == "all" else (TaskStatus(wanted),)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Use-case refusals become 404, 409 and 422 (the latter naming the field at fault)."""
-
-    async def not_found(_request: Request, error: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=status.HTTP_404_NOT_FOUND)
-
-    async def conflict(_request: Request, error: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
-
-    async def invalid(_request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, service.InvalidError)
-        detail = [
-            {"loc": ["body", *problem.loc], "msg": problem.message, "type": problem.kind}
-            for problem in error.problems
-        ]
-        return JSONResponse({"detail": detail}, status_code=422)
-
-    app.add_exception_handler(service.NotFoundError, not_found)
-    app.add_exception_handler(service.ConflictError, conflict)
-    app.add_exception_handler(service.InvalidError, invalid)
+def reviewer_of(principal: Principal) -> str:
+    assert principal.reviewer_id is not None, "a reviewer token names its reviewer"
+    return principal.reviewer_id
 
 
 # ---------------------------------------------------------------- reviewers' queue
@@ -106,8 +69,7 @@ reviewer_router = APIRouter(prefix="/v1/tasks", tags=["reviewer"])
 @reviewer_router.get("", summary="My queue, soonest due first")
 async def my_queue(
     principal: Reviewer,
-    runtime: Runtime,
-    now: Now,
+    review: Review,
     status_filter: Annotated[StatusFilter, Query(alias="status")] = "open",
     kind: TaskKind | None = None,
     program_code: IdFilter = None,
@@ -116,7 +78,7 @@ async def my_queue(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[TaskSummary]:
     where = TaskFilter(
-        reviewer_id=principal.reviewer_id,
+        reviewer_id=reviewer_of(principal),
         statuses=statuses(status_filter),
         kind=kind,
         program_code=program_code,
@@ -124,21 +86,18 @@ async def my_queue(
         limit=limit,
         offset=offset,
     )
-    async with unit_of_work(runtime.sessions) as session:
-        rows = await service.queue(session, where)
-    return [TaskSummary.of(task, request, now, officer=False) for task, request in rows]
+    async with review.reading() as work:
+        records = await review.queue(work, where)
+    return [TaskSummary.of(record, work.now, officer=False) for record in records]
 
 
 @reviewer_router.get(
     "/{task_id}", summary="One of my tasks with its application and rubric", responses=NOT_FOUND
 )
-async def my_task(principal: Reviewer, runtime: Runtime, now: Now, task_id: TaskId) -> TaskDetail:
-    assert principal.reviewer_id is not None
-    async with unit_of_work(runtime.sessions) as session:
-        task, request, review = await service.task_for_reviewer(
-            session, principal.reviewer_id, task_id
-        )
-    return TaskDetail.build(task, request, review, now, officer=False)
+async def my_task(principal: Reviewer, review: Review, task_id: TaskId) -> TaskDetail:
+    async with review.reading() as work:
+        record = await review.task_for_reviewer(work, reviewer_of(principal), task_id)
+    return TaskDetail.of(record, work.now, officer=False)
 
 
 @reviewer_router.post(
@@ -152,14 +111,11 @@ async def my_task(principal: Reviewer, runtime: Runtime, now: Now, task_id: Task
     },
 )
 async def submit_review(
-    principal: Reviewer, runtime: Runtime, now: Now, task_id: TaskId, body: ReviewIn
+    principal: Reviewer, review: Review, task_id: TaskId, body: ReviewIn
 ) -> TaskDetail:
-    assert principal.reviewer_id is not None
-    async with unit_of_work(runtime.sessions) as session:
-        task, request, review = await service.submit_review(
-            session, runtime.outbox, principal.reviewer_id, task_id, body, now
-        )
-    return TaskDetail.build(task, request, review, now, officer=False)
+    async with review.work() as work:
+        record = await review.submit_review(work, reviewer_of(principal), task_id, body)
+    return TaskDetail.of(record, work.now, officer=False)
 
 
 @reviewer_router.post(
@@ -167,16 +123,11 @@ async def submit_review(
     summary="Leave the task for a conflict of interest; it goes to another reviewer",
     responses={**NOT_FOUND, **CONFLICT},
 )
-async def recuse(
-    principal: Reviewer, runtime: Runtime, now: Now, task_id: TaskId, body: RecuseIn
-) -> RecuseOut:
-    assert principal.reviewer_id is not None
-    async with unit_of_work(runtime.sessions) as session:
-        task, request, replaced = await service.recuse(
-            session, runtime.outbox, principal.reviewer_id, task_id, body.reason, now
-        )
+async def recuse(principal: Reviewer, review: Review, task_id: TaskId, body: RecuseIn) -> RecuseOut:
+    async with review.work() as work:
+        record, replaced = await review.recuse(work, reviewer_of(principal), task_id, body.reason)
     return RecuseOut(
-        task=TaskSummary.of(task, request, now, officer=False), replacement_assigned=replaced
+        task=TaskSummary.of(record, work.now, officer=False), replacement_assigned=replaced
     )
 
 
@@ -187,10 +138,10 @@ officer_router = APIRouter(prefix="/v1", tags=["program officer"])
 
 @officer_router.get("/reviewers", summary="Every reviewer with its open workload")
 async def list_reviewers(
-    _officer: Officer, runtime: Runtime, active: bool | None = None
+    _officer: Officer, review: Review, active: bool | None = None
 ) -> list[ReviewerOut]:
-    async with unit_of_work(runtime.sessions) as session:
-        return await service.all_reviewers(session, active)
+    async with review.reading() as work:
+        return await review.all_reviewers(work, active)
 
 
 @officer_router.post(
@@ -199,21 +150,19 @@ async def list_reviewers(
     summary="Add a reviewer",
     responses={409: {"description": "A reviewer with this id exists."}},
 )
-async def create_reviewer(
-    _officer: Officer, runtime: Runtime, now: Now, body: ReviewerIn
-) -> ReviewerOut:
-    async with unit_of_work(runtime.sessions) as session:
-        return await service.create_reviewer(session, body, now)
+async def create_reviewer(_officer: Officer, review: Review, body: ReviewerIn) -> ReviewerOut:
+    async with review.work() as work:
+        return await review.create_reviewer(work, body)
 
 
 @officer_router.get(
     "/reviewers/{reviewer_id}", summary="A reviewer and its recusals", responses=NOT_FOUND
 )
 async def get_reviewer(
-    _officer: Officer, runtime: Runtime, reviewer_id: ReviewerIdPath
+    _officer: Officer, review: Review, reviewer_id: ReviewerIdPath
 ) -> ReviewerOut:
-    async with unit_of_work(runtime.sessions) as session:
-        return await service.reviewer(session, reviewer_id)
+    async with review.reading() as work:
+        return await review.reviewer(work, reviewer_id)
 
 
 @officer_router.patch(
@@ -222,17 +171,16 @@ async def get_reviewer(
     responses=NOT_FOUND,
 )
 async def update_reviewer(
-    _officer: Officer, runtime: Runtime, now: Now, reviewer_id: ReviewerIdPath, body: ReviewerPatch
+    _officer: Officer, review: Review, reviewer_id: ReviewerIdPath, body: ReviewerPatch
 ) -> ReviewerOut:
-    async with unit_of_work(runtime.sessions) as session:
-        return await service.update_reviewer(session, reviewer_id, body, now)
+    async with review.work() as work:
+        return await review.update_reviewer(work, reviewer_id, body)
 
 
 @officer_router.get("/officer/tasks", summary="All tasks, with filters")
 async def all_tasks(
     _officer: Officer,
-    runtime: Runtime,
-    now: Now,
+    review: Review,
     status_filter: Annotated[StatusFilter, Query(alias="status")] = "all",
     reviewer_id: IdFilter = None,
     application_id: IdFilter = None,
@@ -242,26 +190,26 @@ async def all_tasks(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[TaskSummary]:
-    where = TaskFilter(
-        reviewer_id=reviewer_id,
-        statuses=(TaskStatus.OPEN,) if overdue else statuses(status_filter),
-        kind=kind,
-        application_id=application_id,
-        program_code=program_code,
-        due_before=now if overdue else None,
-        limit=limit,
-        offset=offset,
-    )
-    async with unit_of_work(runtime.sessions) as session:
-        rows = await service.queue(session, where)
-    return [TaskSummary.of(task, request, now, officer=True) for task, request in rows]
+    async with review.reading() as work:
+        where = TaskFilter(
+            reviewer_id=reviewer_id,
+            statuses=(TaskStatus.OPEN,) if overdue else statuses(status_filter),
+            kind=kind,
+            application_id=application_id,
+            program_code=program_code,
+            due_before=work.now if overdue else None,
+            limit=limit,
+            offset=offset,
+        )
+        records = await review.queue(work, where)
+    return [TaskSummary.of(record, work.now, officer=True) for record in records]
 
 
 @officer_router.get("/officer/tasks/{task_id}", summary="Any task", responses=NOT_FOUND)
-async def any_task(_officer: Officer, runtime: Runtime, now: Now, task_id: TaskId) -> TaskDetail:
-    async with unit_of_work(runtime.sessions) as session:
-        task, request, review = await service.task_for_officer(session, task_id)
-    return TaskDetail.build(task, request, review, now, officer=True)
+async def any_task(_officer: Officer, review: Review, task_id: TaskId) -> TaskDetail:
+    async with review.reading() as work:
+        record = await review.task_for_officer(work, task_id)
+    return TaskDetail.of(record, work.now, officer=True)
 
 
 @officer_router.post(
@@ -274,14 +222,11 @@ async def any_task(_officer: Officer, runtime: Runtime, now: Now, task_id: TaskI
     },
 )
 async def reassign_task(
-    _officer: Officer, runtime: Runtime, now: Now, task_id: TaskId, body: ReassignIn
+    _officer: Officer, review: Review, task_id: TaskId, body: ReassignIn
 ) -> TaskDetail:
-    async with unit_of_work(runtime.sessions) as session:
-        task = await service.officer_reassign(
-            session, runtime.outbox, task_id, body.reason, body.reviewer_id, now
-        )
-        task, request, review = await service.task_for_officer(session, task.id)
-    return TaskDetail.build(task, request, review, now, officer=True)
+    async with review.work() as work:
+        record = await review.officer_reassign(work, task_id, body.reason, body.reviewer_id)
+    return TaskDetail.of(record, work.now, officer=True)
 
 
 @officer_router.get(
@@ -290,13 +235,10 @@ async def reassign_task(
     responses=NOT_FOUND,
 )
 async def application_requests(
-    _officer: Officer, runtime: Runtime, application_id: str
+    _officer: Officer, review: Review, application_id: str
 ) -> list[RequestOut]:
-    async with unit_of_work(runtime.sessions) as session:
-        found = await service.requests_of(session, application_id)
-    if not found:
-        raise service.NotFoundError("no reviews were requested for this application")
-    return found
+    async with review.reading() as work:
+        return await review.requests_of(work, application_id)
 
 
 @officer_router.post(
@@ -309,22 +251,19 @@ async def application_requests(
     },
 )
 async def staff_request(
-    _officer: Officer, runtime: Runtime, now: Now, request_id: RequestId, body: FillIn
+    _officer: Officer, review: Review, request_id: RequestId, body: FillIn
 ) -> TaskDetail:
-    async with unit_of_work(runtime.sessions) as session:
-        task = await service.officer_fill(
-            session, runtime.outbox, request_id, body.reviewer_id, now
-        )
-        task, request, review = await service.task_for_officer(session, task.id)
-    return TaskDetail.build(task, request, review, now, officer=True)
+    async with review.work() as work:
+        record = await review.officer_fill(work, request_id, body.reviewer_id)
+    return TaskDetail.of(record, work.now, officer=True)
 
 
 @officer_router.get(
     "/officer/workload", summary="Open work, overdue tasks and turnaround per reviewer"
 )
-async def workload(_officer: Officer, runtime: Runtime, now: Now) -> list[WorkloadOut]:
-    async with unit_of_work(runtime.sessions) as session:
-        lines = await service.workload_report(session, now)
+async def workload(_officer: Officer, review: Review) -> list[WorkloadOut]:
+    async with review.reading() as work:
+        lines = await review.workload_report(work)
     return [WorkloadOut.of(line) for line in lines]
 
 
@@ -335,9 +274,9 @@ async def workload(_officer: Officer, runtime: Runtime, now: Now) -> list[Worklo
 )
 async def application_scores(
     _officer: Officer,
-    runtime: Runtime,
+    review: Review,
     application_id: ApplicationId,
     threshold_bp: Annotated[int, Query(ge=0, le=10_000)] = SPREAD_FLAG_BP,
 ) -> ScoresOut:
-    async with unit_of_work(runtime.sessions) as session:
-        return await service.scores(session, application_id, threshold_bp)
+    async with review.reading() as work:
+        return await review.scores(work, application_id, threshold_bp)

@@ -1,6 +1,6 @@
 """The review service's rules: who may review what, how scores are checked and compared.
 
-Pure functions and value objects only; the use cases in ``service.py`` feed them rows and
+Pure functions and value objects only; the use cases in ``service/`` feed them rows and
 act on their answers.
 """
 
@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from fractions import Fraction
-from typing import Final
+from typing import Final, Protocol
 
 from shared.contracts.programs import Rubric
+from shared.errors import Problem
 
 # Weighted totals of one application further apart than this (in basis points of the
 # maximum: 2500 = 25 percentage points) are flagged for a program officer.
@@ -43,6 +44,22 @@ RECOMMENDATIONS: Final[Mapping[TaskKind, tuple[str, ...]]] = {
 }
 
 
+class SlotTask(Protocol):
+    """A task as far as the staffing of its request's slots is concerned."""
+
+    @property
+    def slot(self) -> int: ...
+
+    @property
+    def status(self) -> TaskStatus: ...
+
+
+def empty_slots(reviews_needed: int, tasks: Iterable[SlotTask]) -> list[int]:
+    """The slots of a request with no open or completed task (never staffed, or left)."""
+    staffed = {t.slot for t in tasks if t.status in (TaskStatus.OPEN, TaskStatus.COMPLETED)}
+    return [slot for slot in range(1, reviews_needed + 1) if slot not in staffed]
+
+
 def normalise(name: str) -> str:
     """Compare city names and member ids without case or spacing getting in the way."""
     return " ".join(name.casefold().split())
@@ -64,8 +81,33 @@ class Candidate:
     conflict_cities: frozenset[str] = frozenset()
 
 
+def round_subject(application_id: str, round: int) -> str:
+    """What the answers to an application's review round are filed under.
+
+    The requests and reassignments of one round share it, so that any of them sent again
+    gets every answer of the round again (``shared.messaging.receipts``).
+    """
+    return f"review:{application_id}:{round}"
+
+
+def report_subject(application_id: str, report_id: str) -> str:
+    """What the answers to the reviews of one post-exchange report are filed under.
+
+    The request carries no revision: the answers of every revision share it, and the
+    workflow drops those it has seen (same event ids).
+    """
+    return f"report-review:{application_id}:{report_id}"
+
+
+def answers_subject(kind: TaskKind, application_id: str, round: int, report_id: str | None) -> str:
+    if kind is TaskKind.REPORT:
+        assert report_id is not None, "a report review is about a report"
+        return report_subject(application_id, report_id)
+    return round_subject(application_id, round)
+
+
 @dataclass(frozen=True)
-class Subject:
+class ReviewedApplication:
     """What is to be reviewed, as far as eligibility and expertise are concerned."""
 
     application_id: str
@@ -78,7 +120,7 @@ class Subject:
 
 
 def ineligibility(
-    candidate: Candidate, subject: Subject, excluded: frozenset[str] = frozenset()
+    candidate: Candidate, subject: ReviewedApplication, excluded: frozenset[str] = frozenset()
 ) -> str | None:
     """Why ``candidate`` may not review ``subject`` (None: it may).
 
@@ -102,7 +144,7 @@ def ineligibility(
     return None
 
 
-def expertise_match(candidate: Candidate, subject: Subject) -> int:
+def expertise_match(candidate: Candidate, subject: ReviewedApplication) -> int:
     """How many of program, focus area and partner country the reviewer knows (0..3)."""
     return (
         (subject.program_code in candidate.programs)
@@ -111,7 +153,9 @@ def expertise_match(candidate: Candidate, subject: Subject) -> int:
     )
 
 
-def _preference(candidate: Candidate, subject: Subject) -> tuple[int, Fraction, int, str]:
+def _preference(
+    candidate: Candidate, subject: ReviewedApplication
+) -> tuple[int, Fraction, int, str]:
     # Best expertise first; then the lightest load relative to capacity; then fewest open
     # tasks; the reviewer id breaks every remaining tie, so the order is total.
     return (
@@ -133,7 +177,7 @@ class Assignment:
 
 
 def choose_reviewers(
-    subject: Subject,
+    subject: ReviewedApplication,
     candidates: Iterable[Candidate],
     slots: int,
     excluded: frozenset[str] = frozenset(),
@@ -155,15 +199,6 @@ def choose_reviewers(
     return Assignment(tuple(chosen), max(slots - len(chosen), 0))
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a submission, with the path of the field at fault."""
-
-    loc: tuple[str | int, ...]
-    message: str
-    kind: str = "value_error"
-
-
 def check_scores(rubric: Rubric, scores: Mapping[str, int]) -> list[Problem]:
     """Every criterion scored once, inside its range, and nothing else."""
     problems: list[Problem] = []
@@ -171,21 +206,21 @@ def check_scores(rubric: Rubric, scores: Mapping[str, int]) -> list[Problem]:
     for criterion in rubric.criteria:
         if criterion.name not in scores:
             problems.append(
-                Problem(("scores", criterion.name), f"criterion {criterion.name!r} is not scored")
+                Problem(f"scores.{criterion.name}", f"criterion {criterion.name!r} is not scored")
             )
             continue
         score = scores[criterion.name]
         if not criterion.min_score <= score <= criterion.max_score:
             problems.append(
                 Problem(
-                    ("scores", criterion.name),
+                    f"scores.{criterion.name}",
                     f"criterion {criterion.name!r} must be scored from {criterion.min_score} "
                     f"to {criterion.max_score}, not {score}",
                     "out_of_range",
                 )
             )
     problems.extend(
-        Problem(("scores", name), f"{name!r} is not a criterion of this rubric", "unknown")
+        Problem(f"scores.{name}", f"{name!r} is not a criterion of this rubric", "unknown")
         for name in sorted(set(scores) - names)
     )
     return problems
@@ -197,7 +232,7 @@ def check_recommendation(kind: TaskKind, recommendation: str) -> list[Problem]:
         return []
     return [
         Problem(
-            ("recommendation",),
+            "recommendation",
             f"a {kind.value} review recommends one of {', '.join(allowed)}",
             "literal_error",
         )

@@ -1,23 +1,21 @@
 """Tables of the review service (migrated by services/review/migrations) and every query.
 
 Reviewers, review requests (one per application and round, or per report review), the
-tasks that fill a request's slots, submitted reviews, recusals, handled command ids and
-the mail queue. Use cases get typed rows from here and never build SQL themselves.
+tasks that fill a request's slots, submitted reviews and recusals. Use cases get typed
+rows from ``ReviewStore`` and never build SQL themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -34,14 +32,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.review.domain import Candidate, TaskKind, TaskStatus, TaskTimes
+from services.review.domain import Candidate, TaskKind, TaskStatus, TaskTimes, answers_subject
 from shared.contracts.programs import Rubric
+from shared.db import Id, UtcDateTime
 from shared.messaging.tables import define_messaging_tables
 
 metadata = MetaData()
 messaging = define_messaging_tables(metadata, "review")
-
-_Id = BigInteger().with_variant(Integer(), "sqlite")
 
 reviewers = Table(
     "review_reviewers",
@@ -59,8 +56,8 @@ reviewers = Table(
     Column("active", Boolean, nullable=False),
     Column("conflict_members", JSON, nullable=False),
     Column("conflict_cities", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 requests = Table(
@@ -84,8 +81,8 @@ requests = Table(
     Column("requested", JSON, nullable=True),
     Column("rubric", JSON, nullable=False),
     Column("reviews_needed", Integer, nullable=False),
-    Column("due_at", DateTime(timezone=True), nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
     Column("correlation_id", String(64), nullable=False),
     # Report reviews: the report under review (a ReportView), newest revision received.
     Column("report", JSON, nullable=True),
@@ -101,7 +98,7 @@ reports = Table(
     Column("revision", Integer, primary_key=True),
     Column("application_id", String(64), nullable=False),
     Column("report", JSON, nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
 )
 
 tasks = Table(
@@ -116,11 +113,11 @@ tasks = Table(
     Column("slot", Integer, nullable=False),
     Column("reviewer_id", String(64), ForeignKey("review_reviewers.id"), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("assigned_at", DateTime(timezone=True), nullable=False),
-    Column("due_at", DateTime(timezone=True), nullable=False),
-    Column("remind_at", DateTime(timezone=True), nullable=False),
-    Column("reminded_at", DateTime(timezone=True), nullable=True),
-    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("assigned_at", UtcDateTime, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("remind_at", UtcDateTime, nullable=False),
+    Column("reminded_at", UtcDateTime, nullable=True),
+    Column("closed_at", UtcDateTime, nullable=True),
     Column("close_reason", Text, nullable=True),
     Column("replaces_task_id", String(36), nullable=True),
     UniqueConstraint("request_id", "reviewer_id", name="uq_review_tasks_reviewer"),
@@ -142,57 +139,25 @@ reviews = Table(
     Column("recommendation", String(32), nullable=False),
     Column("comments", Text, nullable=False),
     Column("attested_no_conflict", Boolean, nullable=False),
-    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=False),
 )
 Index("ix_review_reviews_application", reviews.c.application_id)
 
 recusals = Table(
     "review_recusals",
     metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("id", Id, primary_key=True, autoincrement=True),
     Column("task_id", String(36), nullable=False, unique=True),
     Column("reviewer_id", String(64), nullable=False),
     Column("application_id", String(64), nullable=False),
     Column("member_id", String(64), nullable=False),
     Column("reason", Text, nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
 )
 Index("ix_review_recusals_application", recusals.c.application_id)
 
-commands = Table(
-    "review_commands",
-    metadata,
-    Column("command_id", String(200), primary_key=True),
-    Column("topic", String(255), nullable=False),
-    Column("handled_at", DateTime(timezone=True), nullable=False),
-)
 
-mail = Table(
-    "review_mail",
-    metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
-    Column("recipients", JSON, nullable=False),
-    Column("subject", String(300), nullable=False),
-    Column("body", Text, nullable=False),
-    Column("application_id", String(64), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("sent_at", DateTime(timezone=True), nullable=True),
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("last_error", Text, nullable=True),
-)
-Index("ix_review_mail_unsent", mail.c.sent_at, mail.c.id)
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything here is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _maybe_aware(moment: datetime | None) -> datetime | None:
-    return aware(moment) if moment is not None else None
-
-
-# ---------------------------------------------------------------- reviewers
+# ---------------------------------------------------------------- rows
 
 
 @dataclass(frozen=True)
@@ -214,24 +179,8 @@ class ReviewerRow:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: Any) -> ReviewerRow:
-        return cls(
-            id=row.id,
-            name=row.name,
-            email=row.email,
-            home_city=row.home_city,
-            home_country=row.home_country,
-            programs=list(row.programs),
-            focus_areas=list(row.focus_areas),
-            regions=list(row.regions),
-            languages=list(row.languages),
-            capacity=row.capacity,
-            active=row.active,
-            conflict_members=list(row.conflict_members),
-            conflict_cities=list(row.conflict_cities),
-            created_at=aware(row.created_at),
-            updated_at=aware(row.updated_at),
-        )
+    def of(cls, row: Any) -> ReviewerRow:
+        return cls(**row._mapping)
 
     def candidate(self, open_tasks: int) -> Candidate:
         return Candidate(
@@ -246,55 +195,6 @@ class ReviewerRow:
             conflict_members=frozenset(self.conflict_members),
             conflict_cities=frozenset(self.conflict_cities),
         )
-
-
-async def add_reviewer(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(reviewers).values(**values))
-
-
-async def update_reviewer(session: AsyncSession, reviewer_id: str, values: dict[str, Any]) -> None:
-    await session.execute(update(reviewers).where(reviewers.c.id == reviewer_id).values(**values))
-
-
-async def get_reviewer(session: AsyncSession, reviewer_id: str) -> ReviewerRow | None:
-    row = (await session.execute(select(reviewers).where(reviewers.c.id == reviewer_id))).first()
-    return ReviewerRow.from_row(row) if row else None
-
-
-async def list_reviewers(session: AsyncSession, active: bool | None = None) -> list[ReviewerRow]:
-    query = select(reviewers).order_by(reviewers.c.id)
-    if active is not None:
-        query = query.where(reviewers.c.active == active)
-    return [ReviewerRow.from_row(row) for row in (await session.execute(query)).all()]
-
-
-async def existing_reviewer_ids(session: AsyncSession, ids: Sequence[str]) -> set[str]:
-    found = await session.scalars(select(reviewers.c.id).where(reviewers.c.id.in_(list(ids))))
-    return set(found)
-
-
-async def open_task_counts(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(
-        select(tasks.c.reviewer_id, func.count())
-        .where(tasks.c.status == TaskStatus.OPEN)
-        .group_by(tasks.c.reviewer_id)
-    )
-    return {reviewer_id: int(count) for reviewer_id, count in rows.all()}
-
-
-async def lock_reviewers(session: AsyncSession) -> tuple[list[ReviewerRow], dict[str, int]]:
-    """Every reviewer and its open workload, locked until the transaction ends.
-
-    The lock (PostgreSQL; SQLite serialises writers anyway) keeps two concurrent
-    assignments from both seeing the same free capacity.
-    """
-    rows = (
-        await session.execute(select(reviewers).order_by(reviewers.c.id).with_for_update())
-    ).all()
-    return [ReviewerRow.from_row(row) for row in rows], await open_task_counts(session)
-
-
-# ---------------------------------------------------------------- requests
 
 
 @dataclass(frozen=True)
@@ -323,180 +223,17 @@ class RequestRow:
     report: dict[str, Any] | None
 
     @classmethod
-    def from_row(cls, row: Any) -> RequestRow:
+    def of(cls, row: Any) -> RequestRow:
+        values = dict(row._mapping)
         return cls(
-            id=row.id,
-            kind=TaskKind(row.kind),
-            command_id=row.command_id,
-            application_id=row.application_id,
-            round=row.round,
-            report_id=row.report_id,
-            member_id=row.member_id,
-            member_city=row.member_city,
-            program_code=row.program_code,
-            focus_area=row.focus_area,
-            partner_city=row.partner_city,
-            partner_country=row.partner_country,
-            blind_review=row.blind_review,
-            title=row.title,
-            summary=row.summary,
-            requested=row.requested,
-            rubric=Rubric.model_validate(row.rubric),
-            reviews_needed=row.reviews_needed,
-            due_at=aware(row.due_at),
-            received_at=aware(row.received_at),
-            correlation_id=row.correlation_id,
-            report=row.report,
+            **values
+            | {"kind": TaskKind(values["kind"]), "rubric": Rubric.model_validate(values["rubric"])}
         )
 
-
-async def add_request(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(requests).values(**values))
-
-
-async def get_request(session: AsyncSession, request_id: str) -> RequestRow | None:
-    row = (await session.execute(select(requests).where(requests.c.id == request_id))).first()
-    return RequestRow.from_row(row) if row else None
-
-
-async def find_request(
-    session: AsyncSession, *, command_id: str, kind: TaskKind, application_id: str, round: int
-) -> RequestRow | None:
-    """The request this command already created: same command id, or same round."""
-    row = (
-        await session.execute(
-            select(requests).where(
-                (requests.c.command_id == command_id)
-                | and_(
-                    requests.c.kind == kind,
-                    requests.c.application_id == application_id,
-                    requests.c.round == round,
-                )
-            )
-        )
-    ).first()
-    return RequestRow.from_row(row) if row else None
-
-
-async def report_requests(session: AsyncSession, application_id: str) -> list[RequestRow]:
-    rows = await session.execute(
-        select(requests)
-        .where(requests.c.kind == TaskKind.REPORT, requests.c.application_id == application_id)
-        .order_by(requests.c.round)
-    )
-    return [RequestRow.from_row(row) for row in rows.all()]
-
-
-async def requests_for_report(session: AsyncSession, report_id: str) -> list[RequestRow]:
-    rows = await session.execute(
-        select(requests).where(requests.c.report_id == report_id).order_by(requests.c.round)
-    )
-    return [RequestRow.from_row(row) for row in rows.all()]
-
-
-async def show_report(session: AsyncSession, request_id: str, report: dict[str, Any]) -> None:
-    await session.execute(update(requests).where(requests.c.id == request_id).values(report=report))
-
-
-async def save_report(
-    session: AsyncSession,
-    *,
-    report_id: str,
-    revision: int,
-    application_id: str,
-    report: dict[str, Any],
-    at: datetime,
-) -> bool:
-    """Keep one revision of a report; False if it was kept already."""
-    known = await session.scalar(
-        select(reports.c.revision).where(
-            reports.c.report_id == report_id, reports.c.revision == revision
-        )
-    )
-    if known is not None:
-        return False
-    await session.execute(
-        insert(reports).values(
-            report_id=report_id,
-            revision=revision,
-            application_id=application_id,
-            report=report,
-            received_at=at,
-        )
-    )
-    return True
-
-
-async def latest_report(session: AsyncSession, report_id: str) -> dict[str, Any] | None:
-    found = await session.scalar(
-        select(reports.c.report)
-        .where(reports.c.report_id == report_id)
-        .order_by(reports.c.revision.desc())
-        .limit(1)
-    )
-    return dict(found) if found is not None else None
-
-
-async def latest_application_request(
-    session: AsyncSession, application_id: str
-) -> RequestRow | None:
-    row = (
-        await session.execute(
-            select(requests)
-            .where(
-                requests.c.kind == TaskKind.APPLICATION,
-                requests.c.application_id == application_id,
-            )
-            .order_by(requests.c.round.desc())
-            .limit(1)
-        )
-    ).first()
-    return RequestRow.from_row(row) if row else None
-
-
-async def request_by_round(
-    session: AsyncSession, application_id: str, round: int
-) -> RequestRow | None:
-    row = (
-        await session.execute(
-            select(requests).where(
-                requests.c.kind == TaskKind.APPLICATION,
-                requests.c.application_id == application_id,
-                requests.c.round == round,
-            )
-        )
-    ).first()
-    return RequestRow.from_row(row) if row else None
-
-
-async def application_requests(session: AsyncSession, application_id: str) -> list[RequestRow]:
-    rows = await session.execute(
-        select(requests)
-        .where(requests.c.application_id == application_id)
-        .order_by(requests.c.kind, requests.c.round)
-    )
-    return [RequestRow.from_row(row) for row in rows.all()]
-
-
-# ---------------------------------------------------------------- commands
-
-
-async def command_seen(session: AsyncSession, command_id: str) -> bool:
-    found = await session.scalar(
-        select(commands.c.command_id).where(commands.c.command_id == command_id)
-    )
-    return found is not None
-
-
-async def record_command(
-    session: AsyncSession, command_id: str, topic: str, handled_at: datetime
-) -> None:
-    await session.execute(
-        insert(commands).values(command_id=command_id, topic=topic, handled_at=handled_at)
-    )
-
-
-# ---------------------------------------------------------------- tasks
+    @property
+    def subject(self) -> str:
+        """What every answer about this request is filed under."""
+        return answers_subject(self.kind, self.application_id, self.round, self.report_id)
 
 
 @dataclass(frozen=True)
@@ -519,135 +256,11 @@ class TaskRow:
     replaces_task_id: str | None
 
     @classmethod
-    def from_row(cls, row: Any) -> TaskRow:
+    def of(cls, row: Any) -> TaskRow:
+        values = dict(row._mapping)
         return cls(
-            id=row.id,
-            request_id=row.request_id,
-            kind=TaskKind(row.kind),
-            application_id=row.application_id,
-            round=row.round,
-            report_id=row.report_id,
-            slot=row.slot,
-            reviewer_id=row.reviewer_id,
-            status=TaskStatus(row.status),
-            assigned_at=aware(row.assigned_at),
-            due_at=aware(row.due_at),
-            remind_at=aware(row.remind_at),
-            reminded_at=_maybe_aware(row.reminded_at),
-            closed_at=_maybe_aware(row.closed_at),
-            close_reason=row.close_reason,
-            replaces_task_id=row.replaces_task_id,
+            **values | {"kind": TaskKind(values["kind"]), "status": TaskStatus(values["status"])}
         )
-
-
-@dataclass(frozen=True)
-class TaskFilter:
-    reviewer_id: str | None = None
-    statuses: tuple[TaskStatus, ...] = ()
-    kind: TaskKind | None = None
-    application_id: str | None = None
-    program_code: str | None = None
-    due_before: datetime | None = None
-    limit: int = 200
-    offset: int = 0
-
-
-async def add_task(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(tasks).values(**values))
-
-
-async def get_task(session: AsyncSession, task_id: str, *, lock: bool = False) -> TaskRow | None:
-    query = select(tasks).where(tasks.c.id == task_id)
-    if lock:
-        query = query.with_for_update()
-    row = (await session.execute(query)).first()
-    return TaskRow.from_row(row) if row else None
-
-
-async def close_task(
-    session: AsyncSession, task_id: str, status: TaskStatus, at: datetime, reason: str | None
-) -> None:
-    await session.execute(
-        update(tasks)
-        .where(tasks.c.id == task_id)
-        .values(status=status, closed_at=at, close_reason=reason)
-    )
-
-
-async def request_tasks(session: AsyncSession, request_id: str) -> list[TaskRow]:
-    rows = await session.execute(
-        select(tasks)
-        .where(tasks.c.request_id == request_id)
-        .order_by(tasks.c.slot, tasks.c.assigned_at, tasks.c.id)
-    )
-    return [TaskRow.from_row(row) for row in rows.all()]
-
-
-async def find_tasks(session: AsyncSession, where: TaskFilter) -> list[tuple[TaskRow, RequestRow]]:
-    """Tasks with their requests, soonest due first."""
-    query = select(tasks, requests).join(requests, tasks.c.request_id == requests.c.id)
-    if where.reviewer_id is not None:
-        query = query.where(tasks.c.reviewer_id == where.reviewer_id)
-    if where.statuses:
-        query = query.where(tasks.c.status.in_([status.value for status in where.statuses]))
-    if where.kind is not None:
-        query = query.where(tasks.c.kind == where.kind)
-    if where.application_id is not None:
-        query = query.where(tasks.c.application_id == where.application_id)
-    if where.program_code is not None:
-        query = query.where(requests.c.program_code == where.program_code)
-    if where.due_before is not None:
-        query = query.where(tasks.c.due_at < where.due_before)
-    query = query.order_by(tasks.c.due_at, tasks.c.id).limit(where.limit).offset(where.offset)
-    result = []
-    for row in (await session.execute(query)).all():
-        mapping = row._mapping
-        task = TaskRow.from_row(_Columns({c.name: mapping[c] for c in tasks.c}))
-        request = RequestRow.from_row(_Columns({c.name: mapping[c] for c in requests.c}))
-        result.append((task, request))
-    return result
-
-
-class _Columns:
-    """Attribute access over one table's columns of a joined row."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
-
-
-async def excluded_reviewers(
-    session: AsyncSession, request_id: str, application_id: str
-) -> set[str]:
-    """Reviewers who held a task of this request or recused on this application."""
-    held = await session.scalars(
-        select(tasks.c.reviewer_id).where(tasks.c.request_id == request_id)
-    )
-    recused = await session.scalars(
-        select(recusals.c.reviewer_id).where(recusals.c.application_id == application_id)
-    )
-    return set(held) | set(recused)
-
-
-async def tasks_to_remind(session: AsyncSession, now: datetime, limit: int = 100) -> list[TaskRow]:
-    rows = await session.execute(
-        select(tasks)
-        .where(
-            tasks.c.status == TaskStatus.OPEN,
-            tasks.c.reminded_at.is_(None),
-            tasks.c.remind_at <= now,
-        )
-        .order_by(tasks.c.remind_at, tasks.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return [TaskRow.from_row(row) for row in rows.all()]
-
-
-async def mark_reminded(session: AsyncSession, task_id: str, at: datetime) -> None:
-    await session.execute(update(tasks).where(tasks.c.id == task_id).values(reminded_at=at))
-
-
-# ---------------------------------------------------------------- reviews and recusals
 
 
 @dataclass(frozen=True)
@@ -665,141 +278,319 @@ class ReviewRow:
     submitted_at: datetime
 
     @classmethod
-    def from_row(cls, row: Any) -> ReviewRow:
-        return cls(
-            task_id=row.task_id,
-            reviewer_id=row.reviewer_id,
-            application_id=row.application_id,
-            round=row.round,
-            kind=TaskKind(row.kind),
-            scores={str(name): int(score) for name, score in row.scores.items()},
-            weighted_total_bp=row.weighted_total_bp,
-            recommendation=row.recommendation,
-            comments=row.comments,
-            attested_no_conflict=row.attested_no_conflict,
-            submitted_at=aware(row.submitted_at),
-        )
-
-
-async def add_review(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(reviews).values(**values))
-
-
-async def get_review(session: AsyncSession, task_id: str) -> ReviewRow | None:
-    row = (await session.execute(select(reviews).where(reviews.c.task_id == task_id))).first()
-    return ReviewRow.from_row(row) if row else None
-
-
-async def application_reviews(session: AsyncSession, application_id: str) -> list[ReviewRow]:
-    rows = await session.execute(
-        select(reviews)
-        .where(reviews.c.application_id == application_id)
-        .order_by(reviews.c.kind, reviews.c.round, reviews.c.submitted_at, reviews.c.task_id)
-    )
-    return [ReviewRow.from_row(row) for row in rows.all()]
-
-
-async def add_recusal(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(recusals).values(**values))
-
-
-async def reviewer_recusals(session: AsyncSession, reviewer_id: str) -> list[dict[str, Any]]:
-    rows = await session.execute(
-        select(recusals)
-        .where(recusals.c.reviewer_id == reviewer_id)
-        .order_by(recusals.c.recorded_at, recusals.c.id)
-    )
-    return [
-        {
-            "task_id": row.task_id,
-            "application_id": row.application_id,
-            "reason": row.reason,
-            "recorded_at": aware(row.recorded_at),
-        }
-        for row in rows.all()
-    ]
-
-
-# ---------------------------------------------------------------- workload
-
-
-async def task_times(session: AsyncSession) -> list[TaskTimes]:
-    rows = await session.execute(
-        select(
-            tasks.c.reviewer_id,
-            tasks.c.status,
-            tasks.c.assigned_at,
-            tasks.c.due_at,
-            tasks.c.closed_at,
-        )
-    )
-    return [
-        TaskTimes(
-            row.reviewer_id,
-            TaskStatus(row.status),
-            aware(row.assigned_at),
-            aware(row.due_at),
-            _maybe_aware(row.closed_at),
-        )
-        for row in rows.all()
-    ]
-
-
-# ---------------------------------------------------------------- mail
+    def of(cls, row: Any) -> ReviewRow:
+        values = dict(row._mapping)
+        return cls(**values | {"kind": TaskKind(values["kind"])})
 
 
 @dataclass(frozen=True)
-class MailRow:
-    id: int
-    recipients: list[str]
-    subject: str
-    body: str
-    application_id: str | None
+class TaskRecord:
+    """A task with the request it belongs to and, once submitted, its review."""
+
+    task: TaskRow
+    request: RequestRow
+    review: ReviewRow | None = None
 
 
-async def queue_mail(
-    session: AsyncSession,
-    *,
-    recipients: Sequence[str],
-    subject: str,
-    body: str,
-    application_id: str | None,
-    at: datetime,
-) -> None:
-    await session.execute(
-        insert(mail).values(
-            recipients=list(recipients),
-            subject=subject[:300],
-            body=body,
-            application_id=application_id,
-            created_at=at,
+@dataclass(frozen=True)
+class RecusalRow:
+    task_id: str
+    application_id: str
+    reason: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    reviewer_id: str | None = None
+    statuses: tuple[TaskStatus, ...] = ()
+    kind: TaskKind | None = None
+    application_id: str | None = None
+    program_code: str | None = None
+    due_before: datetime | None = None
+    limit: int = 200
+    offset: int = 0
+
+
+# ---------------------------------------------------------------- the store
+
+
+class ReviewStore:
+    """The queries of one unit of work."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _one(self, query: Any) -> Any:
+        return (await self.session.execute(query)).first()
+
+    async def _all(self, query: Any) -> Sequence[Any]:
+        return (await self.session.execute(query)).all()
+
+    # Reviewers ---------------------------------------------------------------------------
+
+    async def add_reviewer(self, values: dict[str, Any]) -> None:
+        await self.session.execute(insert(reviewers).values(**values))
+
+    async def update_reviewer(self, reviewer_id: str, values: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(reviewers).where(reviewers.c.id == reviewer_id).values(**values)
         )
-    )
 
+    async def reviewer(self, reviewer_id: str) -> ReviewerRow | None:
+        row = await self._one(select(reviewers).where(reviewers.c.id == reviewer_id))
+        return ReviewerRow.of(row) if row else None
 
-async def unsent_mail(
-    session: AsyncSession, *, max_attempts: int = 10, limit: int = 50
-) -> list[MailRow]:
-    """Mail not sent yet, oldest first; a message that failed ``max_attempts`` times stays."""
-    rows = await session.execute(
-        select(mail)
-        .where(mail.c.sent_at.is_(None), mail.c.attempts < max_attempts)
-        .order_by(mail.c.id)
-        .limit(limit)
-    )
-    return [
-        MailRow(row.id, list(row.recipients), row.subject, row.body, row.application_id)
-        for row in rows.all()
-    ]
+    async def reviewers(self, active: bool | None = None) -> list[ReviewerRow]:
+        query = select(reviewers).order_by(reviewers.c.id)
+        if active is not None:
+            query = query.where(reviewers.c.active == active)
+        return [ReviewerRow.of(row) for row in await self._all(query)]
 
+    async def open_task_counts(self) -> dict[str, int]:
+        rows = await self._all(
+            select(tasks.c.reviewer_id, func.count())
+            .where(tasks.c.status == TaskStatus.OPEN)
+            .group_by(tasks.c.reviewer_id)
+        )
+        return {reviewer_id: int(count) for reviewer_id, count in rows}
 
-async def mark_mail_sent(session: AsyncSession, mail_id: int, at: datetime) -> None:
-    await session.execute(update(mail).where(mail.c.id == mail_id).values(sent_at=at))
+    async def lock_reviewers(self) -> tuple[list[ReviewerRow], dict[str, int]]:
+        """Every reviewer and its open workload, locked until the transaction ends.
 
+        The lock (PostgreSQL; SQLite serialises writers anyway) keeps two concurrent
+        assignments from both seeing the same free capacity.
+        """
+        rows = await self._all(select(reviewers).order_by(reviewers.c.id).with_for_update())
+        return [ReviewerRow.of(row) for row in rows], await self.open_task_counts()
 
-async def mark_mail_failed(session: AsyncSession, mail_id: int, error: str) -> None:
-    await session.execute(
-        update(mail)
-        .where(mail.c.id == mail_id)
-        .values(attempts=mail.c.attempts + 1, last_error=error[:2000])
-    )
+    # Requests ----------------------------------------------------------------------------
+
+    async def add_request(self, values: dict[str, Any]) -> RequestRow:
+        await self.session.execute(insert(requests).values(**values))
+        added = await self.request(values["id"])
+        assert added is not None
+        return added
+
+    async def request(self, request_id: str) -> RequestRow | None:
+        row = await self._one(select(requests).where(requests.c.id == request_id))
+        return RequestRow.of(row) if row else None
+
+    async def _requests(self, *where: Any, order: Sequence[Any]) -> list[RequestRow]:
+        rows = await self._all(select(requests).where(*where).order_by(*order))
+        return [RequestRow.of(row) for row in rows]
+
+    async def round_request(
+        self, application_id: str, round: int, *, command_id: str | None = None
+    ) -> RequestRow | None:
+        """The request of an application's review round (or the one ``command_id`` made)."""
+        query = select(requests).where(
+            and_(
+                requests.c.kind == TaskKind.APPLICATION,
+                requests.c.application_id == application_id,
+                requests.c.round == round,
+            )
+            | (requests.c.command_id == command_id)
+        )
+        row = await self._one(query)
+        return RequestRow.of(row) if row else None
+
+    async def report_requests(self, application_id: str) -> list[RequestRow]:
+        return await self._requests(
+            requests.c.kind == TaskKind.REPORT,
+            requests.c.application_id == application_id,
+            order=[requests.c.round],
+        )
+
+    async def application_requests(self, application_id: str) -> list[RequestRow]:
+        return await self._requests(
+            requests.c.application_id == application_id,
+            order=[requests.c.kind, requests.c.round],
+        )
+
+    async def show_report(self, request_id: str, report: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(requests).where(requests.c.id == request_id).values(report=report)
+        )
+
+    # Reports -----------------------------------------------------------------------------
+
+    async def save_report(
+        self,
+        *,
+        report_id: str,
+        revision: int,
+        application_id: str,
+        report: dict[str, Any],
+        at: datetime,
+    ) -> bool:
+        """Keep one revision of a report; False if it was kept already."""
+        known = await self.session.scalar(
+            select(reports.c.revision).where(
+                reports.c.report_id == report_id, reports.c.revision == revision
+            )
+        )
+        if known is not None:
+            return False
+        await self.session.execute(
+            insert(reports).values(
+                report_id=report_id,
+                revision=revision,
+                application_id=application_id,
+                report=report,
+                received_at=at,
+            )
+        )
+        return True
+
+    async def latest_report(self, report_id: str) -> dict[str, Any] | None:
+        found = await self.session.scalar(
+            select(reports.c.report)
+            .where(reports.c.report_id == report_id)
+            .order_by(reports.c.revision.desc())
+            .limit(1)
+        )
+        return dict(found) if found is not None else None
+
+    # Tasks -------------------------------------------------------------------------------
+
+    async def add_task(self, values: dict[str, Any]) -> TaskRow:
+        await self.session.execute(insert(tasks).values(**values))
+        added = await self.task(values["id"])
+        assert added is not None
+        return added
+
+    async def task(self, task_id: str, *, lock: bool = False) -> TaskRow | None:
+        query = select(tasks).where(tasks.c.id == task_id)
+        if lock:
+            query = query.with_for_update()
+        row = await self._one(query)
+        return TaskRow.of(row) if row else None
+
+    async def task_record(self, task: TaskRow) -> TaskRecord:
+        request = await self.request(task.request_id)
+        assert request is not None
+        return TaskRecord(task, request, await self.review(task.id))
+
+    async def close_task(
+        self, task_id: str, status: TaskStatus, at: datetime, reason: str | None
+    ) -> None:
+        await self.session.execute(
+            update(tasks)
+            .where(tasks.c.id == task_id)
+            .values(status=status, closed_at=at, close_reason=reason)
+        )
+
+    async def request_tasks(self, request_id: str) -> list[TaskRow]:
+        rows = await self._all(
+            select(tasks)
+            .where(tasks.c.request_id == request_id)
+            .order_by(tasks.c.slot, tasks.c.assigned_at, tasks.c.id)
+        )
+        return [TaskRow.of(row) for row in rows]
+
+    async def has_review(self, request_id: str) -> bool:
+        found = await self.session.scalar(
+            select(tasks.c.id)
+            .where(tasks.c.request_id == request_id, tasks.c.status == TaskStatus.COMPLETED)
+            .limit(1)
+        )
+        return found is not None
+
+    async def find_tasks(self, where: TaskFilter) -> list[TaskRecord]:
+        """Tasks with their requests, soonest due first."""
+        query = select(tasks).join(requests, tasks.c.request_id == requests.c.id)
+        if where.reviewer_id is not None:
+            query = query.where(tasks.c.reviewer_id == where.reviewer_id)
+        if where.statuses:
+            query = query.where(tasks.c.status.in_([status.value for status in where.statuses]))
+        if where.kind is not None:
+            query = query.where(tasks.c.kind == where.kind)
+        if where.application_id is not None:
+            query = query.where(tasks.c.application_id == where.application_id)
+        if where.program_code is not None:
+            query = query.where(requests.c.program_code == where.program_code)
+        if where.due_before is not None:
+            query = query.where(tasks.c.due_at < where.due_before)
+        query = query.order_by(tasks.c.due_at, tasks.c.id).limit(where.limit).offset(where.offset)
+        found = [TaskRow.of(row) for row in await self._all(query)]
+        wanted = {task.request_id for task in found}
+        by_id = {
+            request.id: request
+            for request in await self._requests(requests.c.id.in_(wanted), order=[])
+        }
+        return [TaskRecord(task, by_id[task.request_id]) for task in found]
+
+    async def excluded_reviewers(self, request_id: str, application_id: str) -> set[str]:
+        """Reviewers who held a task of this request or recused on this application."""
+        held = await self.session.scalars(
+            select(tasks.c.reviewer_id).where(tasks.c.request_id == request_id)
+        )
+        recused = await self.session.scalars(
+            select(recusals.c.reviewer_id).where(recusals.c.application_id == application_id)
+        )
+        return set(held) | set(recused)
+
+    async def tasks_to_remind(self, now: datetime, limit: int = 100) -> list[TaskRow]:
+        rows = await self._all(
+            select(tasks)
+            .where(
+                tasks.c.status == TaskStatus.OPEN,
+                tasks.c.reminded_at.is_(None),
+                tasks.c.remind_at <= now,
+            )
+            .order_by(tasks.c.remind_at, tasks.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [TaskRow.of(row) for row in rows]
+
+    async def mark_reminded(self, task_id: str, at: datetime) -> None:
+        await self.session.execute(
+            update(tasks).where(tasks.c.id == task_id).values(reminded_at=at)
+        )
+
+    async def task_times(self) -> list[TaskTimes]:
+        rows = await self._all(
+            select(
+                tasks.c.reviewer_id,
+                tasks.c.status,
+                tasks.c.assigned_at,
+                tasks.c.due_at,
+                tasks.c.closed_at,
+            )
+        )
+        return [TaskTimes(row.reviewer_id, TaskStatus(row.status), *row[2:]) for row in rows]
+
+    # Reviews and recusals ----------------------------------------------------------------
+
+    async def add_review(self, values: dict[str, Any]) -> None:
+        await self.session.execute(insert(reviews).values(**values))
+
+    async def review(self, task_id: str) -> ReviewRow | None:
+        row = await self._one(select(reviews).where(reviews.c.task_id == task_id))
+        return ReviewRow.of(row) if row else None
+
+    async def application_reviews(self, application_id: str) -> list[ReviewRow]:
+        rows = await self._all(
+            select(reviews)
+            .where(reviews.c.application_id == application_id)
+            .order_by(reviews.c.kind, reviews.c.round, reviews.c.submitted_at, reviews.c.task_id)
+        )
+        return [ReviewRow.of(row) for row in rows]
+
+    async def add_recusal(self, values: dict[str, Any]) -> None:
+        await self.session.execute(insert(recusals).values(**values))
+
+    async def reviewer_recusals(self, reviewer_id: str) -> list[RecusalRow]:
+        rows = await self._all(
+            select(
+                recusals.c.task_id,
+                recusals.c.application_id,
+                recusals.c.reason,
+                recusals.c.recorded_at,
+            )
+            .where(recusals.c.reviewer_id == reviewer_id)
+            .order_by(recusals.c.recorded_at, recusals.c.id)
+        )
+        return [RecusalRow(**row._mapping) for row in rows]

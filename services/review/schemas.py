@@ -16,9 +16,17 @@ from services.review.domain import (
     TaskKind,
     TaskStatus,
     Workload,
+    empty_slots,
     withhold,
 )
-from services.review.persistence import RequestRow, ReviewerRow, ReviewRow, TaskRow
+from services.review.persistence import (
+    RecusalRow,
+    RequestRow,
+    ReviewerRow,
+    ReviewRow,
+    TaskRecord,
+    TaskRow,
+)
 from shared.contracts.money import Money
 from shared.contracts.programs import Rubric
 from shared.contracts.reporting import ReportContent
@@ -87,6 +95,15 @@ class Recusal(Output):
     application_id: str
     reason: str
     recorded_at: datetime
+
+    @classmethod
+    def of(cls, row: RecusalRow) -> Recusal:
+        return cls(
+            task_id=row.task_id,
+            application_id=row.application_id,
+            reason=row.reason,
+            recorded_at=row.recorded_at,
+        )
 
 
 class ReviewerOut(Output):
@@ -217,7 +234,8 @@ class TaskSummary(Output):
     overdue: bool
 
     @classmethod
-    def of(cls, task: TaskRow, request: RequestRow, now: datetime, *, officer: bool) -> TaskSummary:
+    def of(cls, record: TaskRecord, now: datetime, *, officer: bool) -> TaskSummary:
+        task, request = record.task, record.request
         view = ApplicationView.of(request, officer=officer)
         return cls(
             id=task.id,
@@ -245,16 +263,9 @@ class TaskDetail(TaskSummary):
     review: ReviewOut | None
 
     @classmethod
-    def build(
-        cls,
-        task: TaskRow,
-        request: RequestRow,
-        review: ReviewRow | None,
-        now: datetime,
-        *,
-        officer: bool,
-    ) -> TaskDetail:
-        summary = TaskSummary.of(task, request, now, officer=officer)
+    def of(cls, record: TaskRecord, now: datetime, *, officer: bool) -> TaskDetail:
+        task, request, review = record.task, record.request, record.review
+        summary = TaskSummary.of(record, now, officer=officer)
         return cls(
             **summary.model_dump(),
             application=ApplicationView.of(request, officer=officer),
@@ -315,6 +326,21 @@ class RequestOut(Output):
     staffed: int = Field(description="Slots with an open or completed task.")
     completed: int
     due_at: datetime
+
+    @classmethod
+    def of(cls, request: RequestRow, tasks: list[TaskRow]) -> RequestOut:
+        return cls(
+            id=request.id,
+            kind=request.kind,
+            application_id=request.application_id,
+            round=request.round,
+            report_id=request.report_id,
+            program_code=request.program_code,
+            reviews_needed=request.reviews_needed,
+            staffed=request.reviews_needed - len(empty_slots(request.reviews_needed, tasks)),
+            completed=sum(t.status is TaskStatus.COMPLETED for t in tasks),
+            due_at=request.due_at,
+        )
 
 
 # ---------------------------------------------------------------- reports for officers

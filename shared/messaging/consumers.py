@@ -58,10 +58,22 @@ def register_consumers(
     *,
     fetch_max_wait_ms: int | None = None,
 ) -> None:
-    runtime = service.runtime
-    settings = runtime.settings
+    """Subscribe one consumer of the service's group to every topic of ``table``."""
+    settings = service.runtime.settings
     if fetch_max_wait_ms is not None:
         settings = settings.model_copy(update={"kafka_fetch_max_wait_ms": fetch_max_wait_ms})
+    subscribe_by_topic(
+        service.runtime.broker,
+        settings,
+        consumer_handlers(service, table),
+        group_id=settings.consumer_group,
+    )
+
+
+def consumer_handlers(service: Service, table: ConsumerTable) -> dict[Topic, EventHandler]:
+    """What the consumer runs for each topic of ``table`` (tests call these directly, in
+    process: the same inbox, receipts and dead-letter rules as over Kafka)."""
+    runtime = service.runtime
 
     def handler_for(topic: Topic, entry: UseCase | Command) -> EventHandler:
         command = entry if isinstance(entry, Command) else None
@@ -95,9 +107,4 @@ def register_consumers(
 
         return handle
 
-    subscribe_by_topic(
-        runtime.broker,
-        settings,
-        {topic: handler_for(topic, entry) for topic, entry in table.items()},
-        group_id=settings.consumer_group,
-    )
+    return {topic: handler_for(topic, entry) for topic, entry in table.items()}

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser
 
-from services.review import service
 from services.review.app import create_app
+from services.review.service import ReviewService
 from services.review.settings import ReviewSettings
 from shared.auth import Role, mint_token
-from shared.db import unit_of_work
+from shared.contracts.workflows import RequestReviews
 from tests.support.browser import WithoutBroker, chromium, served
-from tests.support.review import Clock, fresh_database, request_reviews
+from tests.support.review import Clock, consumer_handlers, fresh_database, request_reviews
 
 
 @pytest.fixture
@@ -37,22 +37,16 @@ async def seeded_inbox(tmp_path: Path) -> tuple[ReviewSettings, Any]:
     settings = ReviewSettings(environment="test", database_url=url, state_dir=tmp_path)
     clock = Clock()
     seeding = create_app(settings, clock=clock)
-    runtime = seeding.state.runtime
-    async with unit_of_work(runtime.sessions) as session:
-        await service.seed_demo_reviewers(session, clock())
+    review: ReviewService = seeding.state.service
+    async with review.work() as work:
+        await review.seed_demo_reviewers(work)
+    _topic, deliver = consumer_handlers(review)[RequestReviews]
     for application_id, title in (
         ("app-water", "Roanoke and Kisumu water committees"),
         ("app-market", "Roanoke and Kisumu market traders"),
     ):
-        async with unit_of_work(runtime.sessions) as session:
-            await service.request_reviews(
-                session,
-                runtime.outbox,
-                request_reviews(application_id, reviews_needed=2, title=title),
-                "test",
-                clock(),
-            )
-    await runtime.engine.dispose()
+        await deliver(request_reviews(application_id, reviews_needed=2, title=title))
+    await review.runtime.engine.dispose()
     return settings, create_app(settings, clock=clock)
 
 

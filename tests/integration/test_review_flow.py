@@ -1,36 +1,46 @@
-"""The review service on real Tansu and PostgreSQL: commands in, tasks, events out."""
+"""The review service on real Tansu and PostgreSQL: commands in, tasks, events out.
+
+The workflow sends a command again when it has not heard the answer: the answer may have
+been lost on its way (a broker that forgot what it acknowledged). Whatever happened
+since, the review service publishes what it answered again, with the same event ids.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from services.review import persistence as db
 from services.review.app import create_app
+from services.review.persistence import ReviewStore, TaskFilter, TaskRow
+from services.review.schemas import ReviewerIn
+from services.review.service import ReviewService
 from services.review.settings import ReviewSettings
 from shared.auth import Role, mint_token
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import (
+    REASSIGN_REVIEW,
+    REPORT_REVIEWED,
     REPORT_SUBMITTED,
     REQUEST_REPORT_REVIEW,
     REQUEST_REVIEWS,
     REVIEW_COMPLETED,
+    Topic,
     broker_topic_names,
 )
-from shared.messaging.outbox import message_headers
 from shared.messaging.topics_admin import ensure_topics
-from tests.support.messaging import eventually, read_topic
+from tests.support.messaging import eventually, publish_envelopes, read_topic
 from tests.support.processes import Tansu
 from tests.support.review import (
     drop_database,
     fresh_database,
+    reassign,
     report_review,
     report_submitted,
     request_reviews,
@@ -39,10 +49,82 @@ from tests.support.review import (
 )
 
 
+@dataclass
+class LiveReview:
+    """The review service with its consumer and relay running, on Tansu and PostgreSQL."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: ReviewSettings
+    bootstrap: str
+
+    @property
+    def service(self) -> ReviewService:
+        service: ReviewService = self.app.state.service
+        return service
+
+    def auth(self, role: Role, reviewer_id: str | None = None) -> dict[str, str]:
+        token = mint_token(self.settings, role=role, reviewer_id=reviewer_id)
+        return {"Authorization": f"Bearer {token}"}
+
+    async def add_reviewers(self, *profiles: ReviewerIn) -> None:
+        for profile in profiles:
+            response = await self.client.post(
+                "/v1/reviewers",
+                json=profile.model_dump(mode="json"),
+                headers=self.auth(Role.PROGRAM_OFFICER),
+            )
+            assert response.status_code == 201, response.text
+
+    async def publish(self, topic: Topic, *envelopes: Envelope[Any]) -> None:
+        """Send as the workflow does: each envelope a message keyed by its application."""
+        await publish_envelopes(
+            self.bootstrap, topic.qualified(self.settings.topic_prefix), *envelopes
+        )
+
+    async def tasks(self, application_id: str) -> list[TaskRow]:
+        async with self.service.reading() as work:
+            found = await ReviewStore(work.session).find_tasks(
+                TaskFilter(application_id=application_id)
+            )
+        return [record.task for record in found]
+
+    async def staffed(self, application_id: str, count: int) -> list[TaskRow]:
+        """The tasks of an application, once the command that makes them was handled."""
+
+        async def tasks_made() -> bool:
+            return len(await self.tasks(application_id)) >= count
+
+        await eventually(tasks_made, timeout=30)
+        return await self.tasks(application_id)
+
+    async def submit(self, task: TaskRow, **body: Any) -> None:
+        response = await self.client.post(
+            f"/v1/tasks/{task.id}/review",
+            json=review_body(**body),
+            headers=self.auth(Role.REVIEWER, task.reviewer_id),
+        )
+        assert response.status_code == 201, response.text
+
+    async def read(self, topic: Topic, count: int) -> list[dict[str, Any]]:
+        """The first ``count`` events on ``topic`` (fewer if they do not come)."""
+        records = await read_topic(
+            self.bootstrap, topic.qualified(self.settings.topic_prefix), count, timeout=20
+        )
+        return [json.loads(record.value) for record in records]
+
+
+async def answered_again(
+    live: LiveReview, count: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The completed reviews on the topic: those first published, and those after them."""
+    events = await live.read(REVIEW_COMPLETED, 2 * count)
+    assert len(events) == 2 * count, "the reviews were not published again"
+    return events[:count], events[count:]
+
+
 @pytest.fixture
-async def running(
-    tansu: Tansu, tmp_path: Path, unique: str
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, ReviewSettings]]:
+async def live(tansu: Tansu, tmp_path: Path, unique: str) -> AsyncIterator[LiveReview]:
     url, name = await fresh_database("postgres", tmp_path)
     prefix = f"{unique}."
     await ensure_topics(tansu.bootstrap, broker_topic_names(prefix))
@@ -61,115 +143,121 @@ async def running(
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://review") as client:
-                yield app, client, settings
+                yield LiveReview(app, client, settings, tansu.bootstrap)
     finally:
         await drop_database(name)
 
 
-async def publish(bootstrap: str, topic: str, *envelopes: Envelope[Any]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
-    await producer.start()
-    try:
-        for envelope in envelopes:
-            await producer.send_and_wait(
-                topic,
-                envelope.model_dump_json().encode(),
-                key=envelope.application_id.encode(),
-                headers=[(k, v.encode()) for k, v in message_headers(envelope).items()],
-            )
-    finally:
-        await producer.stop()
-
-
 async def test_a_review_request_on_kafka_becomes_tasks_and_a_review_becomes_an_event(
-    running: tuple[FastAPI, httpx.AsyncClient, ReviewSettings], tansu: Tansu
+    live: LiveReview,
 ) -> None:
-    app, client, settings = running
-    officer = {"Authorization": f"Bearer {mint_token(settings, role=Role.PROGRAM_OFFICER)}"}
-    for profile in (
-        reviewer("r-1", "Asheville"),
-        reviewer("r-2", "Boise"),
-        reviewer("r-3", "Chico"),
-    ):
-        response = await client.post(
-            "/v1/reviewers", json=profile.model_dump(mode="json"), headers=officer
-        )
-        assert response.status_code == 201
-
+    await live.add_reviewers(
+        reviewer("r-1", "Asheville"), reviewer("r-2", "Boise"), reviewer("r-3", "Chico")
+    )
     first = request_reviews("app-kafka", reviews_needed=2)
     resent = request_reviews("app-kafka", reviews_needed=2)  # same command, new event id
     # The marker (round 2, same key, same partition) is handled after everything before it.
     marker = request_reviews("app-kafka", round=2, reviews_needed=1)
-    topic = REQUEST_REVIEWS.qualified(settings.topic_prefix)
-    await publish(tansu.bootstrap, topic, first, first, resent, marker)
+    await live.publish(REQUEST_REVIEWS, first, first, resent, marker)
 
-    sessions = app.state.runtime.sessions
-
-    async def tasks(round: int) -> list[db.TaskRow]:
-        async with sessions() as session:
-            pairs = await db.find_tasks(session, db.TaskFilter(application_id="app-kafka"))
-        return [task for task, _request in pairs if task.round == round]
-
-    async def marker_handled() -> bool:
-        return len(await tasks(2)) == 1
-
-    await eventually(marker_handled, timeout=30)
-    round_one = await tasks(1)
+    tasks = await live.staffed("app-kafka", 3)
+    round_one = [task for task in tasks if task.round == 1]
     assert sorted(t.reviewer_id for t in round_one) == ["r-1", "r-2"]
 
     async def reviewers_mailed() -> bool:
-        return len(list((settings.state_dir / "mail").glob("*.eml"))) == 3
+        return len(list((live.settings.state_dir / "mail").glob("*.eml"))) == 3
 
     await eventually(reviewers_mailed, timeout=10)
 
     task = round_one[0]
-    token = mint_token(settings, role=Role.REVIEWER, reviewer_id=task.reviewer_id)
-    response = await client.post(
-        f"/v1/tasks/{task.id}/review",
-        json=review_body(),
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert response.status_code == 201, response.text
-
-    [record] = await read_topic(
-        tansu.bootstrap, REVIEW_COMPLETED.qualified(settings.topic_prefix), 1, timeout=20
-    )
-    event = json.loads(record.value)
-    assert record.key == b"app-kafka"
+    await live.submit(task)
+    [event] = await live.read(REVIEW_COMPLETED, 1)
+    assert event["application_id"] == "app-kafka"
     assert event["event_type"] == "ReviewCompleted"
     assert event["correlation_id"] == first.correlation_id
     assert event["payload"]["task_id"] == task.id
     assert event["payload"]["weighted_total_bp"] == 8833
 
 
-async def test_a_report_published_on_kafka_shows_in_its_review_task(
-    running: tuple[FastAPI, httpx.AsyncClient, ReviewSettings], tansu: Tansu
+async def test_a_review_request_sent_again_gets_the_reviews_that_are_in_again(
+    live: LiveReview,
 ) -> None:
-    _app, client, settings = running
-    officer = {"Authorization": f"Bearer {mint_token(settings, role=Role.PROGRAM_OFFICER)}"}
-    profile = reviewer("r-1", "Asheville")
-    created = await client.post(
-        "/v1/reviewers", json=profile.model_dump(mode="json"), headers=officer
+    await live.add_reviewers(reviewer("r-1", "Asheville"), reviewer("r-2", "Boise"))
+    await live.publish(REQUEST_REVIEWS, request_reviews("app-lost", reviews_needed=2))
+    for task in await live.staffed("app-lost", 2):
+        await live.submit(task)
+    answered = await live.read(REVIEW_COMPLETED, 2)
+    assert len(answered) == 2
+
+    # The workflow never heard them (the broker forgot): it sends its request again.
+    await live.publish(REQUEST_REVIEWS, request_reviews("app-lost", reviews_needed=2))
+    before, again = await answered_again(live, len(answered))
+    assert before == answered
+    assert sorted(e["event_id"] for e in again) == sorted(e["event_id"] for e in answered)
+    assert len(await live.tasks("app-lost")) == 2
+
+
+async def test_a_new_reassignment_after_every_review_is_in_gets_the_reviews_again(
+    live: LiveReview,
+) -> None:
+    await live.add_reviewers(
+        reviewer("r-1", "Asheville"), reviewer("r-2", "Boise"), reviewer("r-3", "Chico")
     )
-    assert created.status_code == 201
+    await live.publish(REQUEST_REVIEWS, request_reviews("app-late", reviews_needed=2))
+    for task in await live.staffed("app-late", 2):
+        await live.submit(task)
+    answered = await live.read(REVIEW_COMPLETED, 2)
+    assert len(answered) == 2
+
+    # The workflow's review deadline passed without the reviews: a new reassignment.
+    await live.publish(REASSIGN_REVIEW, reassign("app-late"))
+    _before, again = await answered_again(live, len(answered))
+    assert sorted(e["event_id"] for e in again) == sorted(e["event_id"] for e in answered)
+    tasks = await live.tasks("app-late")
+    assert sorted((t.reviewer_id, t.status.value) for t in tasks) == [
+        ("r-1", "completed"),
+        ("r-2", "completed"),
+    ]
+
+
+async def test_a_report_review_request_sent_again_gets_the_report_review_again(
+    live: LiveReview,
+) -> None:
+    await live.add_reviewers(reviewer("r-1", "Asheville"))
+    command = report_review("app-report")
+    await live.publish(REQUEST_REPORT_REVIEW, command)
+    [task] = await live.staffed("app-report", 1)
+    scores = {"completeness": 4, "outcomes_achieved": 4, "spending_matches_budget": 5}
+    await live.submit(task, scores=scores)
+    [reviewed] = await live.read(REPORT_REVIEWED, 1)
+    assert (reviewed["payload"]["report_id"], reviewed["payload"]["outcome"]) == (
+        "report-1",
+        "approved",
+    )
+
+    await live.publish(REQUEST_REPORT_REVIEW, report_review("app-report"))  # sent again
+    [first, again] = await live.read(REPORT_REVIEWED, 2)
+    assert again == first
+    assert len(await live.tasks("app-report")) == 1
+
+
+async def test_a_report_published_on_kafka_shows_in_its_review_task(live: LiveReview) -> None:
+    await live.add_reviewers(reviewer("r-1", "Asheville"))
     # The workflow asks for the review before reporting's event arrives: either order works.
-    await publish(
-        tansu.bootstrap,
-        REQUEST_REPORT_REVIEW.qualified(settings.topic_prefix),
-        report_review("app-report"),
-    )
-    report = report_submitted("app-report", lessons_learned="Partner schools need a term's notice.")
-    await publish(tansu.bootstrap, REPORT_SUBMITTED.qualified(settings.topic_prefix), report)
-    token = mint_token(settings, role=Role.REVIEWER, reviewer_id="r-1")
-    headers = {"Authorization": f"Bearer {token}"}
+    await live.publish(REQUEST_REPORT_REVIEW, report_review("app-report"))
+    lessons = "Partner schools need a term's notice."
+    await live.publish(REPORT_SUBMITTED, report_submitted("app-report", lessons_learned=lessons))
+    headers = live.auth(Role.REVIEWER, "r-1")
 
     async def shown_report() -> dict[str, Any] | None:
-        queue = (await client.get("/v1/tasks", headers=headers)).json()
+        queue = (await live.client.get("/v1/tasks", headers=headers)).json()
         report_tasks = [task for task in queue if task["kind"] == "report"]
         if not report_tasks:
             return None
-        detail = (await client.get(f"/v1/tasks/{report_tasks[0]['id']}", headers=headers)).json()
-        shown: dict[str, Any] | None = detail["application"]["report"]
+        url = f"/v1/tasks/{report_tasks[0]['id']}"
+        shown: dict[str, Any] | None = (await live.client.get(url, headers=headers)).json()[
+            "application"
+        ]["report"]
         return shown
 
     async def report_shown() -> bool:
@@ -179,5 +267,5 @@ async def test_a_report_published_on_kafka_shows_in_its_review_task(
     shown = await shown_report()
     assert shown is not None
     assert shown["revision"] == 1
-    assert shown["content"]["lessons_learned"] == "Partner schools need a term's notice."
+    assert shown["content"]["lessons_learned"] == lessons
     assert shown["actual_spending"] == {"amount_minor": 750_000, "currency": "USD"}

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.review import service
 from tests.support.review import (
-    ReviewService,
+    ReviewHarness,
     fresh_database,
     report_review,
     report_submitted,
@@ -21,15 +20,15 @@ from tests.support.review import (
 
 
 @pytest.fixture
-async def review(tmp_path: Path) -> AsyncIterator[ReviewService]:
+async def review(tmp_path: Path) -> AsyncIterator[ReviewHarness]:
     url, _ = await fresh_database("sqlite", tmp_path)
     async for running in review_service(url, tmp_path):
         await running.add_reviewers(reviewer("r-1", "Asheville"), reviewer("r-2", "Boise"))
-        await running.deliver(request_reviews(reviews_needed=1), service.request_reviews)
+        await running.deliver(request_reviews(reviews_needed=1))
         yield running
 
 
-async def signed_in(review: ReviewService, reviewer_id: str) -> str:
+async def signed_in(review: ReviewHarness, reviewer_id: str) -> str:
     """Sign in through the form; return the CSRF value the pages carry."""
     token = review.token_for(reviewer_id)
     response = await review.client.post("/inbox/sign-in", data={"token": f"Bearer {token}"})
@@ -43,7 +42,7 @@ async def signed_in(review: ReviewService, reviewer_id: str) -> str:
 
 
 async def test_a_review_out_of_range_comes_back_with_the_criterion_named_and_values_kept(
-    review: ReviewService,
+    review: ReviewHarness,
 ) -> None:
     csrf = await signed_in(review, "r-1")
     [task] = await review.tasks("app-1")
@@ -73,7 +72,7 @@ async def test_a_review_out_of_range_comes_back_with_the_criterion_named_and_val
     assert len(await review.outbox("grants.review.completed.v1")) == 1
 
 
-async def test_a_form_without_its_csrf_value_changes_nothing(review: ReviewService) -> None:
+async def test_a_form_without_its_csrf_value_changes_nothing(review: ReviewHarness) -> None:
     await signed_in(review, "r-1")
     [task] = await review.tasks("app-1")
     response = await review.client.post(
@@ -83,13 +82,13 @@ async def test_a_form_without_its_csrf_value_changes_nothing(review: ReviewServi
     assert await review.outbox() == []
 
 
-async def test_another_reviewers_task_page_is_not_found(review: ReviewService) -> None:
+async def test_another_reviewers_task_page_is_not_found(review: ReviewHarness) -> None:
     await signed_in(review, "r-2")
     [task] = await review.tasks("app-1")
     assert (await review.client.get(f"/inbox/tasks/{task.id}")).status_code == 404
 
 
-async def test_pages_load_nothing_from_elsewhere(review: ReviewService) -> None:
+async def test_pages_load_nothing_from_elsewhere(review: ReviewHarness) -> None:
     sign_in = await review.client.get("/inbox")
     await signed_in(review, "r-1")
     [task] = await review.tasks("app-1")
@@ -100,12 +99,11 @@ async def test_pages_load_nothing_from_elsewhere(review: ReviewService) -> None:
         assert "default-src 'none'" in page.headers["content-security-policy"]
 
 
-async def test_a_report_task_page_shows_the_report_under_review(review: ReviewService) -> None:
+async def test_a_report_task_page_shows_the_report_under_review(review: ReviewHarness) -> None:
     await review.deliver(
-        report_submitted(lessons_learned="Partner schools need <a term's> notice."),
-        service.record_report,
+        report_submitted(lessons_learned="Partner schools need <a term's> notice.")
     )
-    await review.deliver(report_review(), service.request_report_review)
+    await review.deliver(report_review())
     [task] = [t for t in await review.tasks("app-1") if t.report_id == "report-1"]
     await signed_in(review, task.reviewer_id)
     page = await review.client.get(f"/inbox/tasks/{task.id}")

@@ -196,3 +196,23 @@ async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30
     finally:
         await consumer.stop()
     return records
+
+
+async def publish_envelopes(bootstrap: str, topic: str, *envelopes: Envelope[Any]) -> None:
+    """Send as a service does: each envelope one message keyed by its application."""
+    from aiokafka import AIOKafkaProducer
+
+    from shared.messaging.outbox import message_headers
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send_and_wait(
+                topic,
+                envelope.model_dump_json().encode(),
+                key=envelope.application_id.encode(),
+                headers=[(key, value.encode()) for key, value in message_headers(envelope).items()],
+            )
+    finally:
+        await producer.stop()

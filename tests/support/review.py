@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import os
 import shutil
 import tempfile
@@ -22,21 +23,24 @@ from typing import Any
 import asyncpg
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from services.review import persistence as db
-from services.review import service
 from services.review.app import create_app
+from services.review.consumers import consumers
+from services.review.persistence import ReviewStore, TaskFilter, TaskRow
 from services.review.schemas import ReviewerIn
+from services.review.service import ReviewService
 from services.review.settings import ReviewSettings
 from shared.auth import Role, mint_token
 from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.money import Money
 from shared.contracts.programs import Rubric, RubricCriterion
 from shared.contracts.reporting import ReportSubmitted
+from shared.contracts.topics import Topic
 from shared.contracts.workflows import ReassignReview, RequestReportReview, RequestReviews
-from shared.db import unit_of_work
-from shared.mail import FileMailer
+from shared.mail import FileMailer, Mailer, MailRelay
+from shared.messaging.broker import EventHandler
+from shared.messaging.consumers import consumer_handlers
 from shared.migrations import upgrade
 from shared.service import ServiceRuntime
 from tests.support.reporting import report_content
@@ -275,8 +279,36 @@ class Clock:
         self.now += delta
 
 
+def handlers_by_payload(review: ReviewService) -> dict[type[Any], tuple[Topic, EventHandler]]:
+    """The handlers the service's consumer runs for each message, by payload type: the
+    shared consumer's own (inbox, command receipts, log context around the use case)."""
+    handlers = consumer_handlers(review, consumers(review))
+    return {topic.payload: (topic, handler) for topic, handler in handlers.items()}
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    topic: str
+    event_id: str
+    event_type: str
+    application_id: str
+    correlation_id: str
+    payload: dict[str, Any]
+    subject: str | None
+    sent: bool
+
+
+@dataclass(frozen=True)
+class QueuedMail:
+    kind: str
+    recipients: list[str]
+    subject: str
+    body: str
+    application_id: str | None
+
+
 @dataclass
-class ReviewService:
+class ReviewHarness:
     """The review app in-process (no lifespan: no broker, no relay), with its tokens."""
 
     app: FastAPI
@@ -284,11 +316,17 @@ class ReviewService:
     clock: Clock
     client: httpx.AsyncClient
     tokens: dict[str, str] = field(default_factory=dict)
+    handlers: dict[type[Any], tuple[Topic, EventHandler]] = field(default_factory=dict)
 
     @property
     def runtime(self) -> ServiceRuntime:
         runtime: ServiceRuntime = self.app.state.runtime
         return runtime
+
+    @property
+    def service(self) -> ReviewService:
+        service: ReviewService = self.app.state.service
+        return service
 
     def token(
         self, role: Role, *, reviewer_id: str | None = None, member_id: str | None = None
@@ -314,43 +352,76 @@ class ReviewService:
 
     async def add_reviewers(self, *profiles: ReviewerIn) -> None:
         """As an officer would through ``POST /v1/reviewers``, in one transaction."""
-        async with unit_of_work(self.runtime.sessions) as session:
+        async with self.service.work() as work:
             for profile in profiles:
-                await service.create_reviewer(session, profile, self.clock())
+                await self.service.create_reviewer(work, profile)
 
-    async def deliver(self, event: Envelope[Any], use_case: Any) -> None:
-        """Run a consumer's use case as the subscriber would, in one transaction."""
-        async with unit_of_work(self.runtime.sessions) as session:
-            await use_case(session, self.runtime.outbox, event, "test-topic", self.clock())
+    async def deliver(self, event: Envelope[Any]) -> None:
+        """Hand ``event`` to the service as its consumer would, after reading it off Kafka."""
+        if not self.handlers:
+            self.handlers = handlers_by_payload(self.service)
+        _topic, handle = self.handlers[type(event.payload)]
+        await handle(event)
 
-    async def outbox(self, topic_suffix: str = "") -> list[dict[str, Any]]:
-        """Events written to the outbox, oldest first, as parsed envelopes."""
-        import json
+    async def remind(self) -> int:
+        async with self.service.work() as work:
+            return await self.service.remind_due(work)
 
+    async def send_mail(self, mailer: Mailer) -> int:
+        """One round of the shared mail relay the service runs as a job."""
+        relay = MailRelay(self.runtime.tables, self.runtime.sessions, mailer)
+        return await relay.send_pending()
+
+    async def outbox(self, topic_suffix: str = "") -> list[OutboxEvent]:
+        """Events written to the outbox, oldest first."""
         table = self.runtime.tables.outbox
         async with self.runtime.sessions() as session:
-            rows = (
-                await session.execute(select(table.c.topic, table.c.body).order_by(table.c.id))
-            ).all()
+            rows = (await session.execute(select(table).order_by(table.c.id))).all()
+        events = []
+        for row in rows:
+            if not row.topic.endswith(topic_suffix):
+                continue
+            body = json.loads(row.body)
+            events.append(
+                OutboxEvent(
+                    topic=row.topic,
+                    event_id=body["event_id"],
+                    event_type=body["event_type"],
+                    application_id=body["application_id"],
+                    correlation_id=body["correlation_id"],
+                    payload=body["payload"],
+                    subject=row.subject,
+                    sent=row.sent_at is not None,
+                )
+            )
+        return events
+
+    async def relay_everything(self) -> None:
+        """Mark every outbox row sent, as the relay does once the broker acknowledged it."""
+        table = self.runtime.tables.outbox
+        async with self.runtime.sessions() as session, session.begin():
+            await session.execute(update(table).values(sent_at=self.clock()))
+
+    async def tasks(self, application_id: str) -> list[TaskRow]:
+        async with self.service.reading() as work:
+            found = await ReviewStore(work.session).find_tasks(
+                TaskFilter(application_id=application_id)
+            )
+        return [record.task for record in found]
+
+    async def queued_mail(self) -> list[QueuedMail]:
+        table = self.runtime.tables.mail
+        async with self.runtime.sessions() as session:
+            rows = (await session.execute(select(table).order_by(table.c.id))).all()
         return [
-            {"topic": row.topic, **json.loads(row.body)}
+            QueuedMail(row.kind, list(row.recipients), row.subject, row.body, row.application_id)
             for row in rows
-            if row.topic.endswith(topic_suffix)
         ]
-
-    async def tasks(self, application_id: str) -> list[db.TaskRow]:
-        async with self.runtime.sessions() as session:
-            pairs = await db.find_tasks(session, db.TaskFilter(application_id=application_id))
-        return [task for task, _request in pairs]
-
-    async def queued_mail(self) -> list[db.MailRow]:
-        async with self.runtime.sessions() as session:
-            return await db.unsent_mail(session, limit=1000)
 
 
 async def review_service(
     database_url: str, state_dir: Path, **settings: Any
-) -> AsyncIterator[ReviewService]:
+) -> AsyncIterator[ReviewHarness]:
     clock = Clock()
     config = ReviewSettings(
         environment="test", database_url=database_url, state_dir=state_dir, **settings
@@ -358,5 +429,5 @@ async def review_service(
     app = create_app(config, clock=clock, mailer=FileMailer(state_dir / "mail"))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://review") as client:
-        yield ReviewService(app, config, clock, client)
+        yield ReviewHarness(app, config, clock, client)
     await app.state.runtime.engine.dispose()

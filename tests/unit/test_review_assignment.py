@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from services.review.domain import (
     Candidate,
-    Subject,
+    ReviewedApplication,
     TaskKind,
     check_recommendation,
     check_scores,
@@ -58,8 +58,8 @@ def candidates(draw: st.DrawFn) -> list[Candidate]:
     return result
 
 
-subjects = st.builds(
-    Subject,
+applications = st.builds(
+    ReviewedApplication,
     application_id=st.just("app-1"),
     member_id=st.sampled_from(MEMBERS),
     member_city=st.sampled_from(CITIES),
@@ -77,29 +77,29 @@ def same_city(left: str, right: str) -> bool:
 @settings(max_examples=100, deadline=None)
 @given(
     pool=candidates(),
-    subject=subjects,
+    application=applications,
     slots=st.integers(min_value=1, max_value=5),
     excluded=subsets([f"r-{n:02d}" for n in range(8)]),
 )
 def test_a_conflicted_recused_or_full_reviewer_is_never_assigned_and_no_slot_left_needlessly(
-    pool: list[Candidate], subject: Subject, slots: int, excluded: frozenset[str]
+    pool: list[Candidate], application: ReviewedApplication, slots: int, excluded: frozenset[str]
 ) -> None:
-    assignment = choose_reviewers(subject, pool, slots, excluded)
+    assignment = choose_reviewers(application, pool, slots, excluded)
     by_id = {c.reviewer_id: c for c in pool}
     assert len(assignment.reviewer_ids) == len(set(assignment.reviewer_ids)) <= slots
     for reviewer_id in assignment.reviewer_ids:
         chosen = by_id[reviewer_id]
         assert chosen.active
         assert reviewer_id not in excluded
-        assert not same_city(chosen.home_city, subject.member_city or "")
-        assert subject.member_id not in chosen.conflict_members
+        assert not same_city(chosen.home_city, application.member_city or "")
+        assert application.member_id not in chosen.conflict_members
         assert not any(
-            same_city(city, subject.member_city or "")
-            or same_city(city, subject.partner_city or "")
+            same_city(city, application.member_city or "")
+            or same_city(city, application.partner_city or "")
             for city in chosen.conflict_cities
         )
         assert chosen.open_tasks + 1 <= chosen.capacity, "capacity exceeded"
-    eligible = [c for c in pool if ineligibility(c, subject, excluded) is None]
+    eligible = [c for c in pool if ineligibility(c, application, excluded) is None]
     assert len(assignment.reviewer_ids) == min(slots, len(eligible))
     assert assignment.short_by == slots - len(assignment.reviewer_ids)
 
@@ -107,27 +107,27 @@ def test_a_conflicted_recused_or_full_reviewer_is_never_assigned_and_no_slot_lef
 @settings(max_examples=100, deadline=None)
 @given(
     pool=candidates(),
-    subject=subjects,
+    application=applications,
     slots=st.integers(min_value=1, max_value=5),
     seed=st.integers(),
 )
 def test_the_same_input_gives_the_same_assignment_and_experts_come_first(
-    pool: list[Candidate], subject: Subject, slots: int, seed: int
+    pool: list[Candidate], application: ReviewedApplication, slots: int, seed: int
 ) -> None:
     shuffled = list(pool)
     random.Random(seed).shuffle(shuffled)
-    assignment = choose_reviewers(subject, pool, slots)
-    assert assignment == choose_reviewers(subject, shuffled, slots)
-    assert assignment == choose_reviewers(subject, pool, slots)
+    assignment = choose_reviewers(application, pool, slots)
+    assert assignment == choose_reviewers(application, shuffled, slots)
+    assert assignment == choose_reviewers(application, pool, slots)
     chosen = [c for c in pool if c.reviewer_id in assignment.reviewer_ids]
     passed_over = [
         c
         for c in pool
-        if c.reviewer_id not in assignment.reviewer_ids and ineligibility(c, subject) is None
+        if c.reviewer_id not in assignment.reviewer_ids and ineligibility(c, application) is None
     ]
     if chosen and passed_over:
-        weakest = min(expertise_match(c, subject) for c in chosen)
-        assert all(expertise_match(c, subject) <= weakest for c in passed_over)
+        weakest = min(expertise_match(c, application) for c in chosen)
+        assert all(expertise_match(c, application) <= weakest for c in passed_over)
 
 
 def reviewer(reviewer_id: str, open_tasks: int, capacity: int = 4) -> Candidate:
@@ -140,32 +140,34 @@ def reviewer(reviewer_id: str, open_tasks: int, capacity: int = 4) -> Candidate:
     )
 
 
-SUBJECT = Subject("app-1", "member-roanoke", "Roanoke", "AUPAP", "community_development")
+APPLICATION = ReviewedApplication(
+    "app-1", "member-roanoke", "Roanoke", "AUPAP", "community_development"
+)
 
 
 def test_equal_experts_are_balanced_by_their_open_workload() -> None:
     pool = [reviewer("busy", 3), reviewer("idle", 0), reviewer("half", 2), reviewer("big", 2, 10)]
-    assert choose_reviewers(SUBJECT, pool, 2).reviewer_ids == ("idle", "big")
+    assert choose_reviewers(APPLICATION, pool, 2).reviewer_ids == ("idle", "big")
 
 
 def test_an_expert_is_preferred_to_an_idle_generalist() -> None:
     generalist = Candidate("generalist", "Asheville", capacity=5)
     expert = reviewer("expert", 3)
-    assert choose_reviewers(SUBJECT, [generalist, expert], 1).reviewer_ids == ("expert",)
+    assert choose_reviewers(APPLICATION, [generalist, expert], 1).reviewer_ids == ("expert",)
 
 
 def test_the_applicants_own_city_is_never_its_reviewer_whatever_the_spelling() -> None:
     local = Candidate("local", " roanoke", capacity=5, programs=frozenset({"AUPAP"}))
-    assert ineligibility(local, SUBJECT) == "the reviewer's home city is the applicant"
-    assert choose_reviewers(SUBJECT, [local], 1).short_by == 1
+    assert ineligibility(local, APPLICATION) == "the reviewer's home city is the applicant"
+    assert choose_reviewers(APPLICATION, [local], 1).short_by == 1
 
 
 def test_score_problems_name_the_criterion() -> None:
     problems = check_scores(rubric(), {"relevance": 6, "impact": 3, "charm": 2})
-    assert [(p.loc, p.kind) for p in problems] == [
-        (("scores", "relevance"), "out_of_range"),
-        (("scores", "feasibility"), "value_error"),
-        (("scores", "charm"), "unknown"),
+    assert [(p.field, p.kind) for p in problems] == [
+        ("scores.relevance", "out_of_range"),
+        ("scores.feasibility", "value_error"),
+        ("scores.charm", "unknown"),
     ]
     assert "from 0 to 5, not 6" in problems[0].message
     assert check_scores(rubric(), {"relevance": 0, "feasibility": 1, "impact": 10}) == []
@@ -173,7 +175,7 @@ def test_score_problems_name_the_criterion() -> None:
 
 def test_a_report_review_cannot_decline_and_an_application_review_cannot_request_changes() -> None:
     assert check_recommendation(TaskKind.REPORT, "changes_requested") == []
-    assert check_recommendation(TaskKind.REPORT, "decline")[0].loc == ("recommendation",)
+    assert check_recommendation(TaskKind.REPORT, "decline")[0].field == "recommendation"
     assert check_recommendation(TaskKind.APPLICATION, "changes_requested")
 
 
