@@ -51,6 +51,19 @@ def _empty(chart_id: str, title: str, caption: str) -> str:
     return _figure(chart_id, title, caption, svg, [])
 
 
+def _svg(title: str, width: float, height: float, parts: Sequence[str]) -> str:
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' role='img' aria-label='{_attr(title)}'>"
+        f"<title>{escape(title)}</title>{''.join(parts)}</svg>"
+    )
+
+
+def _top(series: Sequence[Series]) -> int:
+    """The largest value of any series (1 when all are zero), the full length of a bar."""
+    return max((max(s.values, default=0) for s in series), default=0) or 1
+
+
 def _bar(
     x: float,
     y: float,
@@ -86,7 +99,7 @@ def horizontal_bar_chart(
     row_height = bar_height * len(series) + gap
     width = label_width + plot_width + value_width
     height = row_height * len(labels) + gap
-    top = max((max(s.values, default=0) for s in series), default=0) or 1
+    top = _top(series)
     parts = []
     for row, label in enumerate(labels):
         y0 = gap + row * row_height
@@ -106,11 +119,7 @@ def horizontal_bar_chart(
                 f"<text x='{label_width + bar_width + 4:.1f}' y='{y + bar_height - 4}' "
                 f"{FONT} fill='#333'>{escape(shown)}</text>"
             )
-    svg = (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-        f"viewBox='0 0 {width} {height}' role='img' aria-label='{_attr(title)}'>"
-        f"<title>{escape(title)}</title>{''.join(parts)}</svg>"
-    )
+    svg = _svg(title, width, height, parts)
     return _figure(chart_id, title, caption, svg, series)
 
 
@@ -131,7 +140,7 @@ def column_chart(
     left = 90
     width = max(left + group_width * len(labels) + gap, 320)
     height = plot_height + axis + 10
-    top = max((max(s.values, default=0) for s in series), default=0) or 1
+    top = _top(series)
     parts = [
         f"<line x1='{left}' y1='{plot_height + 10}' x2='{width}' y2='{plot_height + 10}' "
         f"stroke='#999'/>",
@@ -159,9 +168,5 @@ def column_chart(
             f"<text x='{x0 + (group_width - gap) / 2:.1f}' y='{plot_height + 28}' "
             f"text-anchor='middle' {FONT}>{escape(label)}</text>"
         )
-    svg = (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-        f"viewBox='0 0 {width} {height}' role='img' aria-label='{_attr(title)}'>"
-        f"<title>{escape(title)}</title>{''.join(parts)}</svg>"
-    )
+    svg = _svg(title, width, height, parts)
     return _figure(chart_id, title, caption, svg, series)

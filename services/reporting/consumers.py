@@ -1,20 +1,28 @@
-"""Kafka subscribers of the reporting service.
+"""What the reporting service consumes: each topic and its use case.
 
-One consumer reads every topic the service needs (analytics reads most grants topics):
-one group join and one fetch loop instead of sixteen.
+One consumer reads every topic (analytics reads most grants topics): one group join and
+one fetch loop instead of sixteen. A report request is a command: its answers (the
+submission, the standing it restores) are filed under the report, so a request sent
+again gets them again.
 """
 
 from __future__ import annotations
 
-import functools
+from services.reporting.analytics.facts import ANALYTICS_TOPICS
+from services.reporting.domain import report_subject
+from services.reporting.service import ReportingService
+from shared.contracts import topics
+from shared.contracts.workflows import RequestReport
+from shared.messaging.consumers import Command, ConsumerTable
 
-from services.reporting.service import CONSUMED_TOPICS, ReportingService
-from shared.messaging.broker import subscribe_by_topic
-from shared.service import ServiceRuntime
 
+def consumers(service: ReportingService) -> ConsumerTable:
+    def subject(request: RequestReport) -> str:
+        return report_subject(request.report_id)
 
-def subscribe(runtime: ServiceRuntime, service: ReportingService) -> None:
-    handlers = {topic: functools.partial(service.handle_event, topic) for topic in CONSUMED_TOPICS}
-    subscribe_by_topic(
-        runtime.broker, runtime.settings, handlers, group_id=runtime.settings.consumer_group
-    )
+    return {
+        **dict.fromkeys(ANALYTICS_TOPICS, service.count),
+        topics.REQUEST_REPORT: Command(service.request_report, subject=subject),
+        topics.REPORT_OVERDUE: service.report_overdue,
+        topics.REPORT_REVIEWED: service.report_reviewed,
+    }

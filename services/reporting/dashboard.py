@@ -18,8 +18,8 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.routing import APIRoute
 
 from services.reporting import pages
-from services.reporting.analytics import Dimension, TableName, to_csv
-from services.reporting.api import Filter, Service
+from services.reporting.analytics.tables import Dimension, TableName
+from services.reporting.api import Filter, Reporting, csv_response
 from shared.auth import Auth, InvalidTokenError, Principal, SigningKeysUnavailableError
 
 
@@ -147,6 +147,8 @@ async def _page_or_refusal(request: Request) -> Principal | Response:
 
 
 SignedIn = Annotated[Principal | Response, Depends(_page_or_refusal)]
+# Read by ``_officer``; declared on the pages so that the API document shows it.
+TokenInQuery = Annotated[str | None, Query(description="Sign in with this token.")]
 
 
 @router.get(
@@ -157,12 +159,13 @@ SignedIn = Annotated[Principal | Response, Depends(_page_or_refusal)]
 )
 async def overview(
     signed_in: SignedIn,
-    service: Service,
-    token: Annotated[str | None, Query(description="Sign in with this token.")] = None,
+    service: Reporting,
+    token: TokenInQuery = None,
 ) -> Response:
     if isinstance(signed_in, Response):
         return signed_in
-    return HTMLResponse(pages.overview_page(await service.summaries()))
+    async with service.reading() as work:
+        return HTMLResponse(pages.overview_page(await service.summaries(work)))
 
 
 @router.get(
@@ -174,12 +177,13 @@ async def overview(
 async def program(
     program_code: Annotated[str, Path(pattern=PROGRAM_CODE_PATTERN)],
     signed_in: SignedIn,
-    service: Service,
-    token: Annotated[str | None, Query(description="Sign in with this token.")] = None,
+    service: Reporting,
+    token: TokenInQuery = None,
 ) -> Response:
     if isinstance(signed_in, Response):
         return signed_in
-    everything = await service.summaries()
+    async with service.reading() as work:
+        everything = await service.summaries(work)
     programs = pages.programs_of(everything)
     if program_code not in dict(programs):
         return HTMLResponse(
@@ -201,18 +205,14 @@ async def program(
 async def export(
     table: TableName,
     signed_in: SignedIn,
-    service: Service,
+    service: Reporting,
     where: Filter,
     group_by: Annotated[Dimension, Query()] = Dimension.PROGRAM,
 ) -> Response:
     if isinstance(signed_in, Response):
         return signed_in
-    result = await service.table(table, group_by, where)
-    return PlainTextResponse(
-        to_csv(result),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{table.value}.csv"'},
-    )
+    async with service.reading() as work:
+        return csv_response(await service.table(work, table, group_by, where))
 
 
 @router.post(

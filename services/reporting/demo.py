@@ -7,12 +7,11 @@ run through a cycle. The report predates the event history, so analytics leave i
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from services.reporting import persistence as db
-from services.reporting.domain import ReportDraft, ReportState, SpendingEntry
+from services.reporting.domain import ReportDraft, ReportState
+from services.reporting.persistence import ReportingStore
 from shared.contracts.intake import BudgetLine
 from shared.contracts.money import Money
 from shared.contracts.reporting import (
@@ -22,7 +21,7 @@ from shared.contracts.reporting import (
     ReportParticipants,
     SpendingLine,
 )
-from shared.db import unit_of_work
+from shared.service import Work
 
 DEMO_MEMBER = "demo-member-1"
 DEMO_REPORT = "demo-report-2026-1"
@@ -70,71 +69,47 @@ def demo_report() -> ReportContent:
     )
 
 
-async def seed_demo(sessions: async_sessionmaker[AsyncSession]) -> bool:
+async def seed_demo(work: Work) -> bool:
     """Add the demo report unless it is there; True if it was added."""
-    async with unit_of_work(sessions) as session:
-        if await db.get_report(session, DEMO_REPORT) is not None:
-            return False
-        content = demo_report()
-        draft = ReportDraft(
-            participants=content.participants,
-            activities=content.activities,
-            outcomes=content.outcomes,
-            spending=[
-                SpendingEntry(
-                    category=line.category,
-                    description=line.description,
-                    amount=line.amount,
-                    converted=line.converted,
-                )
-                for line in content.spending
-            ],
-            lessons_learned=content.lessons_learned,
+    store = ReportingStore(work.session)
+    if await store.report(DEMO_REPORT) is not None:
+        return False
+    content = demo_report()
+    budget = [
+        BudgetLine(category=category, description=description, amount=amount, converted=amount)
+        for category, description, amount in (
+            ("travel", "Flights", _usd(1_200_000)),
+            ("hosting", "Venues", _usd(300_000)),
         )
-        budget = [
-            BudgetLine(
-                category="travel",
-                description="Flights",
-                amount=_usd(1_200_000),
-                converted=_usd(1_200_000),
-            ),
-            BudgetLine(
-                category="hosting",
-                description="Venues",
-                amount=_usd(300_000),
-                converted=_usd(300_000),
-            ),
-        ]
-        submitted_at = datetime(2026, 6, 20, 14, 0, tzinfo=UTC)
-        await db.insert_report(
-            session,
-            report_id=DEMO_REPORT,
-            application_id=DEMO_APPLICATION,
-            member_id=DEMO_MEMBER,
-            program_code="CITIZEN",
-            state=ReportState.APPROVED,
-            due_on=date(2026, 6, 30),
-            budget_lines="[" + ",".join(line.model_dump_json() for line in budget) + "]",
-            awarded_minor=1_500_000,
-            awarded_currency="USD",
-            requested_at=datetime(2026, 5, 16, tzinfo=UTC),
-            draft=draft.model_dump_json(),
-            submitted=content.model_dump_json(),
-            revision=1,
-            first_submitted_at=submitted_at,
-            submitted_at=submitted_at,
-            actual_spending_minor=1_470_000,
-            created_at=datetime(2026, 5, 16, tzinfo=UTC),
-            updated_at=datetime(2026, 7, 2, tzinfo=UTC),
-        )
-        await db.add_review(
-            session,
-            event_id="00000000-0000-5000-8000-000000000001",
-            report_id=DEMO_REPORT,
-            revision=1,
-            reviewer_id="demo-reviewer-1",
-            outcome="approved",
-            comments="Complete, and spending matches the budget.",
-            reviewed_at=datetime(2026, 7, 2, tzinfo=UTC),
-        )
+    ]
+    submitted_at = datetime(2026, 6, 20, 14, 0, tzinfo=UTC)
+    await store.add_report(
+        report_id=DEMO_REPORT,
+        application_id=DEMO_APPLICATION,
+        member_id=DEMO_MEMBER,
+        program_code="CITIZEN",
+        state=ReportState.APPROVED,
+        due_on=date(2026, 6, 30),
+        budget_lines=json.dumps([line.model_dump(mode="json") for line in budget]),
+        awarded_minor=1_500_000,
+        awarded_currency="USD",
+        requested_at=datetime(2026, 5, 16, tzinfo=UTC),
+        draft=ReportDraft.of(content).model_dump_json(),
+        submitted=content.model_dump_json(),
+        revision=1,
+        first_submitted_at=submitted_at,
+        submitted_at=submitted_at,
+        actual_spending_minor=1_470_000,
+        created_at=datetime(2026, 5, 16, tzinfo=UTC),
+        updated_at=datetime(2026, 7, 2, tzinfo=UTC),
+    )
+    await store.add_review(
+        event_id="00000000-0000-5000-8000-000000000001",
+        report_id=DEMO_REPORT,
+        revision=1,
+        reviewer_id="demo-reviewer-1",
+        outcome="approved",
+        comments="Complete, and spending matches the budget.",
+        reviewed_at=datetime(2026, 7, 2, tzinfo=UTC),
+    )
     return True

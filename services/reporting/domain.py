@@ -1,7 +1,8 @@
 """Post-exchange reports: what a draft may hold, what a submission needs, who may change it.
 
 Pure rules, no I/O: the use cases in ``service.py`` load an obligation, ask these functions,
-and store the answer.
+and store the answer. A broken rule raises the shared vocabulary: ``InvalidError`` naming
+each field at fault (422), ``ConflictError`` when the report's state forbids the action (409).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from fractions import Fraction
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.contracts.intake import BudgetLine
-from shared.contracts.money import Money
+from shared.contracts.money import MINOR_UNIT_EXPONENT, Money
 from shared.contracts.reporting import (
     AttachmentMeta,
     ReportActivity,
@@ -23,8 +25,14 @@ from shared.contracts.reporting import (
     ReportParticipants,
     SpendingLine,
 )
+from shared.errors import ConflictError, InvalidError, Problem
 
 REPORT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+def report_subject(report_id: str) -> str:
+    """What every answer about one report is filed under (``shared.messaging.receipts``)."""
+    return f"report:{report_id}"
 
 
 class ReportState(StrEnum):
@@ -61,6 +69,16 @@ class SpendingEntry(BaseModel):
             raise ValueError("spending cannot be negative")
         return value
 
+    @classmethod
+    def of(cls, line: SpendingLine) -> Self:
+        """The entry of a resolved line, its conversion kept."""
+        return cls(
+            category=line.category,
+            description=line.description,
+            amount=line.amount,
+            converted=line.converted,
+        )
+
 
 class ReportDraft(BaseModel):
     """A report being written: any part may still be missing; what is there must be valid."""
@@ -74,23 +92,17 @@ class ReportDraft(BaseModel):
     attachments: list[AttachmentMeta] = Field(default_factory=list, max_length=50)
     lessons_learned: str = Field(default="", max_length=20_000)
 
-
-@dataclass(frozen=True)
-class FieldError:
-    loc: tuple[str | int, ...]
-    msg: str
-
-
-class ReportInvalidError(Exception):
-    """The report breaks rules that need the obligation to check; each error names its field."""
-
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__("; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors))
-        self.errors = errors
-
-
-class ReportConflictError(Exception):
-    """The report's state does not allow the action (409)."""
+    @classmethod
+    def of(cls, content: ReportContent) -> Self:
+        """A complete report as the draft it is submitted from."""
+        return cls(
+            participants=content.participants,
+            activities=content.activities,
+            outcomes=content.outcomes,
+            spending=[SpendingEntry.of(line) for line in content.spending],
+            attachments=content.attachments,
+            lessons_learned=content.lessons_learned,
+        )
 
 
 @dataclass(frozen=True)
@@ -111,15 +123,15 @@ class Obligation:
 
 def ensure_editable(obligation: Obligation) -> None:
     if obligation.state is ReportState.APPROVED:
-        raise ReportConflictError("the report is already approved and can no longer change")
+        raise ConflictError("the report is already approved and can no longer change")
     if obligation.state is ReportState.SUBMITTED:
-        raise ReportConflictError("the report is under review; wait for the outcome")
+        raise ConflictError("the report is under review; wait for the outcome")
     if not obligation.requested or obligation.awarded is None:
-        raise ReportConflictError("the report obligation is not open yet; try again shortly")
+        raise ConflictError("the report obligation is not open yet; try again shortly")
 
 
 def conversion_rates(budget_lines: list[BudgetLine], award_currency: str) -> dict[str, Fraction]:
-    """Minor units of the award currency per minor unit of each budget currency.
+    """Units of the award currency per unit of each budget currency (``Money.converted``).
 
     The rate is the one recorded at submission: the lines' converted total over their total.
     """
@@ -132,35 +144,32 @@ def conversion_rates(budget_lines: list[BudgetLine], award_currency: str) -> dic
         converted[line.amount.currency] = (
             converted.get(line.amount.currency, 0) + line.converted.amount_minor
         )
-    rates = {currency: Fraction(converted[currency], spent[currency]) for currency in spent}
+    target = MINOR_UNIT_EXPONENT[award_currency]
+    rates = {
+        currency: Fraction(converted[currency], spent[currency])
+        * Fraction(10) ** (MINOR_UNIT_EXPONENT[currency] - target)
+        for currency in spent
+    }
     rates[award_currency] = Fraction(1)
     return rates
 
 
-def convert(amount: Money, rate: Fraction, currency: str) -> Money:
-    """``amount`` at ``rate``, rounded half up to a minor unit of ``currency``."""
-    exact = amount.amount_minor * rate
-    return Money(
-        amount_minor=(exact.numerator * 2 + exact.denominator) // (2 * exact.denominator),
-        currency=currency,
-    )
-
-
 def resolve_spending(
     draft: ReportDraft, obligation: Obligation
-) -> tuple[list[SpendingLine], list[FieldError]]:
+) -> tuple[list[SpendingLine], list[Problem]]:
     """Spending lines with their award-currency amounts, and what is wrong with them."""
     assert obligation.awarded is not None
     award_currency = obligation.awarded.currency
     rates = conversion_rates(obligation.budget_lines, award_currency)
     categories = set(obligation.categories)
     lines: list[SpendingLine] = []
-    errors: list[FieldError] = []
+    errors: list[Problem] = []
     for index, entry in enumerate(draft.spending):
+        at = f"spending[{index}]"
         if entry.category not in categories:
             errors.append(
-                FieldError(
-                    ("spending", index, "category"),
+                Problem(
+                    f"{at}.category",
                     f"{entry.category!r} is not a budget line of this grant; "
                     f"use one of: {', '.join(obligation.categories) or 'none'}",
                 )
@@ -170,31 +179,29 @@ def resolve_spending(
             rate = rates.get(entry.amount.currency)
             if rate is None:
                 errors.append(
-                    FieldError(
-                        ("spending", index, "converted"),
+                    Problem(
+                        f"{at}.converted",
                         f"no rate was recorded for {entry.amount.currency}: give the amount in "
                         f"{award_currency} as well",
                     )
                 )
                 continue
-            converted = convert(entry.amount, rate, award_currency)
+            converted = entry.amount.converted(award_currency, rate)
         elif converted.currency != award_currency:
             errors.append(
-                FieldError(
-                    ("spending", index, "converted", "currency"),
+                Problem(
+                    f"{at}.converted.currency",
                     f"must be the award currency {award_currency}",
                 )
             )
             continue
         elif converted.amount_minor < 0:
-            errors.append(
-                FieldError(("spending", index, "converted"), "spending cannot be negative")
-            )
+            errors.append(Problem(f"{at}.converted", "spending cannot be negative"))
             continue
         elif entry.amount.currency == award_currency and converted != entry.amount:
             errors.append(
-                FieldError(
-                    ("spending", index, "converted"),
+                Problem(
+                    f"{at}.converted",
                     "must equal the amount when it is already in the award currency",
                 )
             )
@@ -211,53 +218,39 @@ def resolve_spending(
 
 
 def checked_draft(draft: ReportDraft, obligation: Obligation) -> ReportDraft:
-    """The draft to store, with spending converted; raises ReportInvalidError."""
+    """The draft to store, with spending converted; raises InvalidError."""
     ensure_editable(obligation)
     lines, errors = resolve_spending(draft, obligation)
     if errors:
-        raise ReportInvalidError(errors)
-    return draft.model_copy(
-        update={
-            "spending": [
-                SpendingEntry(
-                    category=line.category,
-                    description=line.description,
-                    amount=line.amount,
-                    converted=line.converted,
-                )
-                for line in lines
-            ]
-        }
-    )
+        raise InvalidError(errors)
+    return draft.model_copy(update={"spending": [SpendingEntry.of(line) for line in lines]})
 
 
 def complete_report(draft: ReportDraft, obligation: Obligation, today: date) -> ReportContent:
-    """The report as it will be submitted; raises ReportInvalidError naming every gap."""
+    """The report as it will be submitted; raises InvalidError naming every gap."""
     ensure_editable(obligation)
-    errors: list[FieldError] = []
+    errors: list[Problem] = []
     if draft.participants is None:
-        errors.append(FieldError(("participants",), "required to submit"))
+        errors.append(Problem("participants", "required to submit"))
     elif draft.participants.adults + draft.participants.youth == 0:
-        errors.append(FieldError(("participants",), "at least one participant took part"))
+        errors.append(Problem("participants", "at least one participant took part"))
     if not draft.activities:
-        errors.append(FieldError(("activities",), "list at least one activity held"))
+        errors.append(Problem("activities", "list at least one activity held"))
     for index, activity in enumerate(draft.activities):
         if activity.held_on > today:
             errors.append(
-                FieldError(
-                    ("activities", index, "held_on"), "is in the future: report what was held"
-                )
+                Problem(f"activities[{index}].held_on", "is in the future: report what was held")
             )
     if draft.outcomes is None:
-        errors.append(FieldError(("outcomes",), "required to submit"))
+        errors.append(Problem("outcomes", "required to submit"))
     if not draft.spending:
-        errors.append(FieldError(("spending",), "report the actual spending per budget line"))
+        errors.append(Problem("spending", "report the actual spending per budget line"))
     if not draft.lessons_learned.strip():
-        errors.append(FieldError(("lessons_learned",), "required to submit"))
+        errors.append(Problem("lessons_learned", "required to submit"))
     lines, spending_errors = resolve_spending(draft, obligation)
     errors += spending_errors
     if errors:
-        raise ReportInvalidError(errors)
+        raise InvalidError(errors)
     assert draft.participants is not None and draft.outcomes is not None
     return ReportContent(
         participants=draft.participants,

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from html import escape
 from urllib.parse import urlencode
 
-from services.reporting.analytics import (
+from services.reporting.analytics.summaries import ApplicationSummary
+from services.reporting.analytics.tables import (
     AnalyticsTable,
-    ApplicationSummary,
     Cell,
     Dimension,
     TableName,

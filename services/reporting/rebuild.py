@@ -14,16 +14,15 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.reporting import persistence as db
-from services.reporting.analytics import ANALYTICS_TOPICS, facts_from_event, merge_facts
-from services.reporting.service import envelope_model
+from services.reporting.analytics.facts import ANALYTICS_TOPICS, facts_from_event, merge_facts
+from services.reporting.persistence import ReportingStore
+from shared.clock import utc_now
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import Topic
 from shared.db import create_engine, create_session_factory, unit_of_work
@@ -77,7 +76,7 @@ async def rebuild(
     counts = _Counts()
     try:
         async with unit_of_work(sessions) as session:
-            await db.clear_analytics(session)
+            await ReportingStore(session).clear_analytics()
         topics = {topic.qualified(settings.topic_prefix): topic for topic in ANALYTICS_TOPICS}
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -93,7 +92,7 @@ async def rebuild(
         finally:
             await consumer.stop()
         async with sessions() as session:
-            applications = len(await db.load_summaries(session))
+            applications = len(await ReportingStore(session).summaries())
     finally:
         await engine.dispose()
     result = RebuildResult(
@@ -174,12 +173,14 @@ async def _apply(
     for record in records:
         counts.read += 1
         topic = topics[record.topic]
+        envelope_type: type[Envelope[Any]] = Envelope[topic.payload]  # type: ignore[name-defined]
         try:
-            parsed.append((topic, envelope_model(topic).model_validate_json(record.value or b"")))
+            parsed.append((topic, envelope_type.model_validate_json(record.value or b"")))
         except ValidationError:
             counts.invalid += 1  # the live consumer dead-lettered it too
     async with unit_of_work(sessions) as session:
-        unseen = await db.unseen(session, [str(envelope.event_id) for _t, envelope in parsed])
+        store = ReportingStore(session)
+        unseen = await store.unseen_by_rebuild([str(envelope.event_id) for _t, envelope in parsed])
         fresh: list[tuple[str, str]] = []
         new_facts = []
         for topic, envelope in parsed:
@@ -189,9 +190,8 @@ async def _apply(
                 continue
             unseen.discard(event_id)
             fresh.append((event_id, topic.name))
-            new_facts += facts_from_event(topic.name, envelope)
+            new_facts += facts_from_event(envelope)
         counts.applied += len(fresh)
-        await db.record_seen(session, fresh, datetime.now(UTC))
+        await store.seen_by_rebuild(fresh, utc_now())
         # One statement may not upsert the same key twice: merge as the table would.
-        changed = await db.add_facts(session, merge_facts(new_facts))
-        await db.refresh_summaries(session, changed)
+        await store.record(merge_facts(new_facts))

@@ -1,345 +1,186 @@
-"""Use cases of the reporting service: one method per action, each over one transaction.
+"""Use cases of the reporting service: one method per action, over the caller's unit of work.
 
-Applicant actions (save a draft, submit) and event handlers (a report requested, overdue,
-reviewed; any grants event for analytics) all change state and write the events they cause
-through the outbox in the same transaction.
+Applicant actions (save a draft, submit) and consumed events (a report requested, overdue,
+reviewed; any grants event for analytics) change state and write the events they cause
+through the outbox of the same unit of work. None of them commits: whoever opened the work
+(a route, the consumer) does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC
 from typing import Any
 
-from pydantic import BaseModel, Field
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from services.reporting import persistence as db
-from services.reporting.analytics import (
-    ANALYTICS_TOPICS,
-    AnalyticsTable,
-    ApplicationSummary,
-    Dimension,
-    TableName,
-    build_table,
-    facts_from_event,
-)
+from services.reporting.analytics.facts import facts_from_event
+from services.reporting.analytics.summaries import ApplicationSummary
+from services.reporting.analytics.tables import AnalyticsTable, Dimension, TableName, build_table
 from services.reporting.domain import (
-    Obligation,
+    EDITABLE_STATES,
     ReportDraft,
     ReportState,
     checked_draft,
     complete_report,
-    is_late,
     overdue_costs_standing,
+    report_subject,
     total_spending,
 )
+from services.reporting.persistence import (
+    ReportFilter,
+    ReportingStore,
+    ReportRow,
+    SummaryFilter,
+    obligation_of,
+    stored_draft,
+)
+from services.reporting.schemas import ReportPage, ReportView
 from shared.auth import Principal, can_see_member
 from shared.contracts import topics
-from shared.contracts.envelope import Envelope, deterministic_id, new_envelope
-from shared.contracts.intake import BudgetLine
-from shared.contracts.money import Money
-from shared.contracts.reporting import MemberStandingChanged, ReportContent, ReportSubmitted
+from shared.contracts.envelope import Envelope, deterministic_id
+from shared.contracts.reporting import MemberStandingChanged, ReportSubmitted
 from shared.contracts.review import ReportReviewed
-from shared.contracts.topics import Topic
 from shared.contracts.workflows import ReportOverdue, RequestReport
-from shared.db import unit_of_work
-from shared.messaging.deadletter import PoisonMessage
-from shared.messaging.inbox import Inbox
-from shared.messaging.outbox import Outbox
+from shared.errors import InvalidCommandError, NotFoundError
+from shared.service import Service, Work
 
 logger = logging.getLogger(__name__)
 
-PRODUCER = "reporting"
 
-
-class ReportNotFoundError(Exception):
-    """No such report, or not one the caller may see (404 either way)."""
-
-
-class ReviewView(BaseModel):
-    revision: int
-    outcome: str
-    comments: str
-    reviewed_at: datetime
-    reviewer_id: str | None = Field(default=None, description="Shown to program officers only.")
-
-
-class ReportView(BaseModel):
-    report_id: str
-    application_id: str
-    member_id: str
-    program_code: str | None
-    state: ReportState
-    due_on: date | None
-    overdue: bool = Field(description="The workflow marked the report overdue.")
-    late: bool | None = Field(description="Submitted after the due date; None before submission.")
-    reminders_at: list[datetime]
-    budget_lines: list[BudgetLine]
-    awarded: Money | None
-    revision: int = Field(description="How many times the report was submitted.")
-    draft: ReportDraft | None
-    submitted: ReportContent | None
-    first_submitted_at: datetime | None
-    submitted_at: datetime | None
-    actual_spending: Money | None = Field(description="Total spending in the award currency.")
-    reviews: list[ReviewView]
-
-
-class ReportPage(BaseModel):
-    items: list[ReportView]
-    total: int
-    limit: int
-    offset: int
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _awarded(row: Row[Any]) -> Money | None:
-    if row.awarded_minor is None or row.awarded_currency is None:
-        return None
-    return Money(amount_minor=row.awarded_minor, currency=row.awarded_currency)
-
-
-def _budget_lines(row: Row[Any]) -> list[BudgetLine]:
-    return [BudgetLine.model_validate(line) for line in json.loads(row.budget_lines)]
-
-
-def _obligation(row: Row[Any]) -> Obligation:
-    return Obligation(
-        report_id=row.report_id,
-        application_id=row.application_id,
-        member_id=row.member_id,
-        state=ReportState(row.state),
-        due_on=row.due_on,
-        budget_lines=_budget_lines(row),
-        awarded=_awarded(row),
-        requested=row.requested_at is not None,
-    )
-
-
-def _view(row: Row[Any], reviews: list[Row[Any]], principal: Principal) -> ReportView:
-    first_submitted = _aware(row.first_submitted_at)
-    awarded = _awarded(row)
-    return ReportView(
-        report_id=row.report_id,
-        application_id=row.application_id,
-        member_id=row.member_id,
-        program_code=row.program_code,
-        state=ReportState(row.state),
-        due_on=row.due_on,
-        overdue=row.overdue_since is not None,
-        late=None if first_submitted is None else is_late(row.due_on, first_submitted.date()),
-        reminders_at=json.loads(row.reminders_at),
-        budget_lines=_budget_lines(row),
-        awarded=awarded,
-        revision=row.revision,
-        draft=ReportDraft.model_validate_json(row.draft) if row.draft else None,
-        submitted=ReportContent.model_validate_json(row.submitted) if row.submitted else None,
-        first_submitted_at=first_submitted,
-        submitted_at=_aware(row.submitted_at),
-        actual_spending=(
-            Money(amount_minor=row.actual_spending_minor, currency=awarded.currency)
-            if awarded is not None and row.actual_spending_minor is not None
-            else None
-        ),
-        reviews=[
-            ReviewView(
-                revision=review.revision,
-                outcome=review.outcome,
-                comments=review.comments,
-                reviewed_at=_aware(review.reviewed_at),
-                reviewer_id=review.reviewer_id if principal.is_officer else None,
-            )
-            for review in reviews
-        ],
-    )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class ReportingService:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        outbox: Outbox,
-        inbox: Callable[[str], Inbox],
-        clock: Callable[[], datetime] = _now,
-    ) -> None:
-        self.sessions = sessions
-        self.outbox = outbox
-        self.inbox = inbox
-        self.clock = clock
-
-    # --- applicants and officers ---------------------------------------------------------
+class ReportingService(Service):
+    # Applicants and officers ------------------------------------------------------------
 
     async def list_reports(
         self,
+        work: Work,
         principal: Principal,
+        where: ReportFilter,
         *,
-        member_id: str | None = None,
-        application_id: str | None = None,
-        state: ReportState | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> ReportPage:
         if not principal.is_officer:
-            member_id = principal.member_id
-        async with self.sessions() as session:
-            rows, total = await db.list_reports(
-                session,
-                member_id=member_id,
-                application_id=application_id,
-                state=state.value if state else None,
-                limit=limit,
-                offset=offset,
-            )
-            reviews = await db.reviews_of(session, [row.report_id for row in rows])
+            where = dataclasses.replace(where, member_id=principal.member_id)
+        store = ReportingStore(work.session)
+        rows, total = await store.reports(where, limit=limit, offset=offset)
+        reviews = await store.reviews_of([row.report_id for row in rows])
         return ReportPage(
-            items=[_view(row, reviews[row.report_id], principal) for row in rows],
+            items=[ReportView.of(row, reviews[row.report_id], principal) for row in rows],
             total=total,
             limit=limit,
             offset=offset,
         )
 
-    async def get_report(self, principal: Principal, report_id: str) -> ReportView:
-        async with self.sessions() as session:
-            row = await self._visible(session, principal, report_id)
-            reviews = await db.reviews_of(session, [report_id])
-        return _view(row, reviews[report_id], principal)
+    async def report(self, work: Work, principal: Principal, report_id: str) -> ReportView:
+        store = ReportingStore(work.session)
+        row = await self._visible(store, principal, report_id)
+        reviews = await store.reviews_of([report_id])
+        return ReportView.of(row, reviews[report_id], principal)
 
     async def save_draft(
-        self, principal: Principal, report_id: str, draft: ReportDraft
+        self, work: Work, principal: Principal, report_id: str, draft: ReportDraft
     ) -> ReportView:
-        async with unit_of_work(self.sessions) as session:
-            row = await self._visible(session, principal, report_id, for_update=True)
-            stored = checked_draft(draft, _obligation(row))
-            state = ReportState(row.state)
-            await db.update_report(
-                session,
-                report_id,
-                draft=stored.model_dump_json(),
-                state=ReportState.DRAFT if state is ReportState.REQUESTED else state,
-                updated_at=self.clock(),
-            )
-        return await self.get_report(principal, report_id)
+        store = ReportingStore(work.session)
+        row = await self._visible(store, principal, report_id, for_update=True)
+        stored = checked_draft(draft, obligation_of(row))
+        state = ReportState(row.state)
+        await store.update_report(
+            report_id,
+            draft=stored.model_dump_json(),
+            state=ReportState.DRAFT if state is ReportState.REQUESTED else state,
+            updated_at=work.now,
+        )
+        return await self.report(work, principal, report_id)
 
     async def submit(
-        self, principal: Principal, report_id: str, draft: ReportDraft | None = None
+        self, work: Work, principal: Principal, report_id: str, draft: ReportDraft | None = None
     ) -> ReportView:
-        async with unit_of_work(self.sessions) as session:
-            row = await self._visible(session, principal, report_id, for_update=True)
-            obligation = _obligation(row)
-            if draft is None:
-                draft = ReportDraft.model_validate_json(row.draft) if row.draft else ReportDraft()
-            now = self.clock()
-            content = complete_report(draft, obligation, now.date())
-            assert obligation.awarded is not None
-            spent = total_spending(content, obligation.awarded.currency)
-            revision = row.revision + 1
-            await db.update_report(
-                session,
-                report_id,
-                state=ReportState.SUBMITTED,
-                draft=checked_draft(draft, obligation).model_dump_json(),
-                submitted=content.model_dump_json(),
-                revision=revision,
-                submitted_at=now,
-                first_submitted_at=row.first_submitted_at or now,
-                actual_spending_minor=spent.amount_minor,
-                standing_lost=False,
-                updated_at=now,
-            )
-            submitted: Envelope[Any] = new_envelope(
-                ReportSubmitted(
-                    application_id=row.application_id,
-                    report_id=report_id,
-                    member_id=row.member_id,
-                    actual_spending=spent,
-                    revision=revision,
-                    due_on=row.due_on,
-                    content=content,
-                ),
-                producer=PRODUCER,
+        """Submit the report; the event is filed as an answer to the report's request."""
+        store = ReportingStore(work.session)
+        row = await self._visible(store, principal, report_id, for_update=True)
+        obligation = obligation_of(row)
+        if draft is None:
+            draft = stored_draft(row) or ReportDraft()
+        content = complete_report(draft, obligation, work.now.date())
+        assert obligation.awarded is not None
+        spent = total_spending(content, obligation.awarded.currency)
+        revision = row.revision + 1
+        await store.update_report(
+            report_id,
+            state=ReportState.SUBMITTED,
+            draft=checked_draft(draft, obligation).model_dump_json(),
+            submitted=content.model_dump_json(),
+            revision=revision,
+            submitted_at=work.now,
+            first_submitted_at=row.first_submitted_at or work.now,
+            actual_spending_minor=spent.amount_minor,
+            standing_lost=False,
+            updated_at=work.now,
+        )
+        # Filed under the report's subject: a request for the report sent again after this
+        # (the workflow heard nothing) gets the submission again, with the same event id.
+        subject = report_subject(report_id)
+        submitted = await work.publish(
+            topics.REPORT_SUBMITTED,
+            ReportSubmitted(
                 application_id=row.application_id,
-                event_id=deterministic_id("reporting", report_id, "submitted", str(revision)),
-                correlation_id=row.correlation_id,
-                occurred_at=now,
+                report_id=report_id,
+                member_id=row.member_id,
+                actual_spending=spent,
+                revision=revision,
+                due_on=row.due_on,
+                content=content,
+            ),
+            application_id=row.application_id,
+            event_id=deterministic_id("reporting", report_id, "submitted", str(revision)),
+            subject=subject,
+            correlation_id=row.correlation_id,
+        )
+        if row.standing_lost and not await store.other_reports_costing_standing(
+            row.member_id, report_id
+        ):
+            await dataclasses.replace(work, cause=submitted).publish(
+                topics.MEMBER_STANDING_CHANGED,
+                MemberStandingChanged(
+                    member_id=row.member_id,
+                    good_standing=True,
+                    reason="report_received",
+                    application_id=row.application_id,
+                    as_of=work.now.date(),
+                ),
+                application_id=row.application_id,
+                event_id=deterministic_id(
+                    "reporting", report_id, "standing-restored", str(revision)
+                ),
+                subject=subject,
             )
-            await self.outbox.add(session, topics.REPORT_SUBMITTED, submitted)
-            if row.standing_lost and not await db.other_reports_costing_standing(
-                session, row.member_id, report_id
-            ):
-                await self.outbox.add(
-                    session,
-                    topics.MEMBER_STANDING_CHANGED,
-                    new_envelope(
-                        MemberStandingChanged(
-                            member_id=row.member_id,
-                            good_standing=True,
-                            reason="report_received",
-                            application_id=row.application_id,
-                            as_of=now.date(),
-                        ),
-                        producer=PRODUCER,
-                        application_id=row.application_id,
-                        event_id=deterministic_id(
-                            "reporting", report_id, "standing-restored", str(revision)
-                        ),
-                        causation=submitted,
-                        occurred_at=now,
-                    ),
-                )
-        return await self.get_report(principal, report_id)
+        return await self.report(work, principal, report_id)
 
     async def _visible(
-        self, session: AsyncSession, principal: Principal, report_id: str, for_update: bool = False
-    ) -> Row[Any]:
-        row = await db.get_report(session, report_id, for_update=for_update)
+        self,
+        store: ReportingStore,
+        principal: Principal,
+        report_id: str,
+        *,
+        for_update: bool = False,
+    ) -> ReportRow:
+        row = await store.report(report_id, for_update=for_update)
         if row is None or not can_see_member(principal, row.member_id):
-            raise ReportNotFoundError(report_id)
+            raise NotFoundError("report not found")
         return row
 
-    # --- events ----------------------------------------------------------------------------
+    # Consumed events ----------------------------------------------------------------------
 
-    async def handle_event(self, topic: Topic, envelope: Envelope[Any]) -> None:
-        """Apply one consumed event: to the report obligations, then to analytics."""
+    async def count(self, work: Work, event: Envelope[Any]) -> None:
+        """Add what the event records to the analytics."""
+        await ReportingStore(work.session).record(facts_from_event(event))
 
-        # Analytics first: an event the obligations refuse as poison still counts, as it
-        # does when the read model is rebuilt from the topics.
-        async def record(session: AsyncSession) -> None:
-            await self.record_facts(session, topic.name, envelope)
-
-        await self.inbox("analytics").process(envelope, topic.name, record)
-
-        change = self._obligation_change(topic.name)
-        if change is not None:
-
-            async def apply(session: AsyncSession) -> None:
-                await change(session, envelope)
-
-            await self.inbox("obligations").process(envelope, topic.name, apply)
-
-    @staticmethod
-    async def record_facts(session: AsyncSession, topic_name: str, envelope: Envelope[Any]) -> None:
-        changed = await db.add_facts(session, facts_from_event(topic_name, envelope))
-        await db.refresh_summaries(session, changed)
-
-    async def _report_requested(
-        self, session: AsyncSession, envelope: Envelope[RequestReport]
-    ) -> None:
-        request = envelope.payload
-        row = await db.get_report(session, request.report_id, for_update=True)
-        now = self.clock()
+    async def request_report(self, work: Work, event: Envelope[RequestReport]) -> None:
+        await self.count(work, event)
+        request = event.payload
+        store = ReportingStore(work.session)
+        row = await store.report(request.report_id, for_update=True)
         details = {
             "program_code": request.program_code,
             "due_on": request.due_on,
@@ -349,52 +190,35 @@ class ReportingService:
             ),
             "awarded_minor": request.awarded.amount_minor,
             "awarded_currency": request.awarded.currency,
-            "correlation_id": envelope.correlation_id,
-            "updated_at": now,
+            "correlation_id": event.correlation_id,
+            "updated_at": work.now,
         }
         if row is None:
-            await db.insert_report(
-                session,
-                report_id=request.report_id,
-                application_id=request.application_id,
-                member_id=request.member_id,
-                state=ReportState.REQUESTED,
-                requested_at=now,
-                created_at=now,
-                **details,
-            )
+            await self._open_report(work, store, event, requested_at=work.now, **details)
         elif row.requested_at is None:
-            await db.update_report(session, request.report_id, requested_at=now, **details)
-        elif ReportState(row.state) in (
-            ReportState.REQUESTED,
-            ReportState.DRAFT,
-            ReportState.CHANGES_REQUESTED,
-        ):
-            # A re-sent or amended request: the latest due date and budget apply.
-            await db.update_report(session, request.report_id, **details)
+            await store.update_report(request.report_id, requested_at=work.now, **details)
+        elif ReportState(row.state) in EDITABLE_STATES:
+            # A request for a report still being written: its latest due date and budget apply.
+            await store.update_report(request.report_id, **details)
         else:
             logger.info("report %s already %s: request ignored", request.report_id, row.state)
 
-    async def _report_overdue(
-        self, session: AsyncSession, envelope: Envelope[ReportOverdue]
-    ) -> None:
-        notice = envelope.payload
-        as_of = envelope.occurred_at.astimezone(UTC).date()
-        row = await db.get_report(session, notice.report_id, for_update=True)
-        now = self.clock()
+    async def report_overdue(self, work: Work, event: Envelope[ReportOverdue]) -> None:
+        await self.count(work, event)
+        notice = event.payload
+        as_of = event.occurred_at.astimezone(UTC).date()
+        store = ReportingStore(work.session)
+        row = await store.report(notice.report_id, for_update=True)
         if row is None:
             # The notice overtook the request (another topic): keep it, the request fills in.
-            await db.insert_report(
-                session,
-                report_id=notice.report_id,
-                application_id=notice.application_id,
-                member_id=notice.member_id,
-                state=ReportState.REQUESTED,
+            await self._open_report(
+                work,
+                store,
+                event,
                 due_on=notice.due_on,
                 overdue_since=as_of,
-                correlation_id=envelope.correlation_id,
-                created_at=now,
-                updated_at=now,
+                correlation_id=event.correlation_id,
+                updated_at=work.now,
             )
             revision, loses_standing = 0, True
         else:
@@ -402,39 +226,52 @@ class ReportingService:
             loses_standing = (
                 overdue_costs_standing(ReportState(row.state)) and not row.standing_lost
             )
-            await db.update_report(
-                session, notice.report_id, overdue_since=row.overdue_since or as_of, updated_at=now
+            await store.update_report(
+                notice.report_id, overdue_since=row.overdue_since or as_of, updated_at=work.now
             )
         if not loses_standing:
             return
-        await db.update_report(session, notice.report_id, standing_lost=True)
-        await self.outbox.add(
-            session,
+        await store.update_report(notice.report_id, standing_lost=True)
+        await work.publish(
             topics.MEMBER_STANDING_CHANGED,
-            new_envelope(
-                MemberStandingChanged(
-                    member_id=notice.member_id,
-                    good_standing=False,
-                    reason="report_overdue",
-                    application_id=notice.application_id,
-                    as_of=as_of,
-                ),
-                producer=PRODUCER,
+            MemberStandingChanged(
+                member_id=notice.member_id,
+                good_standing=False,
+                reason="report_overdue",
                 application_id=notice.application_id,
-                event_id=deterministic_id(
-                    "reporting", notice.report_id, "standing-lost", str(revision)
-                ),
-                causation=envelope,  # type: ignore[arg-type]
+                as_of=as_of,
+            ),
+            application_id=notice.application_id,
+            event_id=deterministic_id(
+                "reporting", notice.report_id, "standing-lost", str(revision)
             ),
         )
 
-    async def _report_reviewed(
-        self, session: AsyncSession, envelope: Envelope[ReportReviewed]
+    @staticmethod
+    async def _open_report(
+        work: Work,
+        store: ReportingStore,
+        event: Envelope[RequestReport] | Envelope[ReportOverdue],
+        **values: Any,
     ) -> None:
-        review = envelope.payload
-        row = await db.get_report(session, review.report_id, for_update=True)
+        """The obligation of a report first heard of, from its request or an overdue notice."""
+        about = event.payload
+        await store.add_report(
+            report_id=about.report_id,
+            application_id=about.application_id,
+            member_id=about.member_id,
+            state=ReportState.REQUESTED,
+            created_at=work.now,
+            **values,
+        )
+
+    async def report_reviewed(self, work: Work, event: Envelope[ReportReviewed]) -> None:
+        await self.count(work, event)
+        review = event.payload
+        store = ReportingStore(work.session)
+        row = await store.report(review.report_id, for_update=True)
         if row is None:
-            raise PoisonMessage(f"review of unknown report {review.report_id}")
+            raise InvalidCommandError(f"review of unknown report {review.report_id}")
         if ReportState(row.state) is not ReportState.SUBMITTED:
             logger.info(
                 "review of report %s ignored: the report is %s", review.report_id, row.state
@@ -443,43 +280,25 @@ class ReportingService:
         state = (
             ReportState.APPROVED if review.outcome == "approved" else ReportState.CHANGES_REQUESTED
         )
-        await db.update_report(session, review.report_id, state=state, updated_at=self.clock())
-        await db.add_review(
-            session,
-            event_id=str(envelope.event_id),
+        await store.update_report(review.report_id, state=state, updated_at=work.now)
+        await store.add_review(
+            event_id=str(event.event_id),
             report_id=review.report_id,
             revision=row.revision,
             reviewer_id=review.reviewer_id,
             outcome=review.outcome,
             comments=review.comments,
-            reviewed_at=envelope.occurred_at,
+            reviewed_at=event.occurred_at,
         )
 
-    def _obligation_change(
-        self, topic_name: str
-    ) -> Callable[[AsyncSession, Envelope[Any]], Awaitable[None]] | None:
-        changes: dict[str, Callable[[AsyncSession, Envelope[Any]], Awaitable[None]]] = {
-            topics.REQUEST_REPORT.name: self._report_requested,
-            topics.REPORT_OVERDUE.name: self._report_overdue,
-            topics.REPORT_REVIEWED.name: self._report_reviewed,
-        }
-        return changes.get(topic_name)
+    # Analytics ----------------------------------------------------------------------------
 
-    # --- analytics -------------------------------------------------------------------------
-
-    async def summaries(self, where: db.SummaryFilter | None = None) -> list[ApplicationSummary]:
-        async with self.sessions() as session:
-            return await db.load_summaries(session, where or db.SummaryFilter())
+    async def summaries(
+        self, work: Work, where: SummaryFilter | None = None
+    ) -> list[ApplicationSummary]:
+        return await ReportingStore(work.session).summaries(where or SummaryFilter())
 
     async def table(
-        self, name: TableName, by: Dimension, where: db.SummaryFilter | None = None
+        self, work: Work, name: TableName, by: Dimension, where: SummaryFilter | None = None
     ) -> AnalyticsTable:
-        return build_table(name, await self.summaries(where), by)
-
-
-CONSUMED_TOPICS: tuple[Topic, ...] = ANALYTICS_TOPICS
-
-
-def envelope_model(topic: Topic) -> type[Envelope[BaseModel]]:
-    """The envelope type of a topic, to parse its messages."""
-    return Envelope[topic.payload]  # type: ignore[name-defined]
+        return build_table(name, await self.summaries(work, where), by)

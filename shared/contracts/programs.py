@@ -252,3 +252,29 @@ class ProgramRules(Contract):
     def tranche_plan(self, award: Money) -> list[Money]:
         """Each tranche's amount for ``award``; the parts add up to the award exactly."""
         return award.split([tranche.share_bp for tranche in self.tranches])
+
+
+def rescheduled_tranches(
+    planned: list[Money], paid_tranches: set[int], new_award: Money, already_paid: Money
+) -> list[Money]:
+    """Spread what is left of a changed award over the tranches not paid yet, by their shares.
+
+    Paid tranches keep their amounts; when the new award is below what was paid, the
+    unpaid tranches become zero (the excess is refunded separately). The workflow pays by
+    it and reporting projects cash flow by it.
+    """
+    unpaid = [number for number in range(1, len(planned) + 1) if number not in paid_tranches]
+    remaining = new_award - already_paid
+    result = list(planned)
+    if not unpaid:
+        return result
+    if remaining.amount_minor <= 0:
+        for number in unpaid:
+            result[number - 1] = Money.zero(new_award.currency)
+        return result
+    weights = [max(planned[number - 1].amount_minor, 1) for number in unpaid]
+    shares = [weight * 10_000 // sum(weights) for weight in weights]
+    shares[-1] = 10_000 - sum(shares[:-1])
+    for number, part in zip(unpaid, remaining.split(shares), strict=True):
+        result[number - 1] = part
+    return result

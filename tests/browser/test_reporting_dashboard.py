@@ -14,7 +14,7 @@ from services.reporting.settings import ReportingSettings
 from shared.auth import Role, mint_token
 from shared.migrations import upgrade
 from tests.support.browser import WithoutBroker, chromium, served
-from tests.support.reporting import history
+from tests.support.reporting import consumer_of, history
 
 
 @pytest.fixture
@@ -23,8 +23,8 @@ async def dashboard(tmp_path: Path) -> AsyncIterator[tuple[str, ReportingSetting
     await asyncio.to_thread(upgrade, "reporting", url)
     settings = ReportingSettings(database_url=url)
     seeding = create_app(settings)
-    for topic, envelope in history():
-        await seeding.state.reporting.handle_event(topic, envelope)
+    async with consumer_of(seeding) as consume:
+        await consume(*history())
     await seeding.state.runtime.engine.dispose()
 
     with served(WithoutBroker(create_app(settings))) as base:

@@ -1,7 +1,8 @@
 """The reporting HTTP API on SQLite and PostgreSQL: reports, standing, analytics, dashboard.
 
-Events are fed to the service's handlers directly (the Kafka path has its own test in
-test_reporting_flow.py); what the service publishes is read from its outbox.
+Events are fed to the service's consumer through FastStream's in-memory test broker (the
+Kafka path has its own tests in test_reporting_flow.py); what the service publishes is
+read from its outbox.
 """
 
 from __future__ import annotations
@@ -17,65 +18,53 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 
+from services.reporting.analytics.tables import Dimension, TableName, build_table
 from services.reporting.app import create_app
+from services.reporting.demo import DEMO_REPORT, seed_demo
 from services.reporting.persistence import messaging
-from services.reporting.service import ReportingService
 from services.reporting.settings import ReportingSettings
-from shared.auth import Role, mint_token
+from shared.auth import Role
 from shared.contracts import topics
+from shared.db import create_engine
 from shared.migrations import upgrade
 from tests.support.reporting import (
     EXPECTED,
     Event,
+    Feed,
+    Served,
     at,
     budget_line,
+    consumer_of,
     history,
     report_overdue,
     report_requested,
     report_reviewed,
+    status,
+    submitted,
 )
 
 NOW = datetime(2027, 7, 20, 9, 0, tzinfo=UTC)
 
 
 @dataclass
-class Reporting:
-    app: FastAPI
-    client: httpx.AsyncClient
-    settings: ReportingSettings
-    unique: str
-
-    @property
-    def service(self) -> ReportingService:
-        service: ReportingService = self.app.state.reporting
-        return service
-
-    def token(self, role: Role, member_id: str | None = None) -> dict[str, str]:
-        token = mint_token(
-            self.settings,
-            role=role,
-            member_id=member_id,
-            reviewer_id="rev-1" if role is Role.REVIEWER else None,
-        )
-        return {"Authorization": f"Bearer {token}"}
+class Reporting(Served):
+    consume: Feed
 
     def member(self, name: str = "m-1") -> dict[str, str]:
-        return self.token(Role.APPLICANT, f"{self.unique}-{name}")
+        return self.headers(Role.APPLICANT, f"{self.unique}-{name}")
 
     @property
     def officer(self) -> dict[str, str]:
-        return self.token(Role.PROGRAM_OFFICER)
+        return self.headers(Role.PROGRAM_OFFICER)
 
     async def feed(self, *events: Event) -> None:
-        for topic, envelope in events:
-            await self.service.handle_event(topic, envelope)
+        await self.consume(*events)
 
     async def published(self, topic: topics.Topic) -> list[dict[str, Any]]:
         table = messaging.outbox
-        async with self.service.sessions() as session:
+        async with self.app.state.runtime.sessions() as session:
             rows = (
                 await session.execute(
                     select(table.c.body)
@@ -108,12 +97,14 @@ class Reporting:
 async def reporting(database_url: str, unique: str) -> AsyncIterator[Reporting]:
     await asyncio.to_thread(upgrade, "reporting", database_url)
     settings = ReportingSettings(database_url=database_url, topic_prefix=f"{unique}.")
-    app = create_app(settings)
-    app.state.reporting.clock = lambda: NOW
+    app = create_app(settings, clock=lambda: NOW)
     # No lifespan: these tests need neither the broker nor the relay.
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://reporting") as client:
-        yield Reporting(app, client, settings, unique)
+    async with (
+        consumer_of(app) as consume,
+        httpx.AsyncClient(transport=transport, base_url="http://reporting") as client,
+    ):
+        yield Reporting(app, client, settings, unique, consume)
     await app.state.runtime.engine.dispose()
 
 
@@ -151,7 +142,7 @@ async def test_every_report_route_checks_its_id_and_who_asks(reporting: Reportin
         answer = await client.request(method, missing, json=body, headers=reporting.member())
         assert answer.status_code == 404, path
         reviewer = await client.request(
-            method, path, json=body, headers=reporting.token(Role.REVIEWER)
+            method, path, json=body, headers=reporting.headers(Role.REVIEWER)
         )
         assert reviewer.status_code == 403, path
     # Officers read any report but do not write a member's report.
@@ -317,7 +308,7 @@ async def test_overdue_costs_standing_and_the_late_report_restores_it(
         (False, "report_overdue"),
         (False, "report_overdue"),
     ]
-    reporting.app.state.reporting.clock = lambda: datetime(2027, 8, 2, tzinfo=UTC)
+    reporting.service.clock = lambda: datetime(2027, 8, 2, tzinfo=UTC)
     client = reporting.client
     first = await client.post(
         f"/v1/reports/{unique}-R1/submit", json=REPORT, headers=reporting.member()
@@ -351,7 +342,7 @@ async def test_analytics_are_for_officers_and_match_the_hand_computed_history(
     where = {"member_id": "m-2", "group_by": "member"}
     assert (await client.get("/v1/analytics/money")).status_code == 401
     for role in (Role.APPLICANT, Role.REVIEWER):
-        headers = reporting.token(role, "m-1" if role is Role.APPLICANT else None)
+        headers = reporting.headers(role, "m-1" if role is Role.APPLICANT else None)
         assert (await client.get("/v1/analytics/money", headers=headers)).status_code == 403
         assert (await client.get("/v1/analytics/money.csv", headers=headers)).status_code == 403
     unknown = await client.get("/v1/analytics/secrets", headers=reporting.officer)
@@ -385,13 +376,9 @@ async def test_the_read_model_stores_what_the_hand_computed_history_says(
     prefix = f"{reporting.unique}-"
     await reporting.feed(*history(prefix=prefix))
     await reporting.feed(*history(prefix=prefix))  # every event redelivered
-    summaries = [
-        summary
-        for summary in await reporting.service.summaries()
-        if summary.application_id.startswith(prefix)
-    ]
-    from services.reporting.analytics import Dimension, TableName, build_table
-
+    async with reporting.service.reading() as work:
+        everything = await reporting.service.summaries(work)
+    summaries = [summary for summary in everything if summary.application_id.startswith(prefix)]
     money = build_table(TableName.MONEY, summaries, Dimension.ALL).rows[0]
     assert money.items() >= EXPECTED["money_usd"].items()
     reports = build_table(TableName.REPORTS, summaries, Dimension.ALL).rows[0]
@@ -401,6 +388,28 @@ async def test_the_read_model_stores_what_the_hand_computed_history_says(
         for row in build_table(TableName.CYCLE_TIMES, summaries, Dimension.ALL).rows
     }
     assert cycle["decision"].items() >= EXPECTED["cycle_times"]["decision"].items()
+
+
+async def test_two_events_of_one_application_counted_at_once_both_reach_its_summary(
+    reporting: Reporting,
+) -> None:
+    application = f"{reporting.unique}-C1"
+    service = reporting.service
+
+    async def count(event: Event) -> None:
+        async with service.work() as work:
+            await service.count(work, event[1])
+
+    await asyncio.gather(
+        count(submitted(application, when=at("2027-01-10"), program="YAP-TNA")),
+        count(status(application, 1, "screening", when=at("2027-01-10"), program="YAP-TNA")),
+    )
+    async with service.reading() as work:
+        [summary] = [s for s in await service.summaries(work) if s.application_id == application]
+    assert (summary.program_name, summary.stage) == (
+        "Young Ambassadors Program: Tri-lateral North America",
+        "screening",
+    )
 
 
 async def test_the_dashboard_is_for_officers_signed_in_by_token(reporting: Reporting) -> None:
@@ -448,12 +457,51 @@ async def test_the_dashboard_is_for_officers_signed_in_by_token(reporting: Repor
 
 
 async def test_the_demo_member_sees_a_seeded_report(reporting: Reporting) -> None:
-    from services.reporting.demo import DEMO_REPORT, seed_demo
-
-    await seed_demo(reporting.service.sessions)
-    assert not await seed_demo(reporting.service.sessions)  # once only
-    demo = reporting.token(Role.APPLICANT, "demo-member-1")
+    async with reporting.service.work() as work:
+        await seed_demo(work)  # the shared PostgreSQL database may have it already
+    async with reporting.service.work() as work:
+        assert not await seed_demo(work)  # once only
+    demo = reporting.headers(Role.APPLICANT, "demo-member-1")
     view = (await reporting.client.get(f"/v1/reports/{DEMO_REPORT}", headers=demo)).json()
     assert view["state"] == "approved"
     assert view["actual_spending"] == {"amount_minor": 1_470_000, "currency": "USD"}
     assert view["reviews"][0]["outcome"] == "approved"
+
+
+async def test_an_upgrade_keeps_one_inbox_row_per_event_the_old_consumers_both_noted(
+    isolated_database_url: str,
+) -> None:
+    # Before the shared consumer, events of the report topics were noted twice: once by
+    # analytics and once by the report obligations.
+    url = isolated_database_url
+    await asyncio.to_thread(upgrade, "reporting", url, "reporting_0002")
+    inbox = messaging.inbox
+    request, reserved = topics.REQUEST_REPORT.name, topics.FUNDS_RESERVED.name
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                inbox.insert(),
+                [
+                    {
+                        "event_id": event_id,
+                        "consumer": consumer,
+                        "topic": topic,
+                        "processed_at": NOW,
+                    }
+                    for event_id, consumer, topic in (
+                        ("e-1", "reporting.analytics", request),
+                        ("e-1", "reporting.obligations", request),
+                        ("e-2", "reporting.analytics", reserved),
+                    )
+                ],
+            )
+        await asyncio.to_thread(upgrade, "reporting", url)
+        async with engine.connect() as connection:
+            rows = (await connection.execute(select(inbox.c.event_id, inbox.c.consumer))).all()
+    finally:
+        await engine.dispose()
+    assert sorted(tuple(row) for row in rows) == [
+        ("e-1", f"reporting.{request}"),
+        ("e-2", f"reporting.{reserved}"),
+    ]

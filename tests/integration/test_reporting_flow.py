@@ -1,4 +1,5 @@
-"""The reporting service on Tansu and PostgreSQL: events in, events out, and the rebuild."""
+"""The reporting service on Tansu and PostgreSQL: events in, events out, answers given
+again, and the rebuild."""
 
 from __future__ import annotations
 
@@ -13,21 +14,15 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from services.reporting.analytics import Dimension, TableName, build_table
+from services.reporting.analytics.summaries import ApplicationSummary
+from services.reporting.analytics.tables import Dimension, TableName, build_table
 from services.reporting.app import create_app
-from services.reporting.persistence import (
-    ANALYTICS_CONSUMER,
-    SummaryFilter,
-    load_summaries,
-    messaging,
-)
+from services.reporting.persistence import ReportingStore, messaging
 from services.reporting.rebuild import rebuild
-from services.reporting.service import ReportingService
 from services.reporting.settings import ReportingSettings
-from shared.auth import Role, mint_token
+from shared.auth import Role
 from shared.contracts import topics
 from shared.contracts.topics import broker_topic_names
 from shared.db import create_engine, create_session_factory
@@ -38,6 +33,8 @@ from tests.support.processes import Tansu
 from tests.support.reporting import (
     EXPECTED,
     Event,
+    Served,
+    again,
     budget_line,
     history,
     report_overdue,
@@ -49,21 +46,8 @@ pytestmark = pytest.mark.postgres
 
 
 @dataclass
-class Live:
-    app: FastAPI
-    client: httpx.AsyncClient
-    settings: ReportingSettings
+class Live(Served):
     producer: AIOKafkaProducer
-    unique: str
-
-    @property
-    def service(self) -> ReportingService:
-        service: ReportingService = self.app.state.reporting
-        return service
-
-    def headers(self, role: Role, member_id: str | None = None) -> dict[str, str]:
-        token = mint_token(self.settings, role=role, member_id=member_id)
-        return {"Authorization": f"Bearer {token}"}
 
     def topic(self, topic: topics.Topic) -> str:
         return topic.qualified(self.settings.topic_prefix)
@@ -107,7 +91,7 @@ async def live(tansu: Tansu, postgres_url: str, unique: str) -> AsyncIterator[Li
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
-                yield Live(app, client, settings, producer, unique)
+                yield Live(app, client, settings, unique, producer)
     finally:
         await producer.stop()
 
@@ -199,6 +183,57 @@ async def test_report_requested_submitted_and_reviewed_end_to_end(live: Live) ->
     await eventually(counted, timeout=20)
 
 
+async def test_a_report_request_sent_again_is_answered_with_the_submission_again(
+    live: Live,
+) -> None:
+    member, application, report = f"{live.unique}-m", f"{live.unique}-A", f"{live.unique}-R"
+    due = datetime.now(UTC).date() - timedelta(days=1)
+    request = report_requested(
+        application, report, when=datetime.now(UTC), member_id=member, due_on=due
+    )
+    await live.publish(
+        request,
+        report_overdue(application, report, when=datetime.now(UTC), member_id=member, due_on=due),
+    )
+    applicant = live.headers(Role.APPLICANT, member)
+
+    async def overdue() -> bool:
+        answer = await live.client.get(f"/v1/reports/{report}", headers=applicant)
+        return answer.status_code == 200 and answer.json()["overdue"] is True
+
+    await eventually(overdue, timeout=20)
+    await live.read(topics.MEMBER_STANDING_CHANGED, 1)
+    body = {
+        "participants": {"adults": 5, "youth": 0},
+        "activities": [{"title": "Trade mission", "held_on": str(due - timedelta(days=10))}],
+        "outcomes": {"trade_leads": 4},
+        "spending": [
+            {"category": "travel", "amount": {"amount_minor": 700_000, "currency": "USD"}}
+        ],
+        "lessons_learned": "Start the visas early.",
+    }
+    submitted = await live.client.post(f"/v1/reports/{report}/submit", json=body, headers=applicant)
+    assert submitted.status_code == 200, submitted.text
+    [first] = await live.read(topics.REPORT_SUBMITTED, 1)
+    lost, restored = await live.read(topics.MEMBER_STANDING_CHANGED, 2)
+
+    # The workflow heard nothing back (the broker forgot, say) and sends its request again:
+    # the same command under a new event id. The report is not requested anew; its answers
+    # go out again, the same events with the same ids.
+    await live.publish(again(request))
+    submissions = await live.read(topics.REPORT_SUBMITTED, 2)
+    assert [record.headers for record in submissions] == [first.headers] * 2
+    assert [json.loads(record.value) for record in submissions] == [json.loads(first.value)] * 2
+    changes = await live.read(topics.MEMBER_STANDING_CHANGED, 3)
+    assert [json.loads(record.value)["event_id"] for record in changes] == [
+        json.loads(lost.value)["event_id"],
+        json.loads(restored.value)["event_id"],
+        json.loads(restored.value)["event_id"],
+    ]
+    view = (await live.client.get(f"/v1/reports/{report}", headers=applicant)).json()
+    assert view["state"] == "submitted" and view["revision"] == 1
+
+
 async def all_tables(summaries: list[Any]) -> dict[str, Any]:
     return {
         f"{name.value}/{by.value}": build_table(name, summaries, by).model_dump()
@@ -219,20 +254,18 @@ async def test_rebuild_from_the_topics_equals_the_live_read_model(
     )  # dead-lettered live, skipped by the rebuild
     await live.publish(*events[-5:])
 
-    async def live_summaries() -> list[Any]:
-        async with live.service.sessions() as session:
-            found = await load_summaries(session, SummaryFilter())
+    async def live_summaries() -> list[ApplicationSummary]:
+        async with live.service.reading() as work:
+            found = await live.service.summaries(work)
         return [summary for summary in found if summary.application_id.startswith(prefix)]
 
     event_ids = {str(envelope.event_id) for _topic, envelope in events}
     inbox = messaging.inbox
 
     async def everything_applied() -> bool:
-        async with live.service.sessions() as session:
-            applied = await session.scalar(
-                select(func.count())
-                .select_from(inbox)
-                .where(inbox.c.consumer == ANALYTICS_CONSUMER, inbox.c.event_id.in_(event_ids))
+        async with live.service.reading() as work:
+            applied = await work.session.scalar(
+                select(func.count()).select_from(inbox).where(inbox.c.event_id.in_(event_ids))
             )
         return applied == len(event_ids)
 
@@ -251,7 +284,7 @@ async def test_rebuild_from_the_topics_equals_the_live_read_model(
     engine = create_engine(target)
     try:
         async with create_session_factory(engine)() as session:
-            rebuilt = await load_summaries(session, SummaryFilter())
+            rebuilt = await ReportingStore(session).summaries()
     finally:
         await engine.dispose()
     assert [s.model_dump() for s in rebuilt] == [s.model_dump() for s in incremental]

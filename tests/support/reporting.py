@@ -9,13 +9,21 @@ by hand from it; the analytics must arrive at exactly these, whatever the delive
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
+from fastapi import FastAPI
+from faststream.kafka import TestKafkaBroker
 from pydantic import BaseModel
 
+from shared.auth import Role, mint_token
 from shared.contracts import topics
 from shared.contracts.disbursement import (
+    AwardAdjusted,
     DisbursementSettled,
     FundsReserved,
     RefundRequested,
@@ -45,8 +53,63 @@ from shared.contracts.workflows import (
     ReportOverdue,
     RequestReport,
 )
+from shared.messaging.outbox import message_headers
+
+if TYPE_CHECKING:  # the review service's tests borrow this module's report factories
+    from services.reporting.service import ReportingService
+    from services.reporting.settings import ReportingSettings
 
 Event = tuple[Topic, Envelope[Any]]
+Feed = Callable[..., Awaitable[None]]
+
+
+@dataclass
+class Served:
+    """A reporting app under test, the HTTP client that calls it, and its settings."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: ReportingSettings
+    unique: str
+
+    @property
+    def service(self) -> ReportingService:
+        service: ReportingService = self.app.state.service
+        return service
+
+    def headers(self, role: Role, member_id: str | None = None) -> dict[str, str]:
+        token = mint_token(
+            self.settings,
+            role=role,
+            member_id=member_id,
+            reviewer_id="rev-1" if role is Role.REVIEWER else None,
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+
+@asynccontextmanager
+async def consumer_of(app: FastAPI) -> AsyncIterator[Feed]:
+    """Feed events to the service's consumer as the broker would, without a broker.
+
+    Each event goes through what the subscriber runs (parsing, the inbox, command
+    receipts, the use case) by way of FastStream's in-memory test broker; the flow over
+    the real broker has its own tests.
+    """
+    runtime = app.state.runtime
+    prefix = runtime.settings.topic_prefix
+    async with TestKafkaBroker(runtime.broker) as broker:
+
+        async def feed(*events: Event) -> None:
+            for topic, envelope in events:
+                await broker.publish(
+                    envelope.model_dump_json().encode(),
+                    topic=topic.qualified(prefix),
+                    key=envelope.application_id.encode(),
+                    headers=message_headers(envelope),
+                )
+
+        yield feed
+
 
 PROGRAM_NAMES = {
     "AUPAP": "African Urban Poverty Alleviation Program",
@@ -201,6 +264,16 @@ def settled(application_id: str, tranche: int, amount: int, *, when: datetime) -
     return topics.DISBURSEMENT_SETTLED, envelope(payload, application_id, when)
 
 
+def award_adjusted(application_id: str, new_award: int, *, when: datetime, amendment: str) -> Event:
+    payload = AwardAdjusted(
+        application_id=application_id,
+        command_id=f"{application_id}:adjust-award:{amendment}",
+        new_award=usd(new_award),
+        reserved=usd(new_award),
+    )
+    return topics.AWARD_ADJUSTED, envelope(payload, application_id, when)
+
+
 def refund(application_id: str, amount: int, *, when: datetime) -> Event:
     payload = RefundRequested(
         application_id=application_id,
@@ -236,7 +309,9 @@ def report_requested(
     budget: list[BudgetLine] | None = None,
 ) -> Event:
     payload = RequestReport(
-        command_id=f"{application_id}:report",
+        # One command per report and due date: an amended request is a new command, a
+        # re-sent one (``again``) the same.
+        command_id=f"{report_id}:request:{due_on.isoformat()}",
         application_id=application_id,
         report_id=report_id,
         member_id=member_id,

@@ -11,33 +11,30 @@ from datetime import date
 
 import pytest
 
-from services.reporting.analytics import (
-    ApplicationSummary,
-    Dimension,
-    Fact,
-    TableName,
-    build_table,
-    facts_from_event,
-    merge_facts,
-    summarize,
-    to_csv,
-)
+from services.reporting.analytics.facts import Fact, facts_from_event, merge_facts
+from services.reporting.analytics.summaries import ApplicationSummary, summarize
+from services.reporting.analytics.tables import Dimension, TableName, build_table, to_csv
 from services.reporting.charts import Series, column_chart, horizontal_bar_chart
 from tests.support.reporting import (
     EXPECTED,
     Event,
     again,
     at,
+    award_adjusted,
     history,
     report_requested,
     rows_by,
+    settled,
+    status,
+    submitted,
+    usd,
 )
 
 
 def summaries_from(events: Sequence[Event]) -> list[ApplicationSummary]:
     facts: list[Fact] = []
-    for topic, envelope in events:
-        facts += facts_from_event(topic.name, envelope)
+    for _topic, envelope in events:
+        facts += facts_from_event(envelope)
     by_application: dict[str, list[Fact]] = defaultdict(list)
     for fact in merge_facts(facts):
         by_application[fact.application_id].append(fact)
@@ -149,8 +146,6 @@ def test_every_table_parses_back_from_csv_to_the_same_numbers() -> None:
 
 
 def test_an_application_known_only_by_its_status_still_counts() -> None:
-    from tests.support.reporting import status
-
     summaries = summaries_from([status("X1", 1, "screening", when=at("2027-01-01"))])
     assert summaries[0].program_code == "AUPAP"
     assert summaries[0].stage == "screening"
@@ -207,3 +202,60 @@ def test_an_amended_report_request_moves_the_due_date_and_a_resent_one_changes_n
         (1, date(2027, 3, 1), True),
         (2, date(2027, 8, 15), False),
     ]
+
+
+def summary_of(application_id: str, events: Sequence[Event]) -> ApplicationSummary:
+    return next(s for s in summaries_from(events) if s.application_id == application_id)
+
+
+def test_an_amended_award_spreads_what_is_left_over_the_tranches_not_paid() -> None:
+    # A3 was awarded 12,000.00 and paid its 70% advance (8,400.00); an amendment then cut
+    # the award to 10,000.00, so 1,600.00 is left for the final tranche, not 3,600.00.
+    events = [*history(), award_adjusted("A3", 1_000_000, when=at("2027-05-02"), amendment="1")]
+    a3 = summary_of("A3", events)
+    assert a3.awarded == usd(1_000_000)
+    assert [(t.number, t.amount, t.paid) for t in a3.tranches] == [
+        (1, usd(840_000), True),
+        (2, usd(160_000), False),
+    ]
+    cash = build_table(TableName.CASH_FLOW, summaries_from(events), Dimension.ALL)
+    assert [(row["month"], row["due_minor"], row["paid_minor"]) for row in cash.rows] == [
+        ("2027-02", 0, 560_000),
+        ("2027-03", 0, 840_000),
+        ("2027-07", 160_000, 0),
+        ("2027-08", 0, 240_000),
+    ]
+
+
+def test_an_award_amended_before_any_payment_keeps_the_programs_shares() -> None:
+    events = [
+        submitted("A5", when=at("2027-01-10")),
+        status("A5", 1, "awarded", when=at("2027-01-20"), awarded=1_000_000),
+        award_adjusted("A5", 800_000, when=at("2027-01-25"), amendment="1"),
+        # The workflow's next status carries the amended award: nothing moves again.
+        status("A5", 2, "advance_payment", when=at("2027-01-26"), awarded=800_000),
+    ]
+    a5 = summary_of("A5", events)
+    assert [t.amount for t in a5.tranches] == [usd(560_000), usd(240_000)]
+    paid = summary_of("A5", [*events, settled("A5", 1, 560_000, when=at("2027-02-01"))])
+    assert [(t.amount, t.paid) for t in paid.tranches] == [
+        (usd(560_000), True),
+        (usd(240_000), False),
+    ]
+
+
+def test_a_tranche_shows_what_was_actually_paid() -> None:
+    # The final tranche of A1 (planned 2,400.00) was paid 2,000.00 after an underspend.
+    events = [event for event in history() if not _is_final_payment_of_a1(event)]
+    events.append(settled("A1", 2, 200_000, when=at("2027-08-05")))
+    a1 = summary_of("A1", events)
+    assert [(t.amount, t.paid) for t in a1.tranches] == [
+        (usd(560_000), True),
+        (usd(200_000), True),
+    ]
+    assert a1.paid.by_currency == {"USD": 760_000}
+
+
+def _is_final_payment_of_a1(event: Event) -> bool:
+    payload = event[1].payload
+    return getattr(payload, "instruction_id", None) == "A1:2"

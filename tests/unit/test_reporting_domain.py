@@ -10,15 +10,12 @@ from pydantic import ValidationError
 
 from services.reporting.domain import (
     Obligation,
-    ReportConflictError,
     ReportDraft,
-    ReportInvalidError,
     ReportState,
     SpendingEntry,
     checked_draft,
     complete_report,
     conversion_rates,
-    convert,
     overdue_costs_standing,
     total_spending,
 )
@@ -28,6 +25,7 @@ from shared.contracts.reporting import (
     ReportOutcomes,
     ReportParticipants,
 )
+from shared.errors import ConflictError, InvalidError
 from tests.support.reporting import budget_line, usd
 
 TODAY = date(2027, 7, 20)
@@ -73,17 +71,26 @@ def test_spending_converts_at_the_rate_recorded_with_the_budget() -> None:
     assert rates["KES"] == Fraction(1_000_000, 130_000_000)
     assert rates["USD"] == 1
     # 650,000.00 KES at 1/130 is 5,000.00 USD; half a cent rounds up.
-    assert convert(kes(65_000_000), rates["KES"], "USD") == usd(500_000)
-    assert convert(kes(65), rates["KES"], "USD") == usd(1)  # 0.5 cent -> 1 cent
+    assert kes(65_000_000).converted("USD", rates["KES"]) == usd(500_000)
+    assert kes(65).converted("USD", rates["KES"]) == usd(1)  # 0.5 cent -> 1 cent
     content = complete_report(full_draft(), obligation(), TODAY)
     assert [line.converted for line in content.spending] == [usd(500_000), usd(40_000)]
     assert total_spending(content, "USD") == usd(540_000)
 
 
+def test_a_rate_between_currencies_of_different_minor_units_is_per_whole_unit() -> None:
+    # The budget priced 1,000,000 JPY (no minor unit) at 6,700.00 USD.
+    lines = [budget_line("JPY", 1_000_000, 670_000, "travel")]
+    rates = conversion_rates(lines, "USD")
+    assert rates["JPY"] == Fraction("0.0067")  # dollars per yen
+    spent = Money(amount_minor=500_000, currency="JPY")
+    assert spent.converted("USD", rates["JPY"]) == usd(335_000)
+
+
 def test_a_draft_may_be_incomplete_but_not_wrong() -> None:
     stored = checked_draft(ReportDraft(lessons_learned="so far"), obligation())
     assert stored.spending == []
-    with pytest.raises(ReportInvalidError) as raised:
+    with pytest.raises(InvalidError) as raised:
         checked_draft(
             ReportDraft(
                 spending=[
@@ -94,21 +101,21 @@ def test_a_draft_may_be_incomplete_but_not_wrong() -> None:
             ),
             obligation(),
         )
-    locs = {error.loc: error.msg for error in raised.value.errors}
-    assert "not a budget line" in locs[("spending", 0, "category")]
-    assert "no rate was recorded for ZAR" in locs[("spending", 1, "converted")]
-    assert "must equal the amount" in locs[("spending", 2, "converted")]
+    fields = {problem.field: problem.message for problem in raised.value.problems}
+    assert "not a budget line" in fields["spending[0].category"]
+    assert "no rate was recorded for ZAR" in fields["spending[1].converted"]
+    assert "must equal the amount" in fields["spending[2].converted"]
 
 
 def test_submission_names_every_missing_part() -> None:
-    with pytest.raises(ReportInvalidError) as raised:
+    with pytest.raises(InvalidError) as raised:
         complete_report(ReportDraft(), obligation(), TODAY)
-    assert {error.loc for error in raised.value.errors} == {
-        ("participants",),
-        ("activities",),
-        ("outcomes",),
-        ("spending",),
-        ("lessons_learned",),
+    assert {problem.field for problem in raised.value.problems} == {
+        "participants",
+        "activities",
+        "outcomes",
+        "spending",
+        "lessons_learned",
     }
 
 
@@ -117,11 +124,11 @@ def test_an_activity_in_the_future_or_nobody_taking_part_is_refused() -> None:
         participants=ReportParticipants(adults=0, youth=0),
         activities=[ReportActivity(title="Later", held_on=date(2027, 8, 1))],
     )
-    with pytest.raises(ReportInvalidError) as raised:
+    with pytest.raises(InvalidError) as raised:
         complete_report(draft, obligation(), TODAY)
-    assert {error.loc for error in raised.value.errors} == {
-        ("participants",),
-        ("activities", 0, "held_on"),
+    assert {tuple(problem.loc) for problem in raised.value.problems} == {
+        ("body", "participants"),
+        ("body", "activities", 0, "held_on"),
     }
 
 
@@ -142,9 +149,9 @@ def test_contract_rules_refuse_bad_values_by_field() -> None:
     ],
 )
 def test_an_approved_or_reviewed_report_cannot_change(state: ReportState, reason: str) -> None:
-    with pytest.raises(ReportConflictError, match=reason):
+    with pytest.raises(ConflictError, match=reason):
         complete_report(full_draft(), obligation(state), TODAY)
-    with pytest.raises(ReportConflictError, match=reason):
+    with pytest.raises(ConflictError, match=reason):
         checked_draft(full_draft(), obligation(state))
 
 

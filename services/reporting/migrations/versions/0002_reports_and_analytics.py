@@ -7,12 +7,12 @@ Revises: reporting_0001
 import sqlalchemy as sa
 from alembic import op
 
+from shared.db import Id
+
 revision = "reporting_0002"
 down_revision = "reporting_0001"
 branch_labels = None
 depends_on = None
-
-_Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
@@ -44,7 +44,7 @@ def upgrade() -> None:
     op.create_index("ix_reporting_reports_member", "reporting_reports", ["member_id", "due_on"])
     op.create_table(
         "reporting_report_reviews",
-        sa.Column("id", _Id, primary_key=True, autoincrement=True),
+        sa.Column("id", Id, primary_key=True, autoincrement=True),
         sa.Column("event_id", sa.String(36), nullable=False, unique=True),
         sa.Column("report_id", sa.String(128), nullable=False),
         sa.Column("revision", sa.Integer, nullable=False),
