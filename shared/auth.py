@@ -84,11 +84,17 @@ def mint_token(
     reviewer_id: str | None = None,
     ttl: timedelta = timedelta(hours=12),
 ) -> str:
-    """An HS256 token for ``role``; raises ValueError when the role's binding is missing.
+    """An HS256 token for ``role``; raises ValueError when the role's binding is missing
+    or the lifetime is longer than the configured maximum.
 
     Only the shared-secret verifier accepts these; with ``jwt_jwks_url`` set, tokens come
     from the identity provider.
     """
+    longest = timedelta(hours=settings.jwt_max_lifetime_hours)
+    if ttl > longest:
+        raise ValueError(
+            f"a token may be valid for {settings.jwt_max_lifetime_hours:g} hours at most"
+        )
     principal = Principal(
         subject=subject or member_id or reviewer_id or str(role),
         role=Role(role),
@@ -120,6 +126,7 @@ class TokenVerifier:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = leeway
+        self._longest = timedelta(hours=settings.jwt_max_lifetime_hours)
         self._secret = settings.jwt_secret.get_secret_value()
         self._jwks: jwt.PyJWKClient | None = None
         if settings.jwt_jwks_url:
@@ -155,6 +162,12 @@ class TokenVerifier:
             raise InvalidTokenError(_describe(error)) from error
         except UnicodeError as error:  # a token with characters no JWT can hold
             raise InvalidTokenError("token is malformed") from error
+        lifetime = _lifetime(claims)
+        if lifetime is None or lifetime > self._longest:
+            hours = self._longest.total_seconds() / 3600
+            raise InvalidTokenError(
+                f"token is valid for longer than the {hours:g} hours allowed; get a new one"
+            )
         try:
             return Principal(
                 subject=claims["sub"],
@@ -185,6 +198,13 @@ class TokenVerifier:
             raise SigningKeysUnavailableError(f"signing keys unavailable: {error}") from error
         except jwt.PyJWTError as error:
             raise InvalidTokenError("token signing key is unknown") from error
+
+
+def _lifetime(claims: dict[str, Any]) -> timedelta | None:
+    issued, expires = claims.get("iat"), claims.get("exp")
+    if not isinstance(issued, int | float) or not isinstance(expires, int | float):
+        return None
+    return timedelta(seconds=expires - issued)
 
 
 def _describe(error: jwt.PyJWTError) -> str:

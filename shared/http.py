@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,6 +21,128 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+
+# Bounds of every list route's paging, the same everywhere (a larger offset overflowed the
+# databases' integers and answered 500).
+MAX_OFFSET = 1_000_000_000
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
+
+
+def limit_query(default: int = 100, most: int = 500) -> Any:
+    """A ``limit`` query parameter: at least 1, at most ``most``."""
+    return Query(default, ge=1, le=most, description=f"Items to return (at most {most}).")
+
+
+# What a JSON body may hold before a parser is asked to build it.
+MAX_JSON_DEPTH = 32
+MAX_INTEGER_DIGITS = 20
+MAX_NUMBER_CHARACTERS = 40
+
+
+class JsonGuard:
+    """Refuse JSON bodies that no contract accepts but that cost a parser dearly: nesting
+    deeper than ``MAX_JSON_DEPTH``, numbers longer than any bound, infinities, NUL
+    characters. Each is a 422 naming what is wrong, never a 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        problem = json_problem(body) if body else None
+        if problem is not None:
+            response = JSONResponse(
+                {
+                    "detail": [
+                        {"loc": ["body"], "field": "body", "msg": problem, "type": "json_invalid"}
+                    ]
+                },
+                status_code=422,
+            )
+            await response(scope, receive, send)
+            return
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers") or ():
+        if name == b"content-type":
+            return b"json" in value.lower()
+    return False
+
+
+class _RefusedNumberError(ValueError):
+    pass
+
+
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise _RefusedNumberError(
+            f"a number with {len(text)} digits is larger than any field accepts"
+        )
+    return int(text)
+
+
+def _number(text: str) -> float:
+    value = float(text)
+    if len(text) > MAX_NUMBER_CHARACTERS or not math.isfinite(value):
+        raise _RefusedNumberError(f"the number {text[:20]}... is out of range")
+    return value
+
+
+def _constant(text: str) -> Any:
+    raise _RefusedNumberError(f"{text} is not a number JSON allows")
+
+
+def json_problem(body: bytes) -> str | None:
+    """Why ``body`` must not be parsed, or None (malformed JSON is left to the parser)."""
+    if b"\\u0000" in body or b"\x00" in body:
+        return "text may not contain NUL characters"
+    try:
+        parsed = json.loads(body, parse_int=_integer, parse_float=_number, parse_constant=_constant)
+    except _RefusedNumberError as refused:
+        return str(refused)
+    except RecursionError:
+        return f"the body is nested deeper than {MAX_JSON_DEPTH} levels"
+    except ValueError:
+        return None
+    if _depth(parsed) > MAX_JSON_DEPTH:
+        return f"the body is nested deeper than {MAX_JSON_DEPTH} levels"
+    return None
+
+
+def _depth(value: Any) -> int:
+    deepest = 0
+    level: list[tuple[Any, int]] = [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            level += [(child, depth + 1) for child in item.values()]
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            level += [(child, depth + 1) for child in item]
+    return deepest
 
 
 class BodySizeLimit:

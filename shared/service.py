@@ -36,7 +36,7 @@ from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.topics import Topic
 from shared.db import create_engine, create_session_factory, is_sqlite, ping
 from shared.errors import install_error_handlers
-from shared.http import BodySizeLimit, ReadinessCheck, add_operational_routes
+from shared.http import BodySizeLimit, JsonGuard, ReadinessCheck, add_operational_routes
 from shared.lease import Lease
 from shared.logging import configure_logging
 from shared.mail import Mail, Mailer, MailQueue, MailRelay, create_mailer
@@ -381,8 +381,14 @@ def create_service_app(
     )
     Auth(settings).install(app)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    guard_requests(app, settings)
     return app
+
+
+def guard_requests(app: FastAPI, settings: CommonSettings) -> None:
+    """Bodies over the size limit are refused first, then JSON no contract accepts."""
+    app.add_middleware(JsonGuard)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
 
 def add_runtime_routes(

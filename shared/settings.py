@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_JWT_SECRET = "grantflow-development-secret-not-for-production"
 DEVELOPMENT_WEBHOOK_SECRET = "grantflow-development-webhook-secret"
+DEVELOPMENT_LINK_SECRET = "grantflow-development-link-secret-not-for-production"
 
 
 def _common(default: Any, name: str, description: str) -> Any:
@@ -66,6 +67,16 @@ class CommonSettings(BaseSettings):
     jwt_audience: str = _common("grantflow-api", "jwt_audience", "expected token audience")
     jwt_jwks_url: str | None = _common(
         None, "jwt_jwks_url", "OIDC JWKS URL; replaces the shared secret when set"
+    )
+    jwt_max_lifetime_hours: float = _common(
+        24.0,
+        "jwt_max_lifetime_hours",
+        "tokens valid for longer than this (from issue to expiry) are refused",
+    )
+    link_secret: SecretStr = _common(
+        SecretStr(DEVELOPMENT_LINK_SECRET),
+        "link_secret",
+        "signs the partner cities' one-time links and the pages' CSRF tokens",
     )
     log_level: str = _common("INFO", "log_level", "logging level")
     log_format: Literal["json", "text"] = _common("json", "log_format", "json lines or text")

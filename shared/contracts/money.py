@@ -51,6 +51,10 @@ MINOR_UNIT_EXPONENT: dict[str, int] = {
 
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD", "KES"])]
 
+# The largest amount the system holds, in minor units (ten trillion dollars in cents): far
+# beyond any grant, far inside the 64-bit columns that store amounts and their sums.
+MAX_MINOR_UNITS = 10**15
+
 # An exchange rate as decimal text: units of the target currency per unit of the source.
 RATE_PATTERN = r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,12})?$"
 ExchangeRate = Annotated[str, Field(pattern=RATE_PATTERN, max_length=22, examples=["0.0077", "1"])]
@@ -81,7 +85,11 @@ class Money(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    amount_minor: StrictInt = Field(description="Amount in the currency's minor units.")
+    amount_minor: StrictInt = Field(
+        ge=-MAX_MINOR_UNITS,
+        le=MAX_MINOR_UNITS,
+        description="Amount in the currency's minor units.",
+    )
     currency: CurrencyCode
 
     @field_validator("currency")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -173,6 +174,19 @@ def test_expired_token_is_401() -> None:
         SETTINGS, role=Role.APPLICANT, member_id="member-1", ttl=-timedelta(minutes=5)
     )
     _assert_unauthorized("/applicants", token, "token expired")
+
+
+def test_a_token_valid_for_ten_years_is_401() -> None:
+    issued = int(time.time())
+    token = _signed(_claims(iat=issued, exp=issued + 10 * 365 * 24 * 3600))
+    _assert_unauthorized(
+        "/me", token, "token is valid for longer than the 24 hours allowed; get a new one"
+    )
+
+
+def test_a_token_longer_than_the_maximum_cannot_be_minted() -> None:
+    with pytest.raises(ValueError, match="at most"):
+        mint_token(SETTINGS, role=Role.ADMIN, ttl=timedelta(days=30))
 
 
 def test_wrong_audience_is_401() -> None:

@@ -7,9 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.contracts.money import CurrencyMismatchError, Money
+from shared.contracts.money import MAX_MINOR_UNITS, CurrencyMismatchError, Money
 
-amounts = st.integers(min_value=-(10**15), max_value=10**15)
+# Half the bound either way, so that sums of two stay amounts the contract accepts.
+amounts = st.integers(min_value=-(MAX_MINOR_UNITS // 2), max_value=MAX_MINOR_UNITS // 2)
 
 
 def usd(amount: int) -> Money:
@@ -43,6 +44,12 @@ def test_mixed_currencies_cannot_be_added_or_compared() -> None:
 def test_unknown_fields_are_refused() -> None:
     with pytest.raises(ValidationError, match="extra"):
         Money.model_validate({"amount_minor": 1, "currency": "USD", "rate": 2})
+
+
+@pytest.mark.parametrize("amount", [MAX_MINOR_UNITS + 1, -MAX_MINOR_UNITS - 1, 2**63, 10**30])
+def test_an_amount_beyond_what_the_ledger_holds_is_refused(amount: int) -> None:
+    with pytest.raises(ValidationError, match="amount_minor"):
+        Money(amount_minor=amount, currency="USD")
 
 
 def test_money_reads_like_a_person_writes_it() -> None:
