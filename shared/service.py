@@ -336,7 +336,7 @@ class Service:
             yield Work(session, self.runtime, self.now())
 
 
-def the_service(request: Request) -> Any:
+async def the_service(request: Request) -> Any:
     """The one dependency through which every route gets its service."""
     return request.app.state.service
 

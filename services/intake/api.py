@@ -6,29 +6,21 @@ one-time token is itself the credential (the partner sister city has no account)
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
+from pydantic import BaseModel, ValidationError
 
-from services.intake import pages, service
-from services.intake import persistence as db
-from services.intake.domain import (
-    ConflictError,
-    DraftFields,
-    ForbiddenError,
-    GoneError,
-    IntakeError,
-    NotFoundError,
-    RuleViolationError,
-)
+from services.intake import pages
+from services.intake.domain import DraftFields
 from services.intake.schemas import (
     AmendmentRequest,
     ApplicationList,
@@ -48,9 +40,10 @@ from services.intake.schemas import (
     SubmitRequest,
     WithdrawRequest,
 )
-from services.intake.service import Intake
+from services.intake.service import IntakeService
 from shared.auth import OFFICERS, Principal, Role, require
-from shared.db import unit_of_work
+from shared.errors import ConflictError, GoneError, NotFoundError
+from shared.service import Work, the_service
 
 router = APIRouter(prefix="/v1")
 
@@ -60,14 +53,8 @@ Anyone = Annotated[
 ApplicantOrOfficer = Annotated[Principal, Depends(require(Role.APPLICANT, *OFFICERS))]
 Applicant = Annotated[Principal, Depends(require(Role.APPLICANT))]
 Officer = Annotated[Principal, Depends(require(*OFFICERS))]
+Intake = Annotated[IntakeService, Depends(the_service)]
 
-
-async def _intake(request: Request) -> Intake:
-    intake: Intake = request.app.state.intake
-    return intake
-
-
-IntakeDep = Annotated[Intake, Depends(_intake)]
 ApplicationId = Annotated[str, Path(min_length=1, max_length=64)]
 MemberIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 Currency = Annotated[str, Path(pattern=r"^[A-Z]{3}$", examples=["KES"])]
@@ -89,71 +76,81 @@ _REFUSED: Responses = {
 }
 
 
-def _respond(outcome: service.Outcome) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
-    return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
+# --- idempotent actions ---------------------------------------------------------------
 
 
-async def _idempotent_action(
-    request: Request,
-    intake: Intake,
-    principal: Principal,
-    key: str | None,
-    body: Any,
-    use_case: Callable[[AsyncSession], Awaitable[db.ApplicationRecord]],
-    *,
-    refuses_repeats: bool = False,
-) -> JSONResponse:
-    async with unit_of_work(intake.sessions) as session:
+def fingerprint(method: str, path: str, body: BaseModel | None) -> str:
+    """What makes two requests "the same": method, path and the parsed body."""
+    canonical = json.dumps(
+        body.model_dump(mode="json", exclude_unset=True) if body is not None else None,
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
-        async def act() -> tuple[int, dict[str, Any]]:
-            record = await use_case(session)
-            view = await service.application_view(session, record)
-            return status.HTTP_202_ACCEPTED, view.model_dump(mode="json")
 
-        outcome = await service.idempotent(
-            session,
-            intake,
-            scope=service.idempotency_scope(principal),
-            key=key,
-            request_fingerprint=service.fingerprint(request.method, request.url.path, body),
-            action=act,
-            refuses_repeats=refuses_repeats,
-        )
-    return _respond(outcome)
+@dataclass(frozen=True)
+class IdempotentCall:
+    """An applicant's action that an Idempotency-Key makes safe to repeat."""
+
+    request: Request
+    principal: Principal
+    service: IntakeService
+    key: str | None
+
+    async def run(
+        self,
+        body: BaseModel | None,
+        use_case: Callable[[Work], Awaitable[ApplicationView]],
+        *,
+        refuses_repeats: bool = False,
+    ) -> JSONResponse:
+        principal, service = self.principal, self.service
+        async with service.work() as work:
+            outcome = await service.idempotent(
+                work,
+                scope=f"{principal.role.value}:{principal.member_id or principal.subject}",
+                key=self.key,
+                fingerprint=fingerprint(self.request.method, self.request.url.path, body),
+                action=lambda: use_case(work),
+                status_code=status.HTTP_202_ACCEPTED,
+                refuses_repeats=refuses_repeats,
+            )
+        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+        return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
+
+
+async def _applicant_call(
+    request: Request, principal: Applicant, service: Intake, idempotency_key: IdempotencyKey = None
+) -> IdempotentCall:
+    return IdempotentCall(request, principal, service, idempotency_key)
+
+
+ApplicantCall = Annotated[IdempotentCall, Depends(_applicant_call)]
+# The applicant's actions on a submitted application: accepted now, answered by the workflow.
+_ACCEPTED: dict[str, Any] = {
+    "tags": ["applications"],
+    "status_code": status.HTTP_202_ACCEPTED,
+    "response_model": ApplicationView,
+    "responses": {**_NOT_FOUND, **_CONFLICT, **_REFUSED},
+}
 
 
 # --- programs -------------------------------------------------------------------------
 
 
-def _program_view(intake: Intake, code: str) -> ProgramView:
-    rules = intake.catalog.programs[code]
-    today = intake.today()
-    return ProgramView(
-        code=rules.code,
-        name=rules.name,
-        window_open=rules.application_opens <= today <= rules.application_closes,
-        rules=rules,
-    )
-
-
 @router.get("/programs", tags=["programs"], summary="Funding programs, their rules and windows")
-async def list_programs(_principal: Anyone, intake: IntakeDep) -> ProgramList:
-    return ProgramList(
-        catalog_version=intake.catalog.version,
-        programs=[_program_view(intake, code) for code in intake.catalog.programs],
-    )
+async def list_programs(_principal: Anyone, service: Intake) -> ProgramList:
+    return service.programs()
 
 
 @router.get(
     "/programs/{code}", tags=["programs"], summary="One funding program", responses=_NOT_FOUND
 )
 async def get_program(
-    code: Annotated[str, Path(max_length=40)], _principal: Anyone, intake: IntakeDep
+    code: Annotated[str, Path(max_length=40)], _principal: Anyone, service: Intake
 ) -> ProgramView:
-    if code not in intake.catalog.programs:
-        raise NotFoundError(f"there is no program {code}")
-    return _program_view(intake, code)
+    return service.program(code)
 
 
 # --- members --------------------------------------------------------------------------
@@ -162,16 +159,12 @@ async def get_program(
 @router.get("/members", tags=["members"], summary="Member cities (an applicant sees its own)")
 async def list_members(
     principal: ApplicantOrOfficer,
-    intake: IntakeDep,
+    service: Intake,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MemberList:
-    only = None if principal.is_officer else principal.member_id
-    async with intake.sessions() as session:
-        records, total = await db.list_members(session, member_id=only, limit=limit, offset=offset)
-    return MemberList(
-        items=[service.member_view(r) for r in records], total=total, limit=limit, offset=offset
-    )
+    async with service.reading() as work:
+        return await service.members(work, principal, limit=limit, offset=offset)
 
 
 @router.post(
@@ -181,19 +174,19 @@ async def list_members(
     summary="Register a member city (program officers)",
     responses={**_CONFLICT, **_REFUSED},
 )
-async def create_member(body: MemberCreate, _principal: Officer, intake: IntakeDep) -> MemberView:
-    async with unit_of_work(intake.sessions) as session:
-        return service.member_view(await service.create_member(session, intake, body))
+async def create_member(body: MemberCreate, _principal: Officer, service: Intake) -> MemberView:
+    async with service.work() as work:
+        return await service.create_member(work, body)
 
 
 @router.get(
     "/members/{member_id}", tags=["members"], summary="One member city", responses=_NOT_FOUND
 )
 async def get_member(
-    member_id: MemberIdPath, principal: ApplicantOrOfficer, intake: IntakeDep
+    member_id: MemberIdPath, principal: ApplicantOrOfficer, service: Intake
 ) -> MemberView:
-    async with intake.sessions() as session:
-        return service.member_view(await service.visible_member(session, principal, member_id))
+    async with service.reading() as work:
+        return await service.member(work, principal, member_id)
 
 
 @router.patch(
@@ -203,20 +196,19 @@ async def get_member(
     responses={**_NOT_FOUND, **_REFUSED},
 )
 async def update_member(
-    member_id: MemberIdPath, body: MemberUpdate, principal: Officer, intake: IntakeDep
+    member_id: MemberIdPath, body: MemberUpdate, principal: Officer, service: Intake
 ) -> MemberView:
-    async with unit_of_work(intake.sessions) as session:
-        record = await service.update_member(session, intake, principal, member_id, body)
-        return service.member_view(record)
+    async with service.work() as work:
+        return await service.update_member(work, principal, member_id, body)
 
 
 # --- exchange rates -------------------------------------------------------------------
 
 
 @router.get("/exchange-rates", tags=["exchange rates"], summary="The conversion rates in use")
-async def list_rates(_principal: Anyone, intake: IntakeDep) -> list[RateView]:
-    async with intake.sessions() as session:
-        return [RateView.model_validate(row) for row in await db.list_rates(session)]
+async def list_rates(_principal: Anyone, service: Intake) -> list[RateView]:
+    async with service.reading() as work:
+        return await service.rates(work)
 
 
 @router.put(
@@ -230,13 +222,10 @@ async def set_rate(
     to_currency: Currency,
     body: RateUpdate,
     principal: Officer,
-    intake: IntakeDep,
+    service: Intake,
 ) -> RateView:
-    async with unit_of_work(intake.sessions) as session:
-        saved = await service.set_rate(
-            session, intake, principal, from_currency, to_currency, body.rate
-        )
-        return RateView.model_validate(saved)
+    async with service.work() as work:
+        return await service.set_rate(work, principal, from_currency, to_currency, body.rate)
 
 
 # --- applications ---------------------------------------------------------------------
@@ -250,11 +239,10 @@ async def set_rate(
     responses=_REFUSED,
 )
 async def create_application(
-    body: DraftFields, principal: Applicant, intake: IntakeDep
+    body: DraftFields, principal: Applicant, service: Intake
 ) -> ApplicationView:
-    async with unit_of_work(intake.sessions) as session:
-        record = await service.create_draft(session, intake, principal, body)
-        return await service.application_view(session, record)
+    async with service.work() as work:
+        return await service.create_draft(work, principal, body)
 
 
 @router.get(
@@ -262,32 +250,23 @@ async def create_application(
 )
 async def list_applications(
     principal: ApplicantOrOfficer,
-    intake: IntakeDep,
+    service: Intake,
     program: Annotated[str | None, Query(max_length=40)] = None,
     application_status: Annotated[str | None, Query(alias="status", max_length=80)] = None,
     member_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ApplicationList:
-    if not principal.is_officer:
-        if member_id is not None and member_id != principal.member_id:
-            return ApplicationList(items=[], total=0, limit=limit, offset=offset)
-        member_id = principal.member_id
-    async with intake.sessions() as session:
-        records, total = await db.list_applications(
-            session,
-            member_id=member_id,
+    async with service.reading() as work:
+        return await service.applications(
+            work,
+            principal,
             program_code=program,
             status=application_status,
+            member_id=member_id,
             limit=limit,
             offset=offset,
         )
-    return ApplicationList(
-        items=[service.application_summary(r) for r in records],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
 
 
 @router.get(
@@ -297,11 +276,10 @@ async def list_applications(
     responses=_NOT_FOUND,
 )
 async def get_application(
-    application_id: ApplicationId, principal: ApplicantOrOfficer, intake: IntakeDep
+    application_id: ApplicationId, principal: ApplicantOrOfficer, service: Intake
 ) -> ApplicationView:
-    async with intake.sessions() as session:
-        record = await service.visible_application(session, principal, application_id)
-        return await service.application_view(session, record)
+    async with service.reading() as work:
+        return await service.application(work, principal, application_id)
 
 
 @router.patch(
@@ -311,11 +289,10 @@ async def get_application(
     responses={**_NOT_FOUND, **_CONFLICT, **_REFUSED},
 )
 async def update_application(
-    application_id: ApplicationId, body: DraftFields, principal: Applicant, intake: IntakeDep
+    application_id: ApplicationId, body: DraftFields, principal: Applicant, service: Intake
 ) -> ApplicationView:
-    async with unit_of_work(intake.sessions) as session:
-        record = await service.update_draft(session, intake, principal, application_id, body)
-        return await service.application_view(session, record)
+    async with service.work() as work:
+        return await service.update_draft(work, principal, application_id, body)
 
 
 @router.get(
@@ -325,117 +302,65 @@ async def update_application(
     responses={**_NOT_FOUND, **_CONFLICT},
 )
 async def preview_checks(
-    application_id: ApplicationId, principal: ApplicantOrOfficer, intake: IntakeDep
+    application_id: ApplicationId, principal: ApplicantOrOfficer, service: Intake
 ) -> ChecksView:
-    async with intake.sessions() as session:
-        return service.checks_view(
-            await service.preview(session, intake, principal, application_id)
-        )
+    async with service.reading() as work:
+        return await service.preview(work, principal, application_id)
 
 
 @router.post(
     "/applications/{application_id}/submit",
-    tags=["applications"],
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=ApplicationView,
     summary="Submit a draft (idempotent with an Idempotency-Key header)",
-    responses={**_NOT_FOUND, **_CONFLICT, **_REFUSED},
+    **_ACCEPTED,
 )
 async def submit_application(
-    application_id: ApplicationId,
-    request: Request,
-    principal: Applicant,
-    intake: IntakeDep,
-    idempotency_key: IdempotencyKey = None,
-    body: SubmitRequest | None = None,
+    application_id: ApplicationId, call: ApplicantCall, body: SubmitRequest | None = None
 ) -> JSONResponse:
     version = body.draft_version if body else None
-    return await _idempotent_action(
-        request,
-        intake,
-        principal,
-        idempotency_key,
+    return await call.run(
         body,
-        lambda session: service.submit(session, intake, principal, application_id, version),
+        lambda work: call.service.submit(work, call.principal, application_id, version),
         refuses_repeats=True,  # only a draft can be submitted
     )
 
 
 @router.post(
     "/applications/{application_id}/withdraw",
-    tags=["applications"],
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=ApplicationView,
     summary="Withdraw, with a reason; the workflow undoes what was done",
-    responses={**_NOT_FOUND, **_CONFLICT, **_REFUSED},
+    **_ACCEPTED,
 )
 async def withdraw_application(
-    application_id: ApplicationId,
-    body: WithdrawRequest,
-    request: Request,
-    principal: Applicant,
-    intake: IntakeDep,
-    idempotency_key: IdempotencyKey = None,
+    application_id: ApplicationId, body: WithdrawRequest, call: ApplicantCall
 ) -> JSONResponse:
-    return await _idempotent_action(
-        request,
-        intake,
-        principal,
-        idempotency_key,
-        body,
-        lambda session: service.withdraw(session, intake, principal, application_id, body.reason),
+    return await call.run(
+        body, lambda work: call.service.withdraw(work, call.principal, application_id, body.reason)
     )
 
 
 @router.post(
     "/applications/{application_id}/resubmit",
-    tags=["applications"],
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=ApplicationView,
     summary="Resubmit after a revision request",
-    responses={**_NOT_FOUND, **_CONFLICT, **_REFUSED},
+    **_ACCEPTED,
 )
 async def resubmit_application(
-    application_id: ApplicationId,
-    body: ResubmitRequest,
-    request: Request,
-    principal: Applicant,
-    intake: IntakeDep,
-    idempotency_key: IdempotencyKey = None,
+    application_id: ApplicationId, body: ResubmitRequest, call: ApplicantCall
 ) -> JSONResponse:
-    return await _idempotent_action(
-        request,
-        intake,
-        principal,
-        idempotency_key,
-        body,
-        lambda session: service.resubmit(session, intake, principal, application_id, body),
+    return await call.run(
+        body, lambda work: call.service.resubmit(work, call.principal, application_id, body)
     )
 
 
 @router.post(
     "/applications/{application_id}/amendments",
-    tags=["applications"],
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=ApplicationView,
     summary="Ask to move the exchange dates, change the award or cancel, after an award",
-    responses={**_NOT_FOUND, **_CONFLICT, **_REFUSED},
+    **_ACCEPTED,
 )
 async def request_amendment(
-    application_id: ApplicationId,
-    body: AmendmentRequest,
-    request: Request,
-    principal: Applicant,
-    intake: IntakeDep,
-    idempotency_key: IdempotencyKey = None,
+    application_id: ApplicationId, body: AmendmentRequest, call: ApplicantCall
 ) -> JSONResponse:
-    return await _idempotent_action(
-        request,
-        intake,
-        principal,
-        idempotency_key,
+    return await call.run(
         body,
-        lambda session: service.request_amendment(session, intake, principal, application_id, body),
+        lambda work: call.service.request_amendment(work, call.principal, application_id, body),
     )
 
 
@@ -463,25 +388,25 @@ PartnerToken = Annotated[
     response_class=HTMLResponse,
     responses=_NOT_FOUND,
 )
-async def partner_page(token: PartnerToken, request: Request, intake: IntakeDep) -> HTMLResponse:
-    async with intake.sessions() as session:
-        try:
-            info = await service.partner_link(session, intake, token)
-        except NotFoundError as error:
-            return HTMLResponse(pages.message_page("Link not valid", error.message), 404)
+async def partner_page(token: PartnerToken, request: Request, service: Intake) -> HTMLResponse:
+    try:
+        async with service.reading() as work:
+            info = await service.partner_link(work, token)
+    except NotFoundError as error:
+        return HTMLResponse(pages.message_page("Link not valid", error.message), 404)
     link = info.link
-    if link["answered_at"] is not None:
-        return HTMLResponse(pages.answered_page(bool(link["confirmed"]), info.member_name))
+    if link.answered_at is not None:
+        return HTMLResponse(pages.answered_page(bool(link.confirmed), info.member_name))
     draft = DraftFields.model_validate(info.application.draft)
     return HTMLResponse(
         pages.confirmation_page(
             action=request.url.path,
-            partner_city=link["partner_city"],
+            partner_city=link.partner_city,
             member_name=info.member_name,
             title=info.application.title or "",
             exchange_start=draft.exchange_start.isoformat() if draft.exchange_start else "",
             exchange_end=draft.exchange_end.isoformat() if draft.exchange_end else "",
-            due=link["due_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            due=link.due_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         )
     )
 
@@ -494,29 +419,23 @@ async def partner_page(token: PartnerToken, request: Request, intake: IntakeDep)
     responses={**_NOT_FOUND, 409: {"description": "the link was used already"}, 410: {}},
     openapi_extra=_PARTNER_BODY,
 )
-async def partner_answer(token: PartnerToken, request: Request, intake: IntakeDep) -> Response:
+async def partner_answer(token: PartnerToken, request: Request, service: Intake) -> Response:
     from_form = request.headers.get("content-type", "").startswith(
         "application/x-www-form-urlencoded"
     )
     answer = _parse_partner_answer(await request.body(), from_form)
     try:
-        async with unit_of_work(intake.sessions) as session:
-            info = await service.answer_partner(session, intake, token, answer)
+        async with service.work() as work:
+            info = await service.answer_partner(work, token, answer)
     except (NotFoundError, ConflictError, GoneError) as error:
         if not from_form:
             raise
-        code = 404 if isinstance(error, NotFoundError) else 409
-        code = 410 if isinstance(error, GoneError) else code
-        return HTMLResponse(pages.message_page("This link cannot be used", error.message), code)
+        return HTMLResponse(
+            pages.message_page("This link cannot be used", error.message), error.status_code
+        )
     if from_form:
-        return HTMLResponse(pages.answered_page(bool(info.link["confirmed"]), info.member_name))
-    return JSONResponse(
-        PartnerAnswered(
-            application_id=info.link["application_id"],
-            confirmed=bool(info.link["confirmed"]),
-            answered_at=info.link["answered_at"],
-        ).model_dump(mode="json")
-    )
+        return HTMLResponse(pages.answered_page(bool(info.link.confirmed), info.member_name))
+    return JSONResponse(PartnerAnswered.of(info.link).model_dump(mode="json"))
 
 
 def _parse_partner_answer(raw: bytes, from_form: bool) -> PartnerAnswer:
@@ -534,88 +453,3 @@ def _parse_partner_answer(raw: bytes, from_form: bool) -> PartnerAnswer:
         raise RequestValidationError(
             [{**problem, "loc": ("body", *problem["loc"])} for problem in error.errors()]
         ) from error
-
-
-# --- errors ---------------------------------------------------------------------------
-
-_PLAIN_WORDS = {
-    "missing": "{field} is required",
-    "extra_forbidden": "{field} is not something you can set here",
-    "json_invalid": "the body is not valid JSON",
-    "int_type": "{field} must be a whole number",
-    "bool_type": "{field} must be true or false",
-    "date_from_datetime_parsing": "{field} must be a date such as 2027-05-10",
-    "date_parsing": "{field} must be a date such as 2027-05-10",
-    "date_type": "{field} must be a date such as 2027-05-10",
-    "literal_error": "{field} must be one of: {expected}",
-}
-
-
-def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = list(loc)
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "body"
-
-
-def _plain(problem: dict[str, Any]) -> str:
-    field = _field_name(problem.get("loc", ()))
-    kind = str(problem.get("type", ""))
-    if kind in _PLAIN_WORDS:
-        expected = (problem.get("ctx") or {}).get("expected", "")
-        return _PLAIN_WORDS[kind].format(field=field, expected=expected)
-    if kind == "string_pattern_mismatch":
-        if field.endswith("email"):
-            return f"{field} must be an email address"
-        if field.endswith("country"):
-            return f"{field} must be a two-letter country code such as KE"
-        if field.endswith("currency"):
-            return f"{field} must be a three-letter currency code such as USD"
-        if field.endswith("rate"):
-            return f'{field} must be a positive decimal number written as text, e.g. "0.0077"'
-    return f"{field}: {problem.get('msg', 'is not valid')}"
-
-
-def _problems(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "loc": list(item.get("loc", ())),
-            "field": _field_name(item.get("loc", ())),
-            "msg": _plain(item),
-            "type": item.get("type", "value_error"),
-        }
-        for item in items
-    ]
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    async def refused(_request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, RequestValidationError)
-        return JSONResponse({"detail": _problems(list(error.errors()))}, status_code=422)
-
-    async def intake_error(_request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, IntakeError)
-        if isinstance(error, RuleViolationError):
-            detail = [
-                {
-                    "loc": ["body", *p.field.replace("[", ".").replace("]", "").split(".")],
-                    "field": p.field,
-                    "msg": p.message,
-                    "type": "rule",
-                }
-                for p in error.problems
-            ]
-            return JSONResponse({"detail": detail}, status_code=422)
-        code = {
-            NotFoundError: 404,
-            ConflictError: 409,
-            GoneError: 410,
-            ForbiddenError: 403,
-        }.get(type(error), 400)
-        return JSONResponse({"detail": error.message}, status_code=code)
-
-    app.add_exception_handler(RequestValidationError, refused)
-    app.add_exception_handler(IntakeError, intake_error)

@@ -1,5 +1,12 @@
 """The intake rules: pure functions over drafts, members, exchange rates and program rules.
 
+Intake keeps only its own rules here: what a draft must say before it is submitted, the
+application window, the lead time before an exchange, member standing, chaperones, and
+the budget's conversion and arithmetic (request = total - matching). The program's
+eligibility rules (partner and applicant countries, focus area, exchange period, youth,
+currency, maximum award, matching share) are ``ProgramRules.eligibility_problems``, the
+one rule the workflow screens with too.
+
 Nothing here touches the database, the broker or the clock: callers pass ``today`` and
 the facts they loaded, so every rule can be tested on its own.
 """
@@ -14,15 +21,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from fractions import Fraction
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.contracts.intake import BudgetLine
-from shared.contracts.money import MINOR_UNIT_EXPONENT, Money
-from shared.contracts.programs import ProgramRules
+from shared.contracts.money import Money
+from shared.contracts.programs import ExchangePlan, ProgramRules
 from shared.contracts.stages import NOT_OPEN_STAGES, Stage
+from shared.errors import Problem
 
 FocusArea = Literal["business_and_trade", "youth_and_education", "community_development"]
 BudgetCategory = Literal[
@@ -37,11 +44,6 @@ BudgetCategory = Literal[
     "administration",
     "other",
 ]
-FOCUS_AREA_WORDS: dict[str, str] = {
-    "business_and_trade": "business and trade",
-    "youth_and_education": "youth and education",
-    "community_development": "community development",
-}
 YOUTH_PER_CHAPERONE = 5
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -156,71 +158,18 @@ class DraftFields(Input):
 # --- problems -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One reason a request cannot be accepted: the field, and what is wrong in plain words."""
-
-    field: str
-    message: str
+def rule(field: str, message: str) -> Problem:
+    """A rule the request breaks: the field at fault, and what is wrong in plain words."""
+    return Problem(field, message, "rule")
 
 
-class IntakeError(Exception):
-    """A request the intake service refuses; the API maps each kind to a status code."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class NotFoundError(IntakeError):
-    pass
-
-
-class ConflictError(IntakeError):
-    pass
-
-
-class GoneError(IntakeError):
-    pass
-
-
-class ForbiddenError(IntakeError):
-    """The caller may not do this whatever the object (e.g. an unregistered member)."""
-
-
-class RuleViolationError(IntakeError):
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
-        self.problems = problems
+def _unique(problems: Iterable[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
 
 
 # --- money ----------------------------------------------------------------------------
 
-RATE_PATTERN = r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,12})?$"
 Rates = Mapping[tuple[str, str], str]
-
-
-def rate_fraction(rate: str) -> Fraction:
-    """An exchange rate written as decimal text, exactly (never through a float)."""
-    if not re.fullmatch(RATE_PATTERN, rate) or Fraction(rate) <= 0:
-        raise ValueError(f"exchange rate {rate!r} must be a positive decimal number")
-    return Fraction(rate)
-
-
-def round_half_up(value: Fraction) -> int:
-    """The nearest integer, halves away from zero (what an applicant expects of cents)."""
-    magnitude = math.floor(abs(value) + Fraction(1, 2))
-    return magnitude if value >= 0 else -magnitude
-
-
-def convert(amount: Money, to_currency: str, rate: str) -> Money:
-    """``amount`` in ``to_currency`` at ``rate`` (units of ``to_currency`` per unit of its own).
-
-    Minor units are converted exactly and rounded once, half up.
-    """
-    shift = MINOR_UNIT_EXPONENT[to_currency] - MINOR_UNIT_EXPONENT[amount.currency]
-    exact = amount.amount_minor * rate_fraction(rate) * Fraction(10) ** shift
-    return Money(amount_minor=round_half_up(exact), currency=to_currency)
 
 
 def rate_for(rates: Rates, from_currency: str, to_currency: str) -> str | None:
@@ -231,7 +180,7 @@ def rate_for(rates: Rates, from_currency: str, to_currency: str) -> str | None:
 
 @dataclass(frozen=True)
 class Pricing:
-    """A budget in the program's currency, with the rates that were used."""
+    """A budget converted into the program's currency, the rates used, and what is asked."""
 
     lines: list[BudgetLine]
     total: Money
@@ -239,37 +188,46 @@ class Pricing:
     requested: Money
     rates_used: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def expected_request(self) -> Money | None:
+        """The budget total minus matching funds; None while these are in another currency."""
+        if self.matching.currency != self.total.currency:
+            return None
+        return self.total - self.matching
 
-def _words(money: Money) -> str:
-    return str(money)
+
+@dataclass(frozen=True)
+class MoneyCheck:
+    problems: list[Problem]
+    pricing: Pricing | None = None
 
 
-def check_money(
-    *,
-    budget_lines: list[BudgetLineInput],
-    requested: Money,
-    matching_cash: Money,
-    matching_in_kind: Money,
-    currency: str,
-    max_award: Money,
-    min_matching_bp: int,
-    rates: Rates,
-) -> tuple[list[Problem], Pricing | None]:
-    """The money rules: conversion, request = total - matching, maximum, matching share."""
+def check_money(draft: DraftFields, currency: str, rates: Rates) -> MoneyCheck:
+    """Intake's money rules: every budget line converts into the program's currency, the
+    matching funds are not negative, and the request is the budget total minus them.
+
+    Matching funds in kind are added to those in cash: the program's rules judge the sum,
+    so intake names an in-kind amount in another currency itself. The pricing is there
+    once the budget converts, for the program's rules to judge (currency, maximum award,
+    matching share).
+    """
+    if not (draft.requested and draft.matching_cash and draft.matching_in_kind):
+        return MoneyCheck([])
+    cash, in_kind, requested = draft.matching_cash, draft.matching_in_kind, draft.requested
     problems: list[Problem] = []
-    if not budget_lines:
-        problems.append(Problem("budget_lines", "add at least one budget line"))
+    if not draft.budget_lines:
+        problems.append(rule("budget_lines", "add at least one budget line"))
     lines: list[BudgetLine] = []
     rates_used: dict[str, str] = {}
-    for index, line in enumerate(budget_lines):
+    for index, line in enumerate(draft.budget_lines or ()):
         where = f"budget_lines[{index}].amount"
         if line.amount.amount_minor <= 0:
-            problems.append(Problem(where, "a budget line must be more than zero"))
+            problems.append(rule(where, "a budget line must be more than zero"))
             continue
         rate = rate_for(rates, line.amount.currency, currency)
         if rate is None:
             problems.append(
-                Problem(
+                rule(
                     where,
                     f"there is no exchange rate from {line.amount.currency} to {currency}; "
                     "ask a program officer to add one",
@@ -282,67 +240,44 @@ def check_money(
                 category=line.category,
                 description=line.description,
                 amount=line.amount,
-                converted=convert(line.amount, currency, rate),
+                converted=line.amount.converted(currency, rate),
                 fx_rate=rate,
             )
         )
-    for name, money in (
-        ("requested", requested),
-        ("matching_cash", matching_cash),
-        ("matching_in_kind", matching_in_kind),
-    ):
-        if money.currency != currency:
-            problems.append(
-                Problem(name, f"must be in the program's currency {currency}, not {money.currency}")
-            )
-    for name, money in (("matching_cash", matching_cash), ("matching_in_kind", matching_in_kind)):
+    for name, money in (("matching_cash", cash), ("matching_in_kind", in_kind)):
         if money.amount_minor < 0:
-            problems.append(Problem(name, "matching funds cannot be negative"))
+            problems.append(rule(name, "matching funds cannot be negative"))
+    if in_kind.currency != currency:
+        problems.append(
+            rule(
+                "matching_in_kind",
+                f"must be in the program's currency {currency}, not {in_kind.currency}",
+            )
+        )
     if problems:
-        return problems, None
-
+        return MoneyCheck(problems)
     total = Money(
         amount_minor=sum(line.converted.amount_minor for line in lines), currency=currency
     )
-    matching = matching_cash + matching_in_kind
-    expected = total - matching
-    if requested.amount_minor <= 0:
-        problems.append(Problem("requested", "the requested amount must be more than zero"))
-    elif requested != expected:
+    # Cash in another currency than the program's cannot take the in-kind amount (which
+    # is in the program's by now): the rules judge the cash alone and name its currency.
+    matching = cash + in_kind if cash.currency == in_kind.currency else cash
+    pricing = Pricing(lines, total, matching, requested, rates_used)
+    expected = pricing.expected_request
+    if (
+        expected is not None
+        and requested.currency == expected.currency
+        and requested.amount_minor > 0
+        and requested != expected
+    ):
         problems.append(
-            Problem(
+            rule(
                 "requested",
-                f"the requested amount ({_words(requested)}) must equal the budget total "
-                f"({_words(total)}) minus matching funds ({_words(matching)}), "
-                f"which is {_words(expected)}",
+                f"the requested amount ({requested}) must equal the budget total ({total}) "
+                f"minus matching funds ({matching}), which is {expected}",
             )
         )
-    if requested > max_award:
-        problems.append(
-            Problem(
-                "requested",
-                f"the requested amount ({_words(requested)}) is more than the program's "
-                f"maximum award of {_words(max_award)}",
-            )
-        )
-    if matching.amount_minor * 10_000 < min_matching_bp * total.amount_minor:
-        share = Fraction(matching.amount_minor, total.amount_minor) if total.amount_minor else 0
-        problems.append(
-            Problem(
-                "matching_cash",
-                f"matching funds (cash and in kind, {_words(matching)}) are "
-                f"{_percent(Fraction(share) * 10_000)} of the budget total {_words(total)}; "
-                f"the program requires at least {_percent(Fraction(min_matching_bp))}",
-            )
-        )
-    pricing = Pricing(
-        lines=lines, total=total, matching=matching, requested=requested, rates_used=rates_used
-    )
-    return problems, pricing
-
-
-def _percent(basis_points: Fraction) -> str:
-    return f"{math.floor(basis_points) / 100:g}%"
+    return MoneyCheck(problems, pricing)
 
 
 # --- the submission rules -------------------------------------------------------------
@@ -376,6 +311,10 @@ REQUIRED_FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 
+def missing_fields(draft: DraftFields) -> list[Problem]:
+    return [rule(name, message) for name, message in REQUIRED_FIELDS if not getattr(draft, name)]
+
+
 def window_is_open(rules: ProgramRules, today: date) -> bool:
     return rules.application_opens <= today <= rules.application_closes
 
@@ -383,14 +322,14 @@ def window_is_open(rules: ProgramRules, today: date) -> bool:
 def check_window(rules: ProgramRules, today: date) -> list[Problem]:
     if today < rules.application_opens:
         return [
-            Problem(
+            rule(
                 "program_code",
                 f"applications for {rules.code} open on {rules.application_opens.isoformat()}",
             )
         ]
     if today > rules.application_closes:
         return [
-            Problem(
+            rule(
                 "program_code",
                 f"applications for {rules.code} closed on {rules.application_closes.isoformat()}",
             )
@@ -398,90 +337,25 @@ def check_window(rules: ProgramRules, today: date) -> list[Problem]:
     return []
 
 
-def check_partner_country(rules: ProgramRules, country: str) -> list[Problem]:
-    eligible = rules.eligible_partner_countries
-    if eligible and country not in eligible:
-        return [
-            Problem(
-                "partner.country",
-                f"partners in {country} are not eligible for {rules.code}; "
-                f"eligible countries: {', '.join(eligible)}",
-            )
-        ]
-    return []
-
-
-def check_applicant_country(rules: ProgramRules, member: MemberFacts) -> list[Problem]:
-    allowed = rules.applicant_countries
-    if allowed and member.country not in allowed:
-        return [
-            Problem(
-                "program_code",
-                f"{rules.code} is open to member cities in {', '.join(allowed)} only, "
-                f"and {member.name} is in {member.country}",
-            )
-        ]
-    return []
-
-
-def check_focus_area(rules: ProgramRules, focus_area: str) -> list[Problem]:
-    if focus_area not in rules.focus_areas:
-        allowed = " and ".join(FOCUS_AREA_WORDS[area] for area in rules.focus_areas)
-        return [
-            Problem(
-                "focus_area",
-                f"{rules.code} funds {allowed}, not {FOCUS_AREA_WORDS.get(focus_area, focus_area)}",
-            )
-        ]
-    return []
-
-
-def check_dates(
-    rules: ProgramRules, start: date, end: date, today: date, lead_days: int
-) -> list[Problem]:
-    problems: list[Problem] = []
-    earliest = date.fromordinal(today.toordinal() + lead_days)
-    if start < earliest:
+def check_lead_time(start: date, today: date, lead_days: int) -> list[Problem]:
+    if start < date.fromordinal(today.toordinal() + lead_days):
         when = "today or later" if lead_days == 0 else f"after today ({today.isoformat()})"
-        problems.append(Problem("exchange_start", f"the exchange must start {when}"))
-    if end <= start:
-        problems.append(Problem("exchange_end", "the exchange must end after it starts"))
-    period = f"{rules.exchange_period_start.isoformat()} to {rules.exchange_period_end.isoformat()}"
-    if start < rules.exchange_period_start or start > rules.exchange_period_end:
-        problems.append(
-            Problem(
-                "exchange_start",
-                f"the exchange must start within the program's exchange period {period}",
-            )
-        )
-    if end > rules.exchange_period_end or end < rules.exchange_period_start:
-        problems.append(
-            Problem(
-                "exchange_end",
-                f"the exchange must end within the program's exchange period {period}",
-            )
-        )
-    return problems
+        return [rule("exchange_start", f"the exchange must start {when}")]
+    return []
 
 
 def chaperones_needed(youth: int) -> int:
     return math.ceil(youth / YOUTH_PER_CHAPERONE)
 
 
-def check_delegation(rules: ProgramRules, delegation: Delegation) -> list[Problem]:
+def check_delegation(delegation: Delegation) -> list[Problem]:
     problems: list[Problem] = []
     if delegation.adults + delegation.youth == 0:
-        problems.append(Problem("delegation", "the delegation needs at least one participant"))
-    if rules.youth_program and delegation.youth == 0:
-        problems.append(
-            Problem(
-                "delegation.youth", f"{rules.code} is a youth program: include youth (under 18)"
-            )
-        )
+        problems.append(rule("delegation", "the delegation needs at least one participant"))
     needed = chaperones_needed(delegation.youth)
     if delegation.adults < needed:
         problems.append(
-            Problem(
+            rule(
                 "delegation.adults",
                 f"{delegation.youth} youth need at least {needed} adult chaperone"
                 f"{'s' if needed != 1 else ''} (one per {YOUTH_PER_CHAPERONE} youth)",
@@ -494,15 +368,52 @@ def check_member(member: MemberFacts) -> list[Problem]:
     problems: list[Problem] = []
     if not member.membership_active:
         problems.append(
-            Problem("member", f"{member.name}'s membership is not active; renew it to apply")
+            rule("member", f"{member.name}'s membership is not active; renew it to apply")
         )
     if not member.good_standing:
         why = {
             "report_overdue": "a report from an earlier grant is overdue",
             "membership_lapsed": "the membership lapsed",
         }.get(member.standing_reason or "", "a program officer marked it so")
-        problems.append(Problem("member", f"{member.name} is not in good standing: {why}"))
+        problems.append(rule("member", f"{member.name} is not in good standing: {why}"))
     return problems
+
+
+def check_program_rules(
+    rules: ProgramRules, draft: DraftFields, member_country: str, pricing: Pricing | None
+) -> list[Problem]:
+    """The program's eligibility rules on what the draft says so far.
+
+    ``ProgramRules.eligibility_problems`` judges a whole exchange plan, and a draft may
+    leave parts out: a rule about a part that is missing waits until it is there (the
+    missing field is named already), and the rest are judged at once.
+    """
+    waiting: set[str] = set()
+    if draft.focus_area is None:
+        waiting.add("focus_area")
+    if draft.exchange_start is None or draft.exchange_end is None:
+        waiting |= {"exchange_start", "exchange_end"}
+    if draft.delegation is None:
+        waiting.add("delegation.youth")
+    if pricing is None:
+        waiting |= {"requested", "matching_cash", "budget_lines"}
+    nothing = Money.zero(rules.currency)
+    plan = ExchangePlan(
+        member_country=member_country,
+        partner_countries=[draft.partner.country] if draft.partner else [],
+        focus_area=draft.focus_area or "",
+        exchange_start=draft.exchange_start or rules.exchange_period_start,
+        exchange_end=draft.exchange_end or rules.exchange_period_end,
+        youth=draft.delegation.youth if draft.delegation else 0,
+        budget_total=pricing.total if pricing else nothing,
+        matching=pricing.matching if pricing else nothing,
+        requested=pricing.requested if pricing else nothing,
+    )
+    return [
+        rule(problem.field, problem.message)
+        for problem in rules.eligibility_problems(plan)
+        if problem.field not in waiting
+    ]
 
 
 @dataclass(frozen=True)
@@ -526,44 +437,34 @@ def check_submission(
     exchange_lead_days: int,
 ) -> Checked:
     """Every submission rule; the result lists all problems at once."""
-    problems = [
-        Problem(name, message) for name, message in REQUIRED_FIELDS if not getattr(draft, name)
-    ]
+    problems = missing_fields(draft)
     if draft.program_code and rules is None:
-        problems.append(Problem("program_code", f"there is no program {draft.program_code!r}"))
+        problems.append(rule("program_code", f"there is no program {draft.program_code!r}"))
     problems += check_member(member)
     if rules is None:
         return Checked(problems, None, None)
     problems += check_window(rules, today)
-    problems += check_applicant_country(rules, member)
-    if draft.partner:
-        problems += check_partner_country(rules, draft.partner.country)
-    if draft.focus_area:
-        problems += check_focus_area(rules, draft.focus_area)
-    if draft.exchange_start and draft.exchange_end:
-        problems += check_dates(
-            rules, draft.exchange_start, draft.exchange_end, today, exchange_lead_days
-        )
+    money = check_money(draft, rules.currency, rates)
+    problems += check_program_rules(rules, draft, member.country, money.pricing)
+    if draft.exchange_start:
+        problems += check_lead_time(draft.exchange_start, today, exchange_lead_days)
     if draft.delegation:
-        problems += check_delegation(rules, draft.delegation)
-    pricing = None
-    if draft.budget_lines and draft.requested and draft.matching_cash and draft.matching_in_kind:
-        money_problems, pricing = check_money(
-            budget_lines=draft.budget_lines,
-            requested=draft.requested,
-            matching_cash=draft.matching_cash,
-            matching_in_kind=draft.matching_in_kind,
-            currency=rules.currency,
-            max_award=rules.max_award,
-            min_matching_bp=rules.min_matching_bp,
-            rates=rates,
-        )
-        problems += money_problems
-    return Checked(_unique(problems), pricing, rules)
+        problems += check_delegation(draft.delegation)
+    problems += money.problems
+    return Checked(_unique(problems), money.pricing, rules)
 
 
-def _unique(problems: Iterable[Problem]) -> list[Problem]:
-    return list(dict.fromkeys(problems))
+def check_resubmission(
+    draft: DraftFields, *, rules: ProgramRules, member_country: str, rates: Rates
+) -> Checked:
+    """A revised draft under the rules of its snapshot (its window and lead time are past)."""
+    money = check_money(draft, rules.currency, rates)
+    problems = [
+        *missing_fields(draft),
+        *check_program_rules(rules, draft, member_country, money.pricing),
+        *money.problems,
+    ]
+    return Checked(_unique(problems), money.pricing, rules)
 
 
 def draft_currencies(draft: DraftFields) -> set[str]:
@@ -585,7 +486,7 @@ def check_amendment(
 ) -> list[Problem]:
     if not cancel_exchange and new_start is None and new_end is None and new_award is None:
         return [
-            Problem(
+            rule(
                 "amendment",
                 "ask for a new start or end date, a new award, or to cancel the exchange",
             )
@@ -595,10 +496,10 @@ def check_amendment(
     end = new_end or current_end
     if new_start or new_end:
         if end <= start:
-            problems.append(Problem("new_exchange_end", "the exchange must end after it starts"))
+            problems.append(rule("new_exchange_end", "the exchange must end after it starts"))
         if start < rules.exchange_period_start or end > rules.exchange_period_end:
             problems.append(
-                Problem(
+                rule(
                     "new_exchange_start" if new_start else "new_exchange_end",
                     "the exchange must stay within the program's exchange period "
                     f"{rules.exchange_period_start.isoformat()} to "
@@ -608,13 +509,13 @@ def check_amendment(
     if new_award is not None:
         if new_award.currency != rules.currency:
             problems.append(
-                Problem("new_award", f"must be in the program's currency {rules.currency}")
+                rule("new_award", f"must be in the program's currency {rules.currency}")
             )
         elif new_award.amount_minor <= 0:
-            problems.append(Problem("new_award", "the new award must be more than zero"))
+            problems.append(rule("new_award", "the new award must be more than zero"))
         elif new_award > rules.max_award:
             problems.append(
-                Problem(
+                rule(
                     "new_award",
                     f"the new award is more than the program's maximum of {rules.max_award}",
                 )
@@ -633,10 +534,6 @@ REVISION_STAGES = frozenset({Stage.REVISION_REQUESTED.value})
 AWARD_STAGES = frozenset({Stage.AWARDED.value})
 
 
-def is_open(status: str) -> bool:
-    return status != DRAFT and status not in TERMINAL_STAGES
-
-
 def open_key(member_id: str, program_code: str, cycle: str) -> str:
     """Unique among open applications: one per member, program and cycle."""
     return f"{member_id}|{program_code}|{cycle}"
@@ -647,6 +544,12 @@ def stage_words(stage: str) -> str:
 
 
 # --- the partner's one-time link ------------------------------------------------------
+
+
+def partner_confirmation_subject(application_id: str) -> str:
+    """What the partner's answer is filed under: every request about one application's
+    partner confirmation gets it again (``shared.messaging.receipts``)."""
+    return f"partner-confirmation:{application_id}"
 
 
 def _link_signature(secret: str, link_id: str, expires: int) -> str:

@@ -1,4 +1,4 @@
-"""What the intake API accepts and answers: request bodies and views.
+"""What the intake API accepts and answers: request bodies, and views built from records.
 
 Every request body forbids unknown fields (mass assignment is a 422) and carries an
 example, which the authorization test uses to call every route.
@@ -7,13 +7,13 @@ example, which the authorization test uses to call every route.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.intake.domain import (
-    RATE_PATTERN,
     BudgetLineInput,
+    Checked,
     Contact,
     CountryCode,
     DraftFields,
@@ -21,9 +21,16 @@ from services.intake.domain import (
     Input,
     LongText,
     ShortText,
+    window_is_open,
+)
+from services.intake.persistence import (
+    ActionRecord,
+    ApplicationRecord,
+    PartnerLinkRecord,
+    StatusRecord,
 )
 from shared.contracts.intake import BudgetLine
-from shared.contracts.money import Money
+from shared.contracts.money import ExchangeRate, Money
 from shared.contracts.programs import ProgramRules
 from shared.contracts.workflows import Amounts, Deadline
 
@@ -35,6 +42,16 @@ def _example(example: dict[str, Any]) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": [example]})
 
 
+class View(BaseModel):
+    """A view whose fields are a record's attributes of the same names."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def of(cls, record: object) -> Self:
+        return cls.model_validate(record)
+
+
 # --- programs -------------------------------------------------------------------------
 
 
@@ -43,6 +60,12 @@ class ProgramView(BaseModel):
     name: str
     window_open: bool = Field(description="Applications are accepted today.")
     rules: ProgramRules
+
+    @classmethod
+    def of(cls, rules: ProgramRules, today: date) -> ProgramView:
+        return cls(
+            code=rules.code, name=rules.name, window_open=window_is_open(rules, today), rules=rules
+        )
 
 
 class ProgramList(BaseModel):
@@ -93,7 +116,7 @@ class MemberUpdate(Input):
     membership_active: bool | None = None
 
 
-class MemberView(BaseModel):
+class MemberView(View):
     member_id: str
     name: str
     state: str | None
@@ -119,13 +142,13 @@ class MemberList(BaseModel):
 class RateUpdate(Input):
     model_config = _example({"rate": "0.0077"})
 
-    rate: Annotated[str, StringConstraints(pattern=RATE_PATTERN)] = Field(
+    rate: ExchangeRate = Field(
         description="Units of the target currency per unit of the source currency, as "
         "decimal text (never a float)."
     )
 
 
-class RateView(BaseModel):
+class RateView(View):
     from_currency: str
     to_currency: str
     rate: str
@@ -133,10 +156,7 @@ class RateView(BaseModel):
     updated_by: str
 
 
-# --- applications ---------------------------------------------------------------------
-
-
-class StatusEntry(BaseModel):
+class StatusEntry(View):
     sequence: int
     stage: str
     previous_stage: str | None
@@ -146,7 +166,7 @@ class StatusEntry(BaseModel):
     occurred_at: datetime
 
 
-class ActionEntry(BaseModel):
+class ActionEntry(View):
     kind: str = Field(examples=["submitted", "withdrawal_requested", "amendment_requested"])
     actor: str
     detail: dict[str, Any]
@@ -163,6 +183,27 @@ class SubmittedView(BaseModel):
     requested: Money
     rates_used: dict[str, str] = Field(description="Rate per budget currency, as decimal text.")
     rules: ProgramRules = Field(description="The rules the application was submitted under.")
+
+    @classmethod
+    def of(cls, record: ApplicationRecord) -> SubmittedView | None:
+        """The submission, with the money of its latest revision."""
+        snapshot = record.snapshot
+        if snapshot is None or record.submitted_at is None:
+            return None
+        submission = snapshot["submission"]
+        revisions = snapshot.get("revisions") or []
+        latest = revisions[-1] if revisions else None
+        return cls(
+            submitted_at=record.submitted_at,
+            catalog_version=record.catalog_version or submission["rules"]["catalog_version"],
+            cycle=submission["cycle"],
+            budget_lines=(latest or submission)["budget_lines"],
+            budget_total=(latest or snapshot)["budget_total"],
+            matching=(latest or snapshot)["matching"],
+            requested=(latest or submission)["requested"],
+            rates_used=(latest or snapshot)["rates_used"],
+            rules=submission["rules"],
+        )
 
 
 class ApplicationView(BaseModel):
@@ -184,8 +225,35 @@ class ApplicationView(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @classmethod
+    def of(
+        cls,
+        record: ApplicationRecord,
+        history: list[StatusRecord],
+        actions: list[ActionRecord],
+    ) -> ApplicationView:
+        return cls(
+            application_id=record.application_id,
+            member_id=record.member_id,
+            program_code=record.program_code,
+            cycle=record.cycle,
+            status=record.status,
+            draft_version=record.draft_version,
+            revision=record.revision,
+            fields=DraftFields.model_validate(record.draft),
+            submitted=SubmittedView.of(record),
+            deadlines=[Deadline.model_validate(item) for item in record.deadlines],
+            action_required=record.action_required,
+            amounts=Amounts.model_validate(record.amounts) if record.amounts else None,
+            withdrawal_requested_at=record.withdrawal_requested_at,
+            history=[StatusEntry.of(status) for status in history],
+            requests=[ActionEntry.of(action) for action in actions],
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
 
-class ApplicationSummary(BaseModel):
+
+class ApplicationSummary(View):
     application_id: str
     member_id: str
     program_code: str | None
@@ -216,6 +284,17 @@ class ChecksView(BaseModel):
         default=None, description="Budget total minus matching funds, in the program currency."
     )
     rates_used: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, checked: Checked) -> ChecksView:
+        pricing = checked.pricing
+        return cls(
+            ready=checked.ready,
+            problems=[ProblemView(field=p.field, message=p.message) for p in checked.problems],
+            budget_total=pricing.total if pricing else None,
+            expected_request=pricing.expected_request if pricing else None,
+            rates_used=pricing.rates_used if pricing else {},
+        )
 
 
 class SubmitRequest(Input):
@@ -284,3 +363,12 @@ class PartnerAnswered(BaseModel):
     application_id: str
     confirmed: bool
     answered_at: datetime
+
+    @classmethod
+    def of(cls, link: PartnerLinkRecord) -> PartnerAnswered:
+        assert link.answered_at is not None
+        return cls(
+            application_id=link.application_id,
+            confirmed=bool(link.confirmed),
+            answered_at=link.answered_at,
+        )

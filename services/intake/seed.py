@@ -1,20 +1,18 @@
 """Demo data, so that the tokens ``grantflow up`` prints see something at once.
 
 Seeding adds what is missing and never changes what exists, so program officers' edits
-survive a restart. It runs outside production only (see ``IntakeOptions``).
+survive a restart. It runs outside production only (see ``IntakeSettings``).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.intake import persistence as db
-from shared.db import unit_of_work
+from services.intake.persistence import IntakeStore, RateRecord
+from shared.service import Service
 
 logger = logging.getLogger(__name__)
 
@@ -116,26 +114,26 @@ DEMO_RATES_TO_USD: dict[str, str] = {
 }
 
 
-async def seed_demo_data(sessions: async_sessionmaker[AsyncSession], now: datetime) -> int:
+async def seed_demo_data(service: Service) -> int:
     """Add the demo members and rates that are missing; return how many rows were added."""
     added = 0
     try:
-        async with unit_of_work(sessions) as session:
+        async with service.work() as work:
+            store = IntakeStore(work.session)
             for member in DEMO_MEMBERS:
-                if await db.get_member(session, member["member_id"]) is None:
-                    await db.insert_member(
-                        session,
+                if await store.member(member["member_id"]) is None:
+                    await store.insert_member(
                         {
                             **member,
                             "standing_changed_at": None,
-                            "created_at": now,
-                            "updated_at": now,
-                        },
+                            "created_at": work.now,
+                            "updated_at": work.now,
+                        }
                     )
                     added += 1
             for currency, rate in DEMO_RATES_TO_USD.items():
-                if await db.get_rate(session, currency, "USD") is None:
-                    await db.save_rate(session, currency, "USD", rate, SEED_ACTOR, now)
+                if await store.rate(currency, "USD") is None:
+                    await store.save_rate(RateRecord(currency, "USD", rate, work.now, SEED_ACTOR))
                     added += 1
     except IntegrityError:  # another intake process seeded at the same moment
         logger.info("demo data seeded by another process")

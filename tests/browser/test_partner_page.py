@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,17 +13,12 @@ import pytest
 from playwright.async_api import Browser
 from sqlalchemy import select
 
-from services.intake import persistence as db
-from services.intake import service
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
-from shared.contracts.envelope import new_envelope
 from shared.contracts.topics import PARTNER_CONFIRMED
-from shared.contracts.workflows import RequestPartnerConfirmation
-from shared.db import unit_of_work
 from shared.migrations import upgrade
 from tests.support.browser import WithoutBroker, chromium, served
-from tests.support.intake import RunningIntake, ticking_clock
+from tests.support.intake import RunningIntake, link_path, partner_request, ticking_clock
 
 PARTNER_EMAIL = "twinning@nakuru.example.org"
 
@@ -41,11 +35,16 @@ async def link_for_a_submitted_application(
     """Submits an application over HTTP and requests the partner's confirmation, as the
     workflow would; returns the application id, the member's name and the link's path."""
     app = create_app(settings, clock=clock)
-    intake = app.state.intake
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://intake.test") as client:
         running = RunningIntake(
-            app, client, settings, intake, settings.database_url or "", "", settings.state_dir
+            app,
+            client,
+            settings,
+            app.state.service,
+            settings.database_url or "",
+            "",
+            settings.state_dir,
         )
         member_id = await running.new_member()
         rate = await client.put(
@@ -63,40 +62,27 @@ async def link_for_a_submitted_application(
             },
         )
         member = (await client.get(f"/v1/members/{member_id}", headers=running.officer())).json()
-    command = new_envelope(
-        RequestPartnerConfirmation(
-            command_id="partner:1",
-            application_id=application_id,
+        command = partner_request(
+            application_id,
+            PARTNER_EMAIL,
+            running.service.now() + timedelta(days=14),
             partner_city="Nakuru",
-            partner_contact_email=PARTNER_EMAIL,
-            due_at=intake.now() + timedelta(days=14),
-        ),
-        producer="workflows",
-        application_id=application_id,
-    )
-    async with unit_of_work(intake.sessions) as session:
-        await service.request_partner_confirmation(session, intake, command)
-    async with intake.sessions() as session:
-        [mail] = [
-            item
-            for item in await db.list_notifications(session, application_id)
-            if PARTNER_EMAIL in item["recipients"]
-        ]
+        )
+        await running.handle(running.service.request_partner_confirmation, command)
+        [mail] = await running.queued_mail(PARTNER_EMAIL)
     await app.state.runtime.engine.dispose()
-    found = re.search(r"https?://\S+?(/v1/partner-confirmations/\S+)", mail["body"])
-    assert found is not None, mail["body"]
-    return application_id, str(member["name"]), found.group(1)
+    return application_id, str(member["name"]), link_path(mail.body)
 
 
 async def partner_answers(settings: IntakeSettings, application_id: str) -> list[dict[str, object]]:
     app = create_app(settings)
-    table = db.messaging.outbox
+    table = app.state.runtime.tables.outbox
     query = select(table.c.body).where(
         table.c.topic == PARTNER_CONFIRMED.qualified(settings.topic_prefix),
         table.c.message_key == application_id,
     )
     try:
-        async with app.state.intake.sessions() as session:
+        async with app.state.runtime.sessions() as session:
             return [json.loads(body)["payload"] for body in (await session.scalars(query)).all()]
     finally:
         await app.state.runtime.engine.dispose()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -12,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from services.intake import service
 from services.intake.catalog import Catalog
 from shared.contracts.envelope import new_envelope
 from shared.contracts.money import Money
@@ -24,9 +22,18 @@ from shared.contracts.topics import (
     APPLICATION_WITHDRAWN,
     PARTNER_CONFIRMED,
 )
-from shared.contracts.workflows import ReminderDue, RequestPartnerConfirmation
-from shared.db import unit_of_work
-from tests.support.intake import TODAY, RunningIntake, draft, running_intake, subject, usd
+from shared.contracts.workflows import ReminderDue
+from tests.support.intake import (
+    TODAY,
+    RunningIntake,
+    draft,
+    link_path,
+    partner_request,
+    resent,
+    running_intake,
+    subject,
+    usd,
+)
 from tests.support.processes import Tansu
 
 
@@ -187,8 +194,7 @@ async def test_a_lapsed_member_or_one_with_an_overdue_report_cannot_submit(
         producer="reporting",
         application_id="other-application",
     )
-    async with unit_of_work(svc.intake.sessions) as session:
-        await service.apply_member_standing(session, svc.intake, event)
+    await svc.handle(svc.service.apply_member_standing, event)
     refused = await svc.client.post(
         f"/v1/applications/{application_id}/submit", headers=svc.applicant(overdue)
     )
@@ -206,8 +212,7 @@ async def test_a_lapsed_member_or_one_with_an_overdue_report_cannot_submit(
         application_id="other-application",
         occurred_at=event.occurred_at - timedelta(minutes=5),
     )
-    async with unit_of_work(svc.intake.sessions) as session:
-        await service.apply_member_standing(session, svc.intake, older)
+    await svc.handle(svc.service.apply_member_standing, older)
     member = await svc.client.get(f"/v1/members/{overdue}", headers=svc.applicant(overdue))
     assert member.json()["good_standing"] is False
 
@@ -409,8 +414,7 @@ async def test_requests_for_action_and_reminders_email_the_contacts(svc: Running
         producer="workflows",
         application_id=application_id,
     )
-    async with unit_of_work(svc.intake.sessions) as session:
-        await service.remind(session, svc.intake, reminder)
+    await svc.handle(svc.service.remind, reminder)
     mails = await svc.wait_for_mail(f"{member}@springfield.example.org", count=3)
     subjects = [subject(mail) for mail in mails]
     assert "Action required - Clean water kiosks with Nairobi: revision requested" in subjects
@@ -500,14 +504,14 @@ async def test_amendments_are_possible_after_an_award_and_checked_against_the_sn
 async def test_a_catalog_change_never_changes_a_submitted_application(svc: RunningIntake) -> None:
     member = await svc.new_member()
     application_id = await svc.submitted(member)
-    original = svc.intake.catalog
+    original = svc.service.catalog
     aupap = original.programs["AUPAP"].model_copy(
         update={
             "catalog_version": "2027.2",
             "max_award": Money(amount_minor=1_000_000, currency="USD"),
         }
     )
-    svc.intake.catalog = dataclasses.replace(
+    svc.service.catalog = dataclasses.replace(
         original, version="2027.2", programs={**original.programs, "AUPAP": aupap}
     )
     try:
@@ -522,8 +526,8 @@ async def test_a_catalog_change_never_changes_a_submitted_application(svc: Runni
         programs = await svc.client.get("/v1/programs", headers=svc.applicant(member))
         assert programs.json()["catalog_version"] == "2027.2"
     finally:
-        svc.intake.catalog = original
-    assert isinstance(svc.intake.catalog, Catalog)
+        svc.service.catalog = original
+    assert isinstance(svc.service.catalog, Catalog)
 
 
 async def test_applications_list_filters_by_program_and_status_and_pages(
@@ -627,43 +631,42 @@ async def test_demo_members_are_seeded_for_the_printed_tokens(svc: RunningIntake
 async def test_a_partner_may_decline_and_an_expired_link_is_refused_with_410(
     svc: RunningIntake,
 ) -> None:
-    member = await svc.new_member()
-    partner_email = f"partner-of-{member}@puebla.example.org"
-    partner = {**draft()["partner"], "contact_email": partner_email}
-    application_id = await svc.submitted(member, partner=partner)
+    _, application_id, partner_email = await svc.submitted_with_partner()
 
     async def request_confirmation(command_id: str, due_at: datetime) -> str:
-        command = new_envelope(
-            RequestPartnerConfirmation(
-                command_id=command_id,
-                application_id=application_id,
-                partner_city="Nairobi",
-                partner_contact_email=partner_email,
-                due_at=due_at,
-            ),
-            producer="workflows",
-            application_id=application_id,
-        )
-        async with unit_of_work(svc.intake.sessions) as session:
-            await service.request_partner_confirmation(session, svc.intake, command)
+        command = partner_request(application_id, partner_email, due_at, command_id=command_id)
+        await svc.handle(svc.service.request_partner_confirmation, command)
         mails = await svc.wait_for_mail(partner_email, count=len(svc.mails(partner_email)) + 1)
-        found = re.search(
-            r"http://intake\.test(/v1/partner-confirmations/\S+)", mails[-1].get_content()
-        )
-        assert found is not None
-        return found.group(1)
+        return link_path(mails[-1].get_content())
 
-    link = await request_confirmation("partner:1", svc.intake.now() + timedelta(days=1))
+    link = await request_confirmation("partner:1", svc.service.now() + timedelta(days=1))
     declined = await svc.client.post(link, json={"answer": "decline", "note": "Not this year"})
     assert declined.status_code == 200, declined.text
     assert declined.json()["confirmed"] is False
     [event] = await svc.outbox(PARTNER_CONFIRMED, application_id)
     assert (event["payload"]["confirmed"], event["payload"]["note"]) == (False, "Not this year")
 
-    expired = await request_confirmation("partner:2", svc.intake.now() - timedelta(minutes=1))
+    expired = await request_confirmation("partner:2", svc.service.now() - timedelta(minutes=1))
     late = await svc.client.post(expired, json={"answer": "confirm"})
     assert late.status_code == 410
     assert "expired" in late.json()["detail"]
     bad = await svc.client.post(expired, json={"answer": "maybe"})
     assert fields(bad) == ["answer"]
     assert len(await svc.outbox(PARTNER_CONFIRMED, application_id)) == 1
+
+
+async def test_a_request_handled_before_receipts_were_kept_gets_the_recorded_answer(
+    svc: RunningIntake,
+) -> None:
+    """A deployment upgraded mid-flight: the command receipts never saw the first request."""
+    _, application_id, partner_email = await svc.submitted_with_partner()
+    command = partner_request(application_id, partner_email, svc.service.now() + timedelta(days=1))
+    await svc.handle(svc.service.request_partner_confirmation, command)
+    [mail] = await svc.queued_mail(partner_email)
+    confirmed = await svc.client.post(link_path(mail.body), json={"answer": "confirm"})
+    assert confirmed.status_code == 200, confirmed.text
+    answer = await svc.outbox(PARTNER_CONFIRMED, application_id)
+
+    await svc.handle(svc.service.request_partner_confirmation, resent(command))
+    assert await svc.outbox(PARTNER_CONFIRMED, application_id) == answer
+    assert len(await svc.queued_mail(partner_email)) == 1

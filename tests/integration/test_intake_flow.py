@@ -4,7 +4,6 @@ workflow's and reporting's events come back in, as the other services will send 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -24,12 +23,14 @@ from shared.contracts.topics import (
     REQUEST_PARTNER_CONFIRMATION,
     Topic,
 )
-from shared.contracts.workflows import Deadline, ReminderDue, RequestPartnerConfirmation
+from shared.contracts.workflows import Deadline, ReminderDue
 from shared.messaging.outbox import message_headers
 from tests.support.intake import (
     TODAY,
     RunningIntake,
-    draft,
+    link_path,
+    partner_request,
+    resent,
     running_intake,
     status_event,
     subject,
@@ -138,27 +139,28 @@ async def test_a_submitted_application_is_consumed_and_a_status_event_fed_back_s
 async def test_the_partner_confirms_once_through_the_emailed_link(
     svc: RunningIntake, publish: Any
 ) -> None:
-    member = await svc.new_member()
-    partner_email = f"partner-of-{member}@nakuru.example.org"
-    partner = {**draft()["partner"], "name": "Nakuru", "contact_email": partner_email}
-    application_id = await svc.submitted(member, partner=partner)
-    command = new_envelope(
-        RequestPartnerConfirmation(
-            command_id=f"application-{application_id}:partner-confirmation:1",
-            application_id=application_id,
-            partner_city="Nakuru",
-            partner_contact_email=partner_email,
-            due_at=TODAY + timedelta(days=21),
-        ),
-        producer="workflows",
-        application_id=application_id,
+    member, application_id, partner_email = await svc.submitted_with_partner(name="Nakuru")
+    command = partner_request(
+        application_id,
+        partner_email,
+        TODAY + timedelta(days=21),
+        command_id=f"application-{application_id}:partner-confirmation:1",
+        partner_city="Nakuru",
     )
     await publish(REQUEST_PARTNER_CONFIRMATION, command)
     [mail] = await svc.wait_for_mail(partner_email)
     assert "Please confirm" in subject(mail)
-    link = re.search(r"http://intake\.test(/v1/partner-confirmations/\S+)", mail.get_content())
-    assert link is not None
-    path = link.group(1)
+    path = link_path(mail.get_content())
+
+    # The workflow hears nothing before the partner answers and asks again: no second mail.
+    early = resent(command)
+    await publish(REQUEST_PARTNER_CONFIRMATION, early)
+
+    async def early_request_handled() -> bool:
+        return await svc.processed(early)
+
+    await eventually(early_request_handled, timeout=20)
+    assert len(await svc.queued_mail(partner_email)) == 1
 
     page = await svc.client.get(path)
     assert page.status_code == 200 and "We confirm" in page.text and "Nakuru" in page.text
@@ -170,7 +172,8 @@ async def test_the_partner_confirms_once_through_the_emailed_link(
     assert answered.status_code == 200 and "Thank you" in answered.text
 
     [record] = await records_for(svc, PARTNER_CONFIRMED, application_id)
-    confirmed = Envelope[PartnerConfirmed].model_validate_json(record.value).payload
+    confirmation = Envelope[PartnerConfirmed].model_validate_json(record.value)
+    confirmed = confirmation.payload
     assert (confirmed.confirmed, confirmed.partner_contact_email) == (True, partner_email)
     assert confirmed.note == "We will host the delegation"
 
@@ -185,12 +188,13 @@ async def test_the_partner_confirms_once_through_the_emailed_link(
         "partner_confirmed",
     ]
 
-    # The workflow never heard the answer and asks again: intake answers again, no new mail.
-    resent = new_envelope(command.payload, producer="workflows", application_id=application_id)
-    await publish(REQUEST_PARTNER_CONFIRMATION, resent)
+    # The workflow never heard the answer and asks again: the same answer comes again.
+    await publish(REQUEST_PARTNER_CONFIRMATION, resent(command))
     records = await records_for(svc, PARTNER_CONFIRMED, application_id, count=2)
-    assert {json.loads(r.value)["payload"]["confirmed"] for r in records} == {True}
-    assert len(svc.mails(partner_email)) == 1
+    again = [Envelope[PartnerConfirmed].model_validate_json(r.value) for r in records]
+    assert {envelope.event_id for envelope in again} == {confirmation.event_id}
+    assert all(envelope.payload == confirmed for envelope in again)
+    assert len(await svc.queued_mail(partner_email)) == 1
 
 
 async def test_standing_and_reminder_events_from_other_services_reach_members_and_contacts(

@@ -7,9 +7,11 @@ import copy
 import email
 import email.policy
 import itertools
+import json
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,14 +23,13 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from services.intake import persistence as db
-from services.intake import service
 from services.intake.app import create_app
 from services.intake.domain import DRAFT_EXAMPLE
-from services.intake.service import Intake
-from services.intake.settings import IntakeOptions, IntakeSettings
+from services.intake.service import IntakeService
+from services.intake.settings import IntakeSettings
 from shared.auth import Role, mint_token
 from shared.contracts.envelope import Envelope, new_envelope
+from shared.contracts.money import Money
 from shared.contracts.topics import (
     AMENDMENT_REQUESTED,
     APPLICATION_RESUBMITTED,
@@ -41,10 +42,15 @@ from shared.contracts.topics import (
     REQUEST_PARTNER_CONFIRMATION,
     Topic,
 )
-from shared.contracts.workflows import Amounts, ApplicationStatusChanged, Deadline
-from shared.db import unit_of_work
+from shared.contracts.workflows import (
+    Amounts,
+    ApplicationStatusChanged,
+    Deadline,
+    RequestPartnerConfirmation,
+)
 from shared.messaging.topics_admin import ensure_topics
 from shared.migrations import upgrade
+from shared.service import Work
 
 # The day the tests live in: the 2027 catalog's application window is open.
 TODAY = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -89,7 +95,7 @@ class RunningIntake:
     app: FastAPI
     client: httpx.AsyncClient
     settings: IntakeSettings
-    intake: Intake
+    service: IntakeService
     database_url: str
     bootstrap: str
     state_dir: Path
@@ -148,6 +154,14 @@ class RunningIntake:
         assert response.status_code == 202, response.text
         return application_id
 
+    async def submitted_with_partner(self, **partner: str) -> tuple[str, str, str]:
+        """A new member's submitted application: the member, the application and the
+        address of its partner's contact, which no other test shares."""
+        member_id = await self.new_member()
+        email = f"partner-of-{member_id}@partner.example.org"
+        body = {**draft()["partner"], "contact_email": email, **partner}
+        return member_id, await self.submitted(member_id, partner=body), email
+
     async def feed_status(
         self,
         application_id: str,
@@ -160,31 +174,52 @@ class RunningIntake:
         deadlines: dict[str, datetime] | None = None,
     ) -> None:
         """Apply a status event as the workflow would publish it (without the broker)."""
-        async with unit_of_work(self.intake.sessions) as session:
-            await service.apply_status_change(
-                session,
-                self.intake,
-                status_event(
-                    application_id,
-                    stage,
-                    sequence,
-                    previous=previous,
-                    action_required=action_required,
-                    awarded=awarded,
-                    deadlines=deadlines,
-                ),
-            )
+        await self.handle(
+            self.service.apply_status_change,
+            status_event(
+                application_id,
+                stage,
+                sequence,
+                previous=previous,
+                action_required=action_required,
+                awarded=awarded,
+                deadlines=deadlines,
+            ),
+        )
 
-    async def outbox(self, topic: Topic, application_id: str | None = None) -> list[dict[str, Any]]:
-        """Envelopes (as JSON) that intake wrote to its outbox for ``topic``."""
-        import json
+    async def handle(
+        self, use_case: Callable[[Work, Any], Awaitable[None]], event: Envelope[Any]
+    ) -> None:
+        """Run a consumer's use case on ``event`` in one unit of work (without the broker)."""
+        async with self.service.work(event) as work:
+            await use_case(work, event)
 
-        table = db.messaging.outbox
-        query = select(table.c.body).where(table.c.topic == self.topic(topic)).order_by(table.c.id)
+    async def outbox(
+        self, topic: Topic | None = None, application_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Envelopes (as JSON) that intake wrote to its outbox (for ``topic``)."""
+        table = self.service.runtime.tables.outbox
+        query = select(table.c.body).order_by(table.c.id)
+        if topic is not None:
+            query = query.where(table.c.topic == self.topic(topic))
         if application_id is not None:
             query = query.where(table.c.message_key == application_id)
-        async with self.intake.sessions() as session:
-            return [json.loads(body) for body in (await session.scalars(query)).all()]
+        async with self.service.reading() as work:
+            return [json.loads(body) for body in (await work.session.scalars(query)).all()]
+
+    async def processed(self, event: Envelope[Any]) -> bool:
+        """Whether a consumer of intake has handled ``event`` (its inbox has the id)."""
+        table = self.service.runtime.tables.inbox
+        query = select(table.c.event_id).where(table.c.event_id == str(event.event_id))
+        async with self.service.reading() as work:
+            return await work.session.scalar(query) is not None
+
+    async def queued_mail(self, to: str) -> list[Any]:
+        """Mail queued for ``to`` (sent or not), oldest first."""
+        table = self.service.runtime.tables.mail
+        async with self.service.reading() as work:
+            rows = await work.session.execute(select(table).order_by(table.c.id))
+            return [row for row in rows if to in row.recipients]
 
     def mails(self, to: str | None = None) -> list[EmailMessage]:
         directory = self.settings.mail_dir
@@ -239,9 +274,43 @@ def status_event(
     )
 
 
-def usd_money(dollars: int) -> Any:
-    from shared.contracts.money import Money
+def partner_request(
+    application_id: str,
+    partner_email: str,
+    due_at: datetime,
+    *,
+    command_id: str = "partner:1",
+    partner_city: str = "Nairobi",
+) -> Envelope[RequestPartnerConfirmation]:
+    """The workflow's request that the partner confirm, as it publishes it."""
+    return new_envelope(
+        RequestPartnerConfirmation(
+            command_id=command_id,
+            application_id=application_id,
+            partner_city=partner_city,
+            partner_contact_email=partner_email,
+            due_at=due_at,
+        ),
+        producer="workflows",
+        application_id=application_id,
+    )
 
+
+def resent(command: Envelope[RequestPartnerConfirmation]) -> Envelope[RequestPartnerConfirmation]:
+    """The same command sent again by the workflow: a new event, the same command id."""
+    return new_envelope(
+        command.payload, producer="workflows", application_id=command.application_id
+    )
+
+
+def link_path(mail_text: str) -> str:
+    """The path of the partner's one-time link in a mail."""
+    found = re.search(r"https?://\S+?(/v1/partner-confirmations/\S+)", mail_text)
+    assert found is not None, mail_text
+    return found.group(1)
+
+
+def usd_money(dollars: int) -> Money:
     return Money(amount_minor=dollars * 100, currency="USD")
 
 
@@ -260,19 +329,14 @@ async def running_intake(
         outbox_poll_interval_ms=50,
         state_dir=state_dir,
         log_level="WARNING",
+        catalog=options.pop("catalog", "default"),
+        public_url="http://intake.test",
+        seed_demo_data=True,
+        mail_poll_interval_ms=50,
     )
     names = [topic.qualified(settings.topic_prefix) for topic in INTAKE_TOPICS]
     await ensure_topics(bootstrap, names + [name + ".dlq" for name in names])
-    app = create_app(
-        settings,
-        options=IntakeOptions(
-            catalog=options.pop("catalog", "default"),
-            public_url="http://intake.test",
-            seed_demo_data=True,
-            mail_poll_interval_ms=50,
-        ),
-        clock=options.pop("clock", ticking_clock()),
-    )
+    app = create_app(settings, clock=options.pop("clock", ticking_clock()))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://intake.test") as client:
@@ -280,7 +344,7 @@ async def running_intake(
                 app=app,
                 client=client,
                 settings=settings,
-                intake=app.state.intake,
+                service=app.state.service,
                 database_url=database_url,
                 bootstrap=bootstrap,
                 state_dir=state_dir,

@@ -1,70 +1,20 @@
-"""Hypothesis tests of the money rules: conversion, the request equation, the matching share."""
+"""Hypothesis tests of intake's money rules: the request equation and the matching share.
+
+Intake converts with ``Money.converted`` (tested in test_money.py) and judges the maximum
+award and the matching share with ``ProgramRules``; these tests hold what an applicant meets.
+"""
 
 from __future__ import annotations
 
+from datetime import date
 from fractions import Fraction
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.intake.domain import BudgetLineInput, check_money, convert, round_half_up
-from shared.contracts.money import MINOR_UNIT_EXPONENT, Money
-
-CURRENCIES = sorted(MINOR_UNIT_EXPONENT)
-rates = st.decimals(
-    min_value="0.000001", max_value="5000", places=6, allow_nan=False, allow_infinity=False
-).map(lambda value: format(value.normalize(), "f"))
-amounts = st.integers(min_value=1, max_value=10**12)
-
-
-@given(
-    amount=st.integers(min_value=-(10**15), max_value=10**15), currency=st.sampled_from(CURRENCIES)
-)
-def test_converting_at_rate_one_within_a_currency_changes_nothing(
-    amount: int, currency: str
-) -> None:
-    money = Money(amount_minor=amount, currency=currency)
-    assert convert(money, currency, "1") == money
-
-
-@given(
-    amount=amounts,
-    source=st.sampled_from(CURRENCIES),
-    target=st.sampled_from(CURRENCIES),
-    rate=rates,
-)
-def test_conversion_is_within_half_a_minor_unit_of_the_exact_value(
-    amount: int, source: str, target: str, rate: str
-) -> None:
-    exact = (
-        Fraction(amount)
-        * Fraction(rate)
-        * Fraction(10) ** (MINOR_UNIT_EXPONENT[target] - MINOR_UNIT_EXPONENT[source])
-    )
-    converted = convert(Money(amount_minor=amount, currency=source), target, rate)
-    assert converted.currency == target
-    assert abs(converted.amount_minor - exact) <= Fraction(1, 2)
-
-
-@given(first=amounts, second=amounts, rate=rates)
-def test_conversion_never_reverses_the_order_of_two_amounts(
-    first: int, second: int, rate: str
-) -> None:
-    low, high = sorted((first, second))
-    assert (
-        convert(Money(amount_minor=low, currency="KES"), "USD", rate).amount_minor
-        <= convert(Money(amount_minor=high, currency="KES"), "USD", rate).amount_minor
-    )
-
-
-@given(st.fractions(min_value=-(10**9), max_value=10**9))
-def test_rounding_goes_to_the_nearest_whole_and_halves_away_from_zero(value: Fraction) -> None:
-    rounded = round_half_up(value)
-    assert abs(rounded - value) <= Fraction(1, 2)
-    if abs(value - int(value)) == Fraction(1, 2):
-        assert abs(rounded) > abs(value)
-    assert round_half_up(-value) == -rounded
-
+from services.intake.catalog import load_catalog
+from services.intake.domain import DRAFT_EXAMPLE, DraftFields, MemberFacts, check_submission
+from shared.contracts.money import Money
 
 line_amounts = st.lists(
     st.tuples(st.sampled_from(["USD", "KES", "CNY", "JPY"]), st.integers(1, 10**9)),
@@ -72,6 +22,12 @@ line_amounts = st.lists(
     max_size=8,
 )
 RATES = {("KES", "USD"): "0.0077", ("CNY", "USD"): "0.1385", ("JPY", "USD"): "0.0066"}
+AUPAP = load_catalog().programs["AUPAP"]
+DENVER = MemberFacts("demo-member-1", "Denver", "US", membership_active=True, good_standing=True)
+
+
+def usd(minor: int) -> dict[str, object]:
+    return {"amount_minor": minor, "currency": "USD"}
 
 
 @settings(max_examples=300)
@@ -92,35 +48,46 @@ def test_money_rules_accept_exactly_what_the_arithmetic_allows(
     min_matching_bp: int,
 ) -> None:
     budget = [
-        BudgetLineInput(
-            category="travel",
-            description=f"line {index}",
-            amount=Money(amount_minor=amount, currency=currency),
-        )
+        {
+            "category": "travel",
+            "description": f"line {index}",
+            "amount": {"amount_minor": amount, "currency": currency},
+        }
         for index, (currency, amount) in enumerate(lines)
     ]
     converted = [
-        convert(
-            line.amount,
-            "USD",
-            "1" if line.amount.currency == "USD" else RATES[(line.amount.currency, "USD")],
+        Money(amount_minor=amount, currency=currency).converted(
+            "USD", "1" if currency == "USD" else RATES[(currency, "USD")]
         )
-        for line in budget
+        for currency, amount in lines
     ]
     total = sum(money.amount_minor for money in converted)
     matching = int(total * matching_share)
     in_kind = int(matching * in_kind_share)
     requested = total - matching + request_error
+    rules = AUPAP.model_copy(
+        update={
+            "max_award": Money(amount_minor=max_award_minor, currency="USD"),
+            "min_matching_bp": min_matching_bp,
+        }
+    )
+    draft = DraftFields.model_validate(
+        {
+            **DRAFT_EXAMPLE,
+            "budget_lines": budget,
+            "requested": usd(requested),
+            "matching_cash": usd(matching - in_kind),
+            "matching_in_kind": usd(in_kind),
+        }
+    )
 
-    problems, pricing = check_money(
-        budget_lines=budget,
-        requested=Money(amount_minor=requested, currency="USD"),
-        matching_cash=Money(amount_minor=matching - in_kind, currency="USD"),
-        matching_in_kind=Money(amount_minor=in_kind, currency="USD"),
-        currency="USD",
-        max_award=Money(amount_minor=max_award_minor, currency="USD"),
-        min_matching_bp=min_matching_bp,
+    checked = check_submission(
+        draft,
+        member=DENVER,
+        rules=rules,
         rates=RATES,
+        today=date(2026, 11, 27),
+        exchange_lead_days=1,
     )
 
     expected_ok = (
@@ -129,7 +96,8 @@ def test_money_rules_accept_exactly_what_the_arithmetic_allows(
         and requested <= max_award_minor
         and Fraction(matching, total) >= Fraction(min_matching_bp, 10_000)
     )
-    assert (not problems) == expected_ok, problems
+    assert checked.ready == expected_ok, checked.problems
+    pricing = checked.pricing
     assert pricing is not None
     assert pricing.total.amount_minor == sum(line.converted.amount_minor for line in pricing.lines)
     if expected_ok:

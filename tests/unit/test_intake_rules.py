@@ -13,6 +13,7 @@ import pytest
 from services.intake.catalog import CatalogError, load_catalog
 from services.intake.domain import (
     DRAFT_EXAMPLE,
+    REQUIRED_FIELDS,
     DraftFields,
     MemberFacts,
     check_amendment,
@@ -184,6 +185,9 @@ def test_matching_share_is_at_least_the_program_minimum() -> None:
 def test_request_matching_and_budget_rates_use_the_program_currency() -> None:
     euros = {"amount_minor": 300_000, "currency": "EUR"}
     assert fields_wrong(matching_cash=euros) == ["matching_cash"]
+    assert fields_wrong(matching_in_kind=euros) == ["matching_in_kind"]
+    assert fields_wrong(requested={"amount_minor": 1_100_000, "currency": "EUR"}) == ["requested"]
+    assert "must be in the program's currency USD, not EUR" in messages(matching_in_kind=euros)
     lines = [
         *DRAFT_EXAMPLE["budget_lines"],
         {
@@ -257,6 +261,21 @@ def test_a_draft_may_be_incomplete_but_submission_names_every_missing_field() ->
     assert {"program_code", "partner", "exchange_start", "budget_lines", "requested"} <= fields
     assert "title" not in fields
     assert not checked.ready
+
+
+def test_a_draft_is_judged_on_what_it_says_so_far() -> None:
+    lyon = {**DRAFT_EXAMPLE["partner"], "country": "FR", "name": "Lyon"}
+    checked = check_submission(
+        DraftFields.model_validate({"program_code": "AUPAP", "partner": lyon}),
+        member=DENVER,
+        rules=CATALOG.get("AUPAP"),
+        rates=RATES,
+        today=TODAY,
+        exchange_lead_days=1,
+    )
+    missing = dict(REQUIRED_FIELDS)
+    judged = [p.field for p in checked.problems if missing.get(p.field) != p.message]
+    assert judged == ["partner.country"]
 
 
 def test_unknown_program_is_named() -> None:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.contracts.money import MAX_MINOR_UNITS, CurrencyMismatchError, Money
+from shared.contracts.money import (
+    MAX_MINOR_UNITS,
+    MINOR_UNIT_EXPONENT,
+    CurrencyMismatchError,
+    Money,
+    round_half_up,
+)
 
 # Half the bound either way, so that sums of two stay amounts the contract accepts.
 amounts = st.integers(min_value=-(MAX_MINOR_UNITS // 2), max_value=MAX_MINOR_UNITS // 2)
@@ -82,3 +90,60 @@ def test_a_split_adds_up_to_the_whole_and_never_overpays_a_tranche(
 
 def test_seventy_thirty_tranches() -> None:
     assert usd(1_000_001).split([7000, 3000]) == [usd(700_000), usd(300_001)]
+
+
+CURRENCIES = sorted(MINOR_UNIT_EXPONENT)
+rates = st.decimals(
+    min_value="0.000001", max_value="5000", places=6, allow_nan=False, allow_infinity=False
+).map(lambda value: format(value.normalize(), "f"))
+# Small enough that any rate and exponent shift keeps the result inside the bound.
+conversion_amounts = st.integers(min_value=1, max_value=10**9)
+
+
+@given(
+    amount=st.integers(min_value=-(10**15), max_value=10**15), currency=st.sampled_from(CURRENCIES)
+)
+def test_converting_at_rate_one_within_a_currency_changes_nothing(
+    amount: int, currency: str
+) -> None:
+    money = Money(amount_minor=amount, currency=currency)
+    assert money.converted(currency, "1") == money
+
+
+@given(
+    amount=conversion_amounts,
+    source=st.sampled_from(CURRENCIES),
+    target=st.sampled_from(CURRENCIES),
+    rate=rates,
+)
+def test_conversion_is_within_half_a_minor_unit_of_the_exact_value(
+    amount: int, source: str, target: str, rate: str
+) -> None:
+    exact = (
+        Fraction(amount)
+        * Fraction(rate)
+        * Fraction(10) ** (MINOR_UNIT_EXPONENT[target] - MINOR_UNIT_EXPONENT[source])
+    )
+    converted = Money(amount_minor=amount, currency=source).converted(target, rate)
+    assert converted.currency == target
+    assert abs(converted.amount_minor - exact) <= Fraction(1, 2)
+
+
+@given(first=conversion_amounts, second=conversion_amounts, rate=rates)
+def test_conversion_never_reverses_the_order_of_two_amounts(
+    first: int, second: int, rate: str
+) -> None:
+    low, high = sorted((first, second))
+    assert (
+        Money(amount_minor=low, currency="KES").converted("USD", rate).amount_minor
+        <= Money(amount_minor=high, currency="KES").converted("USD", rate).amount_minor
+    )
+
+
+@given(st.fractions(min_value=-(10**9), max_value=10**9))
+def test_rounding_goes_to_the_nearest_whole_and_halves_away_from_zero(value: Fraction) -> None:
+    rounded = round_half_up(value)
+    assert abs(rounded - value) <= Fraction(1, 2)
+    if abs(value - int(value)) == Fraction(1, 2):
+        assert abs(rounded) > abs(value)
+    assert round_half_up(-value) == -rounded
