@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -20,6 +20,16 @@ app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 reporting_app = typer.Typer(help="The reporting service's read model.", no_args_is_help=True)
 app.add_typer(reporting_app, name="reporting")
+dlq_app = typer.Typer(
+    help=(
+        "Dead letters: the messages each service's consumers gave up on, kept in the "
+        "service's database, to read and to replay once their cause is fixed. A dead letter "
+        "is named <service>:<number>. Exit codes: 0 done, 1 nothing found or an invalid id, "
+        "2 wrong usage."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(dlq_app, name="dlq")
 
 
 class Service(StrEnum):
@@ -46,7 +56,23 @@ class RoleName(StrEnum):
     ADMIN = "admin"
 
 
-@app.command()
+UP_HELP = (
+    "Start the whole stack on this machine: broker, Temporal, the services and the worker."
+    "\n\n"
+    "Every process is supervised: one that exits or is killed is started again, after a "
+    "pause that doubles from 0.5 s up to 30 s while it keeps failing (back to 0.5 s once it "
+    'ran for a minute), with a log line such as "review was killed by SIGKILL; restart 2 in '
+    '1.0 s". The broker restarts empty and gets its topics again; Temporal restarts with its '
+    "workflows. Only Ctrl-C (or SIGTERM) stops everything, within 10 s; a failure while "
+    "starting ends the command with the reason."
+    "\n\n"
+    "While a process runs, its pid is in STATE_DIR/run/NAME.pid, e.g. to kill -9 it. "
+    "STATE_DIR is GRANTFLOW_STATE_DIR (default .grantflow); NAME is tansu, temporal, intake, "
+    "review, disbursement, reporting, workflows or finance-sim."
+)
+
+
+@app.command(help=UP_HELP)
 def up(
     external: Annotated[
         bool,
@@ -74,8 +100,8 @@ def up(
         ),
     ] = False,
 ) -> None:
-    """Start the whole stack on this machine: broker, Temporal, the services and the worker."""
-    from grantflow.stack import StackOptions, run_stack
+    from grantflow.stack.options import StackOptions
+    from grantflow.stack.supervisor import run_stack
 
     options = StackOptions.from_settings(
         external=external,
@@ -219,6 +245,142 @@ def reporting_rebuild(
     settings = ReportingSettings()
     target = database_url or settings.effective_database_url()
     typer.echo(f"reporting: {asyncio.run(rebuild(settings, target))}")
+
+
+def _moment(since: str | None) -> datetime | None:
+    from grantflow.deadletters import parse_moment
+
+    if since is None:
+        return None
+    try:
+        return parse_moment(since)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{since!r} is not a moment: give e.g. 2026-11-30T10:00", param_hint="'--since'"
+        ) from error
+
+
+def _services(service: Migrated | None) -> tuple[str, ...]:
+    return (service.value,) if service is not None else tuple(each.value for each in Migrated)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"grantflow dlq: {message}", err=True)
+    return typer.Exit(1)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    service: Annotated[
+        Migrated | None, typer.Option(help="Only this service's (default: every service's).")
+    ] = None,
+    topic: Annotated[
+        str | None, typer.Option(help="Only those read from this topic (or its .dlq topic).")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Only those dead-lettered at or after this moment, e.g. 2026-11-30T10:00 "
+            "(ISO 8601, UTC unless it names an offset)."
+        ),
+    ] = None,
+    include_replayed: Annotated[
+        bool, typer.Option("--all", help="Also those replayed already.")
+    ] = False,
+) -> None:
+    """List dead letters not yet replayed, oldest first: id, when, topic, attempts, reason."""
+    from grantflow.deadletters import find_letters, list_line
+
+    letters, problems = asyncio.run(
+        find_letters(
+            _services(service),
+            topic=topic,
+            since=_moment(since),
+            include_replayed=include_replayed,
+        )
+    )
+    for problem in problems:
+        typer.echo(f"grantflow dlq: {problem}", err=True)
+    if not letters:
+        raise _fail("no dead letters" + ("" if include_replayed else " waiting for a replay"))
+    width = max(len(str(letter.id)) for letter in letters)
+    for letter in letters:
+        typer.echo(list_line(letter, width))
+
+
+@dlq_app.command("show")
+def dlq_show(
+    letter_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The dead letter, e.g. review:12.")
+    ],
+) -> None:
+    """Show a dead letter: reason, attempts, consumer group, position, headers, the message."""
+    from grantflow.deadletters import DeadLetterError, LetterId, describe, find_letter
+
+    try:
+        letter = asyncio.run(find_letter(LetterId.parse(letter_id)))
+    except DeadLetterError as error:
+        raise _fail(str(error)) from error
+    typer.echo(describe(letter))
+
+
+DLQ_REPLAY_HELP = (
+    "Put dead letters back on their original topic, once their cause is fixed."
+    "\n\n"
+    "The message goes into the service's outbox with its original envelope and event id, "
+    "and the dead letter is marked replayed; the service publishes it while it runs. Every "
+    "consumer processes it at most once. A dead letter is replayed once, unless --again. "
+    "With --topic, a message that several services dead-lettered goes back once, and each "
+    "of its dead letters is marked replayed."
+)
+
+
+@dlq_app.command("replay", help=DLQ_REPLAY_HELP)
+def dlq_replay(
+    letter_id: Annotated[
+        str | None,
+        typer.Argument(metavar="ID", help="The dead letter, e.g. review:12."),
+    ] = None,
+    topic: Annotated[
+        str | None, typer.Option(help="Instead of an ID: every dead letter of this topic.")
+    ] = None,
+    service: Annotated[
+        Migrated | None, typer.Option(help="With --topic: only this service's.")
+    ] = None,
+    again: Annotated[
+        bool, typer.Option("--again", help="Also replay what was replayed before.")
+    ] = False,
+) -> None:
+    from grantflow.deadletters import DeadLetterError, LetterId, replay_letter, replay_topic
+
+    if (letter_id is None) == (topic is None):
+        raise typer.BadParameter("give one of the two", param_hint="ID or '--topic'")
+    if service is not None and topic is None:
+        raise typer.BadParameter(
+            "goes with --topic (an ID names its service)", param_hint="'--service'"
+        )
+    if letter_id is not None:
+        try:
+            replays = [asyncio.run(replay_letter(LetterId.parse(letter_id), again=again))]
+        except DeadLetterError as error:
+            raise _fail(str(error)) from error
+    else:
+        assert topic is not None
+        replays, problems = asyncio.run(replay_topic(_services(service), topic, again=again))
+        for problem in problems:
+            typer.echo(f"grantflow dlq: {problem}", err=True)
+        if not replays:
+            before = "" if again else " (those replayed before need --again)"
+            raise _fail(f"no dead letters of {topic} to replay{before}")
+    for replay in replays:
+        letter = replay.letter
+        if replay.via != letter.id:
+            typer.echo(f"{letter.id}: the same message, back on its topic with {replay.via}")
+            continue
+        typer.echo(
+            f"{letter.id}: back on {letter.topic} (event {letter.event_id or 'without id'}, "
+            f"outbox row {replay.outbox_row}); the {letter.id.service} service publishes it"
+        )
 
 
 @app.command()

@@ -269,9 +269,7 @@ class _DeadLetterScope(BaseMiddleware):
             return None
         if isinstance(exc_val, asyncio.CancelledError):
             return False
-        group = getattr(getattr(subscriber, "_connection_args", {}), "get", lambda _k: None)(
-            "group_id"
-        )
+        group = getattr(subscriber, "group_id", None)
         if _is_poison(exc_val):
             reason = f"invalid message: {_describe(exc_val)}"
             attempts = 1

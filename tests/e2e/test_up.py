@@ -1,4 +1,5 @@
-"""``grantflow up`` as a user runs it: the whole stack starts, answers, and Ctrl-C ends it."""
+"""``grantflow up`` as a user runs it: the whole stack starts, answers, restarts what dies,
+and Ctrl-C ends it."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ import pytest
 pytestmark = pytest.mark.timeout(180)
 
 SERVICES = ("intake", "review", "disbursement", "reporting", "workflows")
+PROCESSES = ("tansu", "temporal", *SERVICES, "finance-sim")
 READY_TIMEOUT = 90.0
+RESTART_TIMEOUT = 90.0
 STOP_TIMEOUT = 10.0
 
 
@@ -105,6 +108,14 @@ class Output:
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
+    def wait_for(self, text: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return True
+            time.sleep(0.1)
+        return False
+
     def text(self) -> str:
         return "\n".join(self.lines)
 
@@ -184,7 +195,63 @@ def kill_all(process: subprocess.Popen[str], tracked: dict[int, str]) -> None:
         process.wait(timeout=5)
 
 
-def test_up_starts_everything_and_sigint_stops_it(tmp_path: Path) -> None:
+def pid_files(tmp_path: Path) -> dict[str, int]:
+    """What an operator finds in <state>/run: each running process's pid by its name."""
+    run = tmp_path / ".grantflow" / "run"
+    return {path.stem: int(path.read_text()) for path in sorted(run.glob("*.pid"))}
+
+
+def topics_on(bootstrap: str) -> set[str]:
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def listed() -> set[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            return set(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    return asyncio.run(listed())
+
+
+def kill_and_see_restarts(tmp_path: Path, ports: Ports, stderr: Output) -> None:
+    """kill -9 of a service, the broker and Temporal: each comes back, the broker with topics."""
+    from shared.messaging.topics_admin import all_topic_names
+
+    before = pid_files(tmp_path)
+    assert set(before) == set(PROCESSES), before
+    for name in ("review", "tansu", "temporal"):
+        os.kill(before[name], signal.SIGKILL)
+    for name in ("review", "tansu", "temporal"):
+        said = f"grantflow up: {name} was killed by SIGKILL; restart 1 in 0.5 s"
+        assert stderr.wait_for(said, 10), stderr.text()
+    for name in ("review", "tansu", "temporal"):
+        assert stderr.wait_for(f"grantflow up: {name} is ready again", RESTART_TIMEOUT), (
+            stderr.text()
+        )
+    after = pid_files(tmp_path)
+    assert set(after) == set(PROCESSES), after
+    for name in PROCESSES:
+        if name in ("review", "tansu", "temporal"):
+            assert after[name] != before[name], name
+        else:
+            assert after[name] == before[name], f"{name} was restarted too"
+        assert _start_time(after[name]) is not None, f"{name}'s pid file names no live process"
+    # Tansu came back empty: the stack created every topic again.
+    missing = set(all_topic_names()) - topics_on(f"127.0.0.1:{ports.kafka}")
+    assert not missing, missing
+    with httpx.Client(timeout=5.0, trust_env=False) as client:
+        response = client.get(f"http://127.0.0.1:{ports.http('review')}/readyz")
+        assert response.status_code == 200, response.text
+        response = client.get(f"http://127.0.0.1:{ports.temporal_ui}", follow_redirects=False)
+        assert 200 <= response.status_code < 400, response.status_code
+
+
+@pytest.mark.timeout(300)
+def test_up_starts_everything_restarts_what_dies_and_sigint_stops_it(tmp_path: Path) -> None:
     ports = Ports()
     began = time.monotonic()
     process = start_up(tmp_path, *ports.args())
@@ -219,22 +286,27 @@ def test_up_starts_everything_and_sigint_stops_it(tmp_path: Path) -> None:
         for role in ("applicant", "reviewer", "program_officer", "admin"):
             assert any(line.strip().startswith(role) and "eyJ" in line for line in stdout.lines)
 
+        kill_and_see_restarts(tmp_path, ports, stderr)
+
         tracked = descendants(process.pid)
         tracked |= processes_mentioning(str(tmp_path), f"127.0.0.1:{ports.kafka}")
         tracked.pop(process.pid, None)
-        # Tansu, Temporal, four services and the worker.
-        assert len(tracked) >= 7, describe(tracked)
+        # Tansu, Temporal, four services, the worker and the finance simulator.
+        assert len(tracked) >= 8, describe(tracked)
 
         os.kill(process.pid, signal.SIGINT)
         stopping = time.monotonic()
         try:
             code = process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"grantflow up still running {STOP_TIMEOUT:.0f} s after SIGINT")
+            pytest.fail(
+                f"grantflow up still running {STOP_TIMEOUT:.0f} s after SIGINT\n{stderr.text()}"
+            )
         print(f"grantflow up: stopped {time.monotonic() - stopping:.1f} s after SIGINT")
         stdout.join(2)
         stderr.join(2)
         assert code == 0, stderr.text()
+        assert pid_files(tmp_path) == {}, "pid files left behind"
 
         left = survivors(tracked)
         assert not left, f"processes left behind:\n{describe(left)}"

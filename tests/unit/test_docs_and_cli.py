@@ -27,6 +27,7 @@ def test_grantflow_help_lists_every_subcommand() -> None:
         "docs",
         "reporting",
         "finance-sim",
+        "dlq",
     ):
         assert f" {command} " in result.stdout, f"{command} missing from --help"
 
