@@ -112,7 +112,14 @@ class ProgramRules(Contract):
     review_period: timedelta
     revision_period: timedelta
     payment_settlement_period: timedelta
-    payment_max_attempts: int = Field(default=3, ge=1)
+    payment_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description=(
+            "Kept for lifecycles started before disbursement became the one owner of "
+            "payment retries (GRANTFLOW_DISBURSEMENT_MAX_PAYMENT_ATTEMPTS); ignored since."
+        ),
+    )
     command_resend_after: timedelta = Field(
         default=timedelta(hours=1),
         description="A command without an answer by then is sent again with the same id.",

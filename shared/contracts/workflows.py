@@ -30,6 +30,19 @@ class Amounts(Contract):
     refunded: Money | None = None
 
 
+# Why a program officer is asked to step in (``EscalatedToOfficer.kind``).
+EscalationKind = Literal[
+    "partner_unconfirmed",
+    "reviewers_short",
+    "reviews_late",
+    "payment_failing",
+    "report_overdue",
+    "amendment_waiting",
+    "command_unanswered",
+    "other",
+]
+
+
 class ApplicationStatusChanged(Contract):
     application_id: str
     member_id: str
@@ -43,6 +56,11 @@ class ApplicationStatusChanged(Contract):
     )
     amounts: Amounts | None = None
     sequence: int = Field(ge=1, description="Orders status events of one application.")
+    waiting_for_officer: list[EscalationKind] = Field(
+        default_factory=list,
+        description="The kinds of escalation still waiting for a program officer; a kind "
+        "raised earlier and missing here has been resolved.",
+    )
 
 
 class ReminderDue(Contract):
@@ -161,10 +179,11 @@ class EscalatedToOfficer(Contract):
     application_id: str
     stage: str
     reason: str
-    kind: Literal[
-        "partner_unconfirmed",
-        "reviewers_short",
-        "payment_failing",
-        "command_unanswered",
-        "other",
-    ] = "other"
+    kind: EscalationKind = "other"
+    sequence: int | None = Field(
+        default=None,
+        ge=1,
+        description="The sequence of the status event this escalation follows: only a later "
+        "status event can say that it was resolved.",
+    )
+    program_code: str | None = None

@@ -1,8 +1,10 @@
 """One application from submission to close-out through the real workflows process.
 
 Tansu carries every message; the Temporal dev server runs the workflow; the workflows
-app (worker, bridge and lifecycle API, as ``grantflow worker`` runs it) is started
-in-process; stand-in services answer its commands over Kafka.
+app (worker, bridge, lifecycle API and attention list, as ``grantflow worker`` runs it)
+is started in-process; stand-in services answer its commands over Kafka. A second
+application's partner never answers: it reaches the officers' attention list and their
+mail, and leaves the list when it is withdrawn.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,15 +20,18 @@ import pytest
 from shared.auth import Role, mint_token
 from shared.contracts import topics
 from shared.contracts.programs import ProgramRules
-from shared.contracts.topics import broker_topic_names
+from shared.mail import FileMailer
 from shared.messaging.broker import create_broker
 from shared.messaging.outbox import message_headers
-from shared.messaging.topics_admin import ensure_topics
 from tests.support.messaging import eventually, read_topic
 from tests.support.processes import Tansu, TemporalDevServer, migrated_sqlite
-from tests.support.workflows import KafkaStandIns, program_rules, submission
+from tests.support.workflows import (
+    KafkaStandIns,
+    program_rules,
+    submission,
+    workflows_settings,
+)
 from workflows.funding.worker import create_app
-from workflows.settings import WorkflowsSettings
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,19 +53,15 @@ def quick_rules() -> ProgramRules:
 async def test_application_runs_end_to_end_over_kafka_and_temporal(
     tansu: Tansu, temporal_dev_server: TemporalDevServer, unique: str, tmp_path: Path
 ) -> None:
-    settings = WorkflowsSettings(
-        environment="test",
-        kafka_bootstrap_servers=tansu.bootstrap,
-        topic_prefix=f"{unique}.",
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=300,
+    settings = await workflows_settings(
+        tansu.bootstrap,
+        unique,
         temporal_address=temporal_dev_server.address,
         temporal_task_queue=f"{unique}-funding",
-        log_format="text",
         database_url=await migrated_sqlite(tmp_path, "workflows"),
+        officer_emails=["po@example.org"],
     )
     prefix = settings.topic_prefix
-    await ensure_topics(tansu.bootstrap, broker_topic_names(prefix))
     today = datetime.now(UTC).date()
     rules = quick_rules()
     application = submission(
@@ -67,13 +69,16 @@ async def test_application_runs_end_to_end_over_kafka_and_temporal(
         exchange_start=today - timedelta(days=3),
         exchange_end=today - timedelta(days=1),
     )
-    stuck = submission(rules=rules)
+    stuck = submission(
+        rules=rules.model_copy(update={"partner_confirmation_period": timedelta(seconds=2)})
+    )
     officer = {"Authorization": f"Bearer {mint_token(settings, role=Role.PROGRAM_OFFICER)}"}
 
     stand_ins = KafkaStandIns(settings)
     stand_ins.silent_partners.add(stuck.application_id)
     publisher, _ = create_broker(settings, client_id=f"{unique}-intake")
-    app = create_app(settings)
+    mailer = FileMailer(tmp_path / "mail")
+    app = create_app(settings, mailer=mailer)
     async with app.router.lifespan_context(app):
         await stand_ins.start()
         await publisher.start()
@@ -104,19 +109,39 @@ async def test_application_runs_end_to_end_over_kafka_and_temporal(
                 async def listed_as_stuck() -> bool:
                     response = await api.get(
                         "/v1/lifecycle",
-                        params={"stage": "partner_confirmation", "stuck_for_days": 0},
+                        params={"stage": "partner_unconfirmed", "stuck_for_days": 0},
                         headers=officer,
                     )
                     found = response.json()["applications"]
                     return any(item["application_id"] == stuck.application_id for item in found)
 
                 await eventually(listed_as_stuck, timeout=20)
+
+                async def attention() -> list[dict[str, Any]]:
+                    response = await api.get("/v1/attention", headers=officer)
+                    items: list[dict[str, Any]] = response.json()["items"]
+                    return [i for i in items if i["application_id"] == stuck.application_id]
+
+                async def waits_for_an_officer() -> bool:
+                    return [i["kind"] for i in await attention()] == ["partner_unconfirmed"]
+
+                await eventually(waits_for_an_officer, timeout=20)
+
+                async def mailed() -> bool:
+                    return len(mailer.sent()) == 1
+
+                await eventually(mailed, timeout=20)
                 withdrawn = await api.post(
                     f"/v1/lifecycle/{stuck.application_id}/withdraw",
                     json={"reason": "the partner city never answered"},
                     headers=officer,
                 )
                 assert withdrawn.status_code == 200, withdrawn.text
+
+                async def cleared() -> bool:
+                    return await attention() == []
+
+                await eventually(cleared, timeout=20)
                 ready = await api.get("/readyz")
                 assert ready.status_code == 200, ready.text
         finally:

@@ -1,39 +1,29 @@
-"""Lifecycle test support: applications, stand-in services and a worker per test.
-
-``StandInServices`` replaces the two publishing activities (same names) on the
-time-skipping server: it records every command and event the workflow publishes and
-answers commands the way the services would, by signalling the workflow from inside the
-activity (time cannot skip while an activity runs, so an answer always beats the deadline
-it answers). ``KafkaStandIns`` does the same over Kafka for the end-to-end test and the
-benchmark.
+"""Lifecycle test support shared beyond the lifecycle suite: applications and answers,
+Temporal plumbing, and ``KafkaStandIns``, which answers the workflow's commands over Kafka
+as the services would (the end-to-end test and the benchmark). The time-skipping stand-ins
+are in ``tests/workflows/support.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from pydantic import BaseModel
-from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
 
 from shared.contracts import topics
 from shared.contracts.disbursement import (
-    AwardAdjusted,
-    DisbursementFailed,
     DisbursementSettled,
-    FundsRefused,
     FundsReleased,
     FundsReserved,
     RefundRequested,
@@ -50,10 +40,8 @@ from shared.contracts.money import Money
 from shared.contracts.programs import ProgramRules, Rubric, RubricCriterion, Tranche
 from shared.contracts.reporting import ReportSubmitted
 from shared.contracts.review import CriterionScore, ReportReviewed, ReviewCompleted
-from shared.contracts.topics import TOPICS_BY_NAME, Kind, Topic
+from shared.contracts.topics import Topic, broker_topic_names
 from shared.contracts.workflows import (
-    AdjustAward,
-    ApplicationStatusChanged,
     PayTranche,
     ReleaseFunds,
     RequestPartnerConfirmation,
@@ -65,11 +53,10 @@ from shared.contracts.workflows import (
 )
 from shared.messaging.broker import create_broker
 from shared.messaging.outbox import message_headers
+from shared.messaging.topics_admin import ensure_topics
 from shared.settings import CommonSettings
-from workflows.funding.activities import PUBLISH
-from workflows.funding.models import FundingInput, Outgoing, Publication, Stage, workflow_id
 from workflows.funding.search_attributes import SEARCH_ATTRIBUTES
-from workflows.funding.workflow import ExchangeFundingWorkflow
+from workflows.settings import WorkflowsSettings
 
 
 def usd(amount: int) -> Money:
@@ -190,6 +177,17 @@ def answer(payload: BaseModel, application_id: str, producer: str) -> Envelope[A
     return new_envelope(payload, producer=producer, application_id=application_id)
 
 
+async def publish(broker: KafkaBroker, prefix: str, topic: Topic, *events: Envelope[Any]) -> None:
+    """Publish as the services do: each envelope one message keyed by its application."""
+    for event in events:
+        await broker.publish(
+            event.model_dump_json().encode(),
+            topic=topic.qualified(prefix),
+            key=event.application_id.encode(),
+            headers=message_headers(event),
+        )
+
+
 def scores(value: int) -> list[CriterionScore]:
     return [CriterionScore(criterion=criterion.name, score=value) for criterion in RUBRIC.criteria]
 
@@ -212,269 +210,6 @@ def review(
     )
 
 
-@dataclass
-class Sent:
-    """One message the workflow published."""
-
-    kind: Literal["command", "event"]
-    topic: str
-    event_id: uuid.UUID
-    payload: Any
-
-
-Hook = Callable[[WorkflowHandle[Any, Any], Any], Awaitable[None]]
-
-
-@dataclass
-class StandInServices:
-    """Intake, review, disbursement and reporting as the workflow sees them, scripted."""
-
-    client: Client
-    sent: list[Sent] = field(default_factory=list)
-    partner: Literal["confirm", "decline", "never"] = "confirm"
-    review_score: Callable[[int], int] = field(default=lambda _round: 4)
-    review_recommendation: Literal["approve", "decline", "revise"] = "approve"
-    answer_reviews: bool = True
-    refusals: int = 0
-    payment_failures: int = 0
-    report: Literal["prompt", "never"] = "prompt"
-    actual_spending: Money | None = None
-    report_outcomes: list[Literal["approved", "changes_requested"]] = field(default_factory=list)
-    drop: dict[str, int] = field(default_factory=dict)
-    duplicate_answers: bool = False
-    on_stage: dict[str, Hook] = field(default_factory=dict)
-    on_event: dict[str, Hook] = field(default_factory=dict)
-    on_command: dict[str, Hook] = field(default_factory=dict)
-    reserved: dict[str, Money] = field(default_factory=dict)
-    paid: dict[str, Money] = field(default_factory=dict)
-    _stages_seen: set[str] = field(default_factory=set)
-
-    # -- what the tests look at -----------------------------------------------------------
-
-    def commands(self, topic: Topic) -> list[Any]:
-        return [sent.payload for sent in self.sent if sent.topic == topic.name]
-
-    def events(self, topic: Topic) -> list[Any]:
-        return self.commands(topic)
-
-    def stages(self) -> list[str]:
-        return [status.stage for status in self.events(topics.APPLICATION_STATUS_CHANGED)]
-
-    # -- the activities -------------------------------------------------------------------
-
-    @activity.defn(name=PUBLISH)
-    async def publish(self, publication: Publication) -> None:
-        handle = self.client.get_workflow_handle(str(activity.info().workflow_id))
-        for message in publication.messages:
-            if TOPICS_BY_NAME[message.topic].kind is Kind.COMMAND:
-                await self._command(handle, message)
-            else:
-                await self._event(handle, message)
-
-    async def _command(self, handle: WorkflowHandle[Any, Any], message: Outgoing) -> None:
-        payload = self._record("command", message)
-        if self.drop.get(message.topic, 0) > 0:
-            self.drop[message.topic] -= 1
-            return
-        hook = self.on_command.get(message.topic)
-        if hook is not None:
-            await hook(handle, payload)
-            return
-        await self._answer(handle, message.application_id, payload)
-
-    async def _event(self, handle: WorkflowHandle[Any, Any], message: Outgoing) -> None:
-        payload = self._record("event", message)
-        if isinstance(payload, ApplicationStatusChanged) and payload.stage not in self._stages_seen:
-            self._stages_seen.add(payload.stage)
-            hook = self.on_stage.get(payload.stage)
-            if hook is not None:
-                await hook(handle, payload)
-        event_hook = self.on_event.get(message.topic)
-        if event_hook is not None:
-            await event_hook(handle, payload)
-
-    def _record(self, kind: Literal["command", "event"], message: Outgoing) -> Any:
-        topic = TOPICS_BY_NAME[message.topic]
-        payload = topic.payload.model_validate(message.payload)
-        self.sent.append(Sent(kind, message.topic, message.event_id, payload))
-        return payload
-
-    # -- the services' answers ------------------------------------------------------------
-
-    async def _answer(
-        self, handle: WorkflowHandle[Any, Any], application_id: str, command: Any
-    ) -> None:
-        wf = ExchangeFundingWorkflow
-
-        async def send(signal: Any, payload: BaseModel, producer: str) -> None:
-            envelope = answer(payload, application_id, producer)
-            await handle.signal(signal, envelope)
-            if self.duplicate_answers:
-                # Redelivered by Kafka (same event id), then answered again by a service
-                # that saw the command twice (new event id, same command id).
-                await handle.signal(signal, envelope)
-                await handle.signal(signal, answer(payload, application_id, producer))
-
-        match command:
-            case RequestPartnerConfirmation() if self.partner != "never":
-                await send(
-                    wf.partner_confirmed,
-                    PartnerConfirmed(
-                        application_id=application_id,
-                        partner_contact_email=command.partner_contact_email,
-                        confirmed=self.partner == "confirm",
-                    ),
-                    "intake",
-                )
-            case RequestReviews() if self.answer_reviews:
-                for index in range(1, command.reviews_needed + 1):
-                    completed = review(
-                        application_id,
-                        command.round,
-                        index,
-                        self.review_score(command.round),
-                        self.review_recommendation,
-                    )
-                    await send(wf.review_completed, completed, "review")
-            case ReserveFunds():
-                await self._reserve(send, command)
-            case PayTranche():
-                await self._pay(send, command)
-            case ReleaseFunds():
-                left = self.reserved.pop(application_id, Money.zero("USD"))
-                paid = self.paid.get(application_id, Money.zero("USD"))
-                released = left - paid if left > paid else Money.zero("USD")
-                await send(
-                    wf.funds_released,
-                    FundsReleased(
-                        application_id=application_id,
-                        command_id=command.command_id,
-                        amount=released,
-                        program_code=command.program_code,
-                        cycle=command.cycle,
-                    ),
-                    "disbursement",
-                )
-            case RequestRefund():
-                await send(
-                    wf.refund_requested,
-                    RefundRequested(
-                        application_id=application_id,
-                        command_id=command.command_id,
-                        amount=command.amount,
-                        reason=command.reason,
-                    ),
-                    "disbursement",
-                )
-            case AdjustAward():
-                self.reserved[application_id] = command.new_award
-                await send(
-                    wf.award_adjusted,
-                    AwardAdjusted(
-                        application_id=application_id,
-                        command_id=command.command_id,
-                        new_award=command.new_award,
-                        reserved=command.new_award,
-                    ),
-                    "disbursement",
-                )
-            case RequestReport() if self.report == "prompt":
-                await self.submit_report(handle, command.awarded, revision=1)
-            case RequestReportReview():
-                outcome = self.report_outcomes.pop(0) if self.report_outcomes else "approved"
-                await send(
-                    wf.report_reviewed,
-                    ReportReviewed(
-                        application_id=application_id,
-                        report_id=command.report_id,
-                        reviewer_id="reviewer-report",
-                        outcome=outcome,
-                        comments="" if outcome == "approved" else "add receipts",
-                    ),
-                    "review",
-                )
-            case _:
-                pass
-
-    async def _reserve(self, send: Any, command: ReserveFunds) -> None:
-        wf = ExchangeFundingWorkflow
-        if self.refusals > 0:
-            self.refusals -= 1
-            await send(
-                wf.funds_refused,
-                FundsRefused(
-                    application_id=command.application_id,
-                    command_id=command.command_id,
-                    amount=command.amount,
-                    available=usd(1_000),
-                    reason="budget exhausted",
-                ),
-                "disbursement",
-            )
-            return
-        self.reserved[command.application_id] = command.amount
-        await send(
-            wf.funds_reserved,
-            FundsReserved(
-                application_id=command.application_id,
-                command_id=command.command_id,
-                amount=command.amount,
-            ),
-            "disbursement",
-        )
-
-    async def _pay(self, send: Any, command: PayTranche) -> None:
-        wf = ExchangeFundingWorkflow
-        if self.payment_failures > 0:
-            self.payment_failures -= 1
-            await send(
-                wf.disbursement_failed,
-                DisbursementFailed(
-                    application_id=command.application_id,
-                    command_id=command.command_id,
-                    tranche=command.tranche,
-                    instruction_id=command.idempotency_key,
-                    reason="beneficiary bank rejected the transfer",
-                    attempts=1,
-                ),
-                "disbursement",
-            )
-            return
-        paid = self.paid.get(command.application_id, Money.zero("USD"))
-        self.paid[command.application_id] = paid + command.amount
-        await send(
-            wf.disbursement_settled,
-            DisbursementSettled(
-                application_id=command.application_id,
-                command_id=command.command_id,
-                tranche=command.tranche,
-                amount=command.amount,
-                instruction_id=command.idempotency_key,
-                finance_reference=f"fin-{command.command_id[:8]}",
-            ),
-            "disbursement",
-        )
-
-    async def submit_report(
-        self, handle: WorkflowHandle[Any, Any], awarded: Money, *, revision: int
-    ) -> None:
-        application_id = handle.id.removeprefix("application-")
-        await handle.signal(
-            ExchangeFundingWorkflow.report_submitted,
-            answer(
-                ReportSubmitted(
-                    application_id=application_id,
-                    report_id=f"{application_id}-report",
-                    member_id="demo-member-1",
-                    actual_spending=self.actual_spending or awarded,
-                    revision=revision,
-                ),
-                application_id,
-                "reporting",
-            ),
-        )
-
-
 def amendment(application_id: str, amendment_id: str, **changes: Any) -> Envelope[Any]:
     return answer(
         AmendmentRequested(
@@ -487,6 +222,21 @@ def amendment(application_id: str, amendment_id: str, **changes: Any) -> Envelop
         application_id,
         "intake",
     )
+
+
+async def workflows_settings(bootstrap: str, unique: str, **overrides: Any) -> WorkflowsSettings:
+    """The workflows process on Tansu for one test: topics of its own (created), quick joins."""
+    settings = WorkflowsSettings(
+        environment="test",
+        kafka_bootstrap_servers=bootstrap,
+        topic_prefix=f"{unique}.",
+        kafka_session_timeout_ms=2000,
+        kafka_heartbeat_interval_ms=300,
+        log_format="text",
+        **overrides,
+    )
+    await ensure_topics(bootstrap, broker_topic_names(settings.topic_prefix))
+    return settings
 
 
 # -- Temporal plumbing for the tests ------------------------------------------------------
@@ -511,36 +261,6 @@ async def register_search_attributes(client: Client) -> None:
                 search_attributes={name: kinds[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
             )
         )
-
-
-@contextlib.asynccontextmanager
-async def funding_worker(
-    client: Client,
-    services: StandInServices,
-    *,
-    max_cached_workflows: int = 1000,
-    task_queue: str | None = None,
-) -> AsyncIterator[str]:
-    task_queue = task_queue or f"funding-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[ExchangeFundingWorkflow],
-        activities=[services.publish],
-        max_cached_workflows=max_cached_workflows,
-    ):
-        yield task_queue
-
-
-async def start_lifecycle(
-    client: Client, task_queue: str, application: Envelope[ApplicationSubmitted]
-) -> WorkflowHandle[Any, Any]:
-    return await client.start_workflow(
-        ExchangeFundingWorkflow.run,
-        FundingInput(submission=application),
-        id=workflow_id(application.application_id),
-        task_queue=task_queue,
-    )
 
 
 # -- stand-in services over Kafka (end-to-end test, benchmark) ---------------------------
@@ -606,12 +326,7 @@ class KafkaStandIns:
             event_id=event_id,
             causation=command,
         )
-        await self.broker.publish(
-            envelope.model_dump_json().encode(),
-            topic=topic.qualified(self.settings.topic_prefix),
-            key=command.application_id.encode(),
-            headers=message_headers(envelope),
-        )
+        await publish(self.broker, self.settings.topic_prefix, topic, envelope)
 
     async def _on_partner(self, command: Envelope[RequestPartnerConfirmation]) -> None:
         if command.application_id in self.silent_partners:
@@ -710,16 +425,3 @@ class KafkaStandIns:
                 outcome="approved",
             ),
         )
-
-
-async def reach(handle: WorkflowHandle[Any, Any], stage: Stage, timeout: float = 10.0) -> None:
-    """Wait until the lifecycle is in ``stage``.
-
-    Queries do not move the time-skipping server's clock: a stage behind a timer needs
-    ``env.sleep`` (or a ``result()`` wait) first.
-    """
-    loop = asyncio.get_running_loop()
-    give_up_at = loop.time() + timeout
-    while (await handle.query(ExchangeFundingWorkflow.stage)).stage is not stage:
-        assert loop.time() < give_up_at, f"never reached {stage}"
-        await asyncio.sleep(0.02)

@@ -7,6 +7,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.workflows import register_search_attributes, with_pydantic
+from tests.workflows.support import Lifecycle, StandInServices
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +24,20 @@ async def funding_client(time_skipping_env: WorkflowEnvironment) -> Client:
 @pytest.fixture(params=[1000, 0], ids=["cached", "replay-every-task"])
 def max_cached_workflows(request: pytest.FixtureRequest) -> int:
     return int(request.param)
+
+
+@pytest.fixture
+def lifecycle(
+    funding_client: Client,
+    time_skipping_env: WorkflowEnvironment,
+    max_cached_workflows: int,
+    request: pytest.FixtureRequest,
+) -> Lifecycle:
+    """One lifecycle path, named (and its history recorded) after the test."""
+    name = request.node.originalname.removeprefix("test_")
+    return Lifecycle(funding_client, time_skipping_env, max_cached_workflows, name)
+
+
+@pytest.fixture
+def services(funding_client: Client) -> StandInServices:
+    return StandInServices(funding_client)

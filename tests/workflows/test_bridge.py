@@ -14,26 +14,22 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from shared.contracts import topics
 from shared.contracts.disbursement import FundsReleased
-from shared.contracts.envelope import Envelope
 from shared.contracts.intake import ApplicationWithdrawn
-from shared.contracts.topics import Topic, broker_topic_names
 from shared.messaging.broker import create_broker
-from shared.messaging.outbox import message_headers
-from shared.messaging.topics_admin import ensure_topics
 from tests.support.messaging import eventually, read_topic
 from tests.support.processes import Tansu, TemporalDevServer
 from tests.support.workflows import (
-    StandInServices,
     amendment,
     answer,
-    funding_worker,
+    publish,
     submission,
     usd,
+    workflows_settings,
 )
+from tests.workflows.support import StandInServices, funding_worker
 from workflows.funding.bridge import Bridge
 from workflows.funding.models import Stage, workflow_id
 from workflows.funding.workflow import ExchangeFundingWorkflow
-from workflows.settings import WorkflowsSettings
 
 
 class CountingBridge(Bridge):
@@ -53,14 +49,9 @@ async def dev_client(temporal_dev_server: TemporalDevServer) -> Client:
 async def bridge(
     tansu: Tansu, dev_client: Client, unique: str
 ) -> AsyncIterator[tuple[CountingBridge, KafkaBroker]]:
-    settings = WorkflowsSettings(
-        kafka_bootstrap_servers=tansu.bootstrap,
-        topic_prefix=f"{unique}.",
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=300,
-        temporal_task_queue=f"{unique}-queue",
+    settings = await workflows_settings(
+        tansu.bootstrap, unique, temporal_task_queue=f"{unique}-queue"
     )
-    await ensure_topics(tansu.bootstrap, broker_topic_names(settings.topic_prefix))
     broker, _ = create_broker(settings, client_id=f"{unique}-bridge")
     bridge = CountingBridge(settings, unknown_grace=0.2)
     bridge.client = dev_client
@@ -68,15 +59,6 @@ async def bridge(
     await broker.start()
     yield bridge, broker
     await broker.stop()
-
-
-async def publish(broker: KafkaBroker, prefix: str, topic: Topic, event: Envelope[Any]) -> None:
-    await broker.publish(
-        event.model_dump_json().encode(),
-        topic=topic.qualified(prefix),
-        key=event.application_id.encode(),
-        headers=message_headers(event),
-    )
 
 
 async def test_redelivered_submission_starts_one_lifecycle_and_events_become_signals(

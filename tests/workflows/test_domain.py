@@ -4,30 +4,48 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from shared.contracts.intake import BudgetLine
 from shared.contracts.money import Money
+from shared.contracts.programs import rescheduled_tranches
 from tests.support.workflows import program_rules, review, submission, usd
 from workflows.funding import domain
 
 
 def test_eligible_application_passes_screening() -> None:
-    assert domain.screen(submission().payload) == []
+    assert domain.screening_problems(submission().payload) == []
 
 
-def test_screening_names_every_problem() -> None:
+def test_screening_names_every_problem_in_the_program_rules_words() -> None:
     base = submission().payload
     application = base.model_copy(
         update={
+            "member_in_good_standing": False,
             "partner": base.partner.model_copy(update={"country": "FR"}),
             "focus_area": "youth_and_education",
             "matching_cash": usd(0),
             "matching_in_kind": usd(100),
         }
     )
-    problems = domain.screen(application)
-    assert len(problems) == 3
-    assert "partner country FR is not eligible" in problems[0]
-    assert "focus area youth_and_education" in problems[1]
-    assert "matching funds 100.00 USD are below the required 2,500.00 USD" in problems[2]
+    assert domain.screening_problems(application) == [
+        "Springfield is not in good standing (a report is overdue)",
+        "partners in FR are not eligible for AUPAP; eligible countries: KE, GH, TZ",
+        "AUPAP funds community development and business and trade, not youth and education",
+        "matching funds (cash and in kind, 100.00 USD) are 1% of the budget total "
+        "10,000.00 USD; the program requires at least 25%",
+    ]
+
+
+def test_the_matching_share_is_of_the_budget_total_not_of_the_request() -> None:
+    # 4,000 of matching funds: 40% of the 10,000 requested, but 20% of a 20,000 budget.
+    lines = [
+        BudgetLine(
+            category="travel", description="flights", amount=usd(12_000), converted=usd(12_000)
+        ),
+        BudgetLine(category="venue", description="hall", amount=usd(8_000), converted=usd(8_000)),
+    ]
+    application = submission(budget_lines=lines).payload
+    (problem,) = domain.screening_problems(application)
+    assert "are 20% of the budget total 20,000.00 USD" in problem
 
 
 def test_youth_program_needs_youth_and_dates_within_the_period() -> None:
@@ -36,9 +54,9 @@ def test_youth_program_needs_youth_and_dates_within_the_period() -> None:
     late = base.model_copy(
         update={"youth": 0, "exchange_end": rules.exchange_period_end + timedelta(days=1)}
     )
-    problems = domain.screen(late)
+    problems = domain.screening_problems(late)
     assert any("youth program" in problem for problem in problems)
-    assert any("must take place between" in problem for problem in problems)
+    assert any("must end within the program's exchange period" in p for p in problems)
 
 
 def test_passing_score_awards_the_request_capped_at_the_maximum() -> None:
@@ -63,17 +81,17 @@ def test_near_miss_earns_a_revision_until_revisions_run_out() -> None:
 
 
 def test_tranches_add_up_to_the_award() -> None:
-    parts = domain.tranche_amounts(Money(amount_minor=1_000_001, currency="USD"), program_rules())
+    parts = program_rules().tranche_plan(Money(amount_minor=1_000_001, currency="USD"))
     assert [part.amount_minor for part in parts] == [700_000, 300_001]
 
 
 def test_a_lower_award_is_spread_over_the_unpaid_tranches() -> None:
     planned = [usd(7_000), usd(3_000)]
-    assert domain.rescheduled_tranches(planned, {1}, usd(8_000), usd(7_000)) == [
+    assert rescheduled_tranches(planned, {1}, usd(8_000), usd(7_000)) == [
         usd(7_000),
         usd(1_000),
     ]
-    assert domain.rescheduled_tranches(planned, {1}, usd(6_000), usd(7_000)) == [
+    assert rescheduled_tranches(planned, {1}, usd(6_000), usd(7_000)) == [
         usd(7_000),
         usd(0),
     ]

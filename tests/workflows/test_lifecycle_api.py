@@ -12,13 +12,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from shared.auth import Role, mint_token
-from tests.support.workflows import (
-    StandInServices,
-    funding_worker,
-    reach,
-    start_lifecycle,
-    submission,
-)
+from tests.support.workflows import submission
+from tests.workflows.support import StandInServices, funding_worker, reach, start_lifecycle
 from workflows.funding.models import Stage
 from workflows.funding.worker import create_app
 from workflows.settings import WorkflowsSettings

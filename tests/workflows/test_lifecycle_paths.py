@@ -3,119 +3,40 @@
 Each test runs twice (``max_cached_workflows`` 1000 and 0: the second replays the whole
 history on every workflow task, so any non-determinism fails it). With
 ``GRANTFLOW_RECORD_HISTORIES=1`` each path's history is written to ``histories/`` for the
-replay test.
+replay test. The paths on which a program officer is asked to act are in
+``test_escalation_paths.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateStage
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import WorkflowUpdateStage
 
 from shared.contracts import topics
 from shared.contracts.disbursement import FundsReleased
-from shared.contracts.envelope import Envelope, deterministic_id
+from shared.contracts.envelope import deterministic_id
 from shared.contracts.intake import (
     ApplicationResubmitted,
-    ApplicationSubmitted,
     ApplicationWithdrawn,
     PartnerConfirmed,
 )
-from shared.contracts.review import ReviewerRecused, ReviewersShort
-from shared.contracts.workflows import ApplicationStatusChanged, EscalatedToOfficer
-from tests.support.workflows import (
+from shared.contracts.review import ReviewerRecused
+from shared.contracts.workflows import ApplicationStatusChanged
+from tests.support.workflows import amendment, answer, review, submission, usd
+from tests.workflows.support import (
+    Handle,
+    Lifecycle,
     StandInServices,
-    amendment,
-    answer,
-    funding_worker,
+    application_id,
+    escalations,
     reach,
-    review,
-    start_lifecycle,
-    submission,
-    usd,
 )
-from workflows.funding.models import (
-    AmendmentDecision,
-    FundingResult,
-    OverrideDecision,
-    PartnerDecision,
-    ResendCommand,
-    Stage,
-)
+from workflows.funding.models import AmendmentDecision, Stage
 from workflows.funding.workflow import ExchangeFundingWorkflow
 
-HISTORIES = Path(__file__).parent / "histories"
-RECORD = os.environ.get("GRANTFLOW_RECORD_HISTORIES") == "1"
 wf = ExchangeFundingWorkflow
-Handle = WorkflowHandle[Any, Any]
-
-
-@dataclass
-class Lifecycle:
-    client: Client
-    env: WorkflowEnvironment
-    max_cached_workflows: int
-    name: str
-
-    async def application(self, **overrides: Any) -> Envelope[ApplicationSubmitted]:
-        """An application dated by the server's clock, which earlier tests moved ahead."""
-        today = (await self.env.get_current_time()).date()
-        return submission(today=today, **overrides)
-
-    async def run(
-        self,
-        services: StandInServices,
-        application: Any = None,
-        *,
-        meanwhile: Callable[[Handle], Awaitable[None]] | None = None,
-    ) -> FundingResult:
-        application = application or await self.application()
-        async with funding_worker(
-            self.client, services, max_cached_workflows=self.max_cached_workflows
-        ) as queue:
-            handle = await start_lifecycle(self.client, queue, application)
-            if meanwhile is not None:
-                await meanwhile(handle)
-            result: FundingResult = await asyncio.wait_for(handle.result(), timeout=60)
-            if RECORD and self.max_cached_workflows:
-                history = await handle.fetch_history()
-                (HISTORIES / f"{self.name}.json").write_text(history.to_json())
-        statuses = services.events(topics.APPLICATION_STATUS_CHANGED)
-        assert [status.sequence for status in statuses] == list(range(1, len(statuses) + 1))
-        assert statuses[-1].stage == result.stage
-        return result
-
-
-@pytest.fixture
-def lifecycle(
-    funding_client: Client,
-    time_skipping_env: WorkflowEnvironment,
-    max_cached_workflows: int,
-    request: pytest.FixtureRequest,
-) -> Lifecycle:
-    name = request.node.originalname.removeprefix("test_")
-    return Lifecycle(funding_client, time_skipping_env, max_cached_workflows, name)
-
-
-@pytest.fixture
-def services(funding_client: Client) -> StandInServices:
-    return StandInServices(funding_client)
-
-
-def escalations(services: StandInServices) -> list[EscalatedToOfficer]:
-    return list(services.events(topics.ESCALATED_TO_OFFICER))
-
-
-def application_id(handle: Handle) -> str:
-    return handle.id.removeprefix("application-")
 
 
 async def test_approved_application_is_paid_and_closed(
@@ -159,7 +80,9 @@ async def test_ineligible_application_stops_at_screening(
     result = await lifecycle.run(services, application)
 
     assert result.stage is Stage.INELIGIBLE
-    assert result.reason is not None and "partner country FR is not eligible" in result.reason
+    assert result.reason == (
+        "partners in FR are not eligible for AUPAP; eligible countries: KE, GH, TZ"
+    )
     assert services.stages() == ["screening", "ineligible"]
     assert not [sent for sent in services.sent if sent.kind == "command"]
 
@@ -228,34 +151,6 @@ async def test_missed_revision_deadline_lapses_the_application(
     reminders = services.events(topics.REMINDER_DUE)
     assert [reminder.about for reminder in reminders] == ["revision_due"]
     assert len(services.commands(topics.REQUEST_REVIEWS)) == 1
-
-
-async def test_partner_never_confirms_and_an_officer_lets_it_proceed(
-    lifecycle: Lifecycle, services: StandInServices
-) -> None:
-    services.partner = "never"
-
-    async def officer_decides(handle: Handle, _status: Any) -> None:
-        decision = PartnerDecision(proceed=True, reason="confirmed by phone", officer="po-1")
-        await handle.start_update(
-            wf.decide_partner, decision, wait_for_stage=WorkflowUpdateStage.ACCEPTED
-        )
-
-    services.on_stage["partner_unconfirmed"] = officer_decides
-
-    result = await lifecycle.run(services)
-
-    assert result.stage is Stage.CLOSED
-    assert services.stages()[:4] == [
-        "screening",
-        "partner_confirmation",
-        "partner_unconfirmed",
-        "review",
-    ]
-    assert [e.kind for e in escalations(services)] == ["partner_unconfirmed"]
-    requests = services.commands(topics.REQUEST_PARTNER_CONFIRMATION)
-    assert len(requests) > 1, "an unanswered request is re-sent before its deadline"
-    assert {r.command_id for r in requests} == {requests[0].command_id}
 
 
 async def test_review_deadline_reassigns_the_late_reviews(
@@ -338,48 +233,6 @@ async def test_insufficient_budget_waitlists_until_funds_are_released(
     assert services.stages()[4:7] == ["funds_reservation", "waitlisted", "advance_payment"]
 
 
-async def test_payment_failure_is_instructed_again_and_settles(
-    lifecycle: Lifecycle, services: StandInServices
-) -> None:
-    services.payment_failures = 1
-
-    result = await lifecycle.run(services)
-
-    assert result.stage is Stage.CLOSED
-    payments = services.commands(topics.PAY_TRANCHE)
-    assert [p.tranche for p in payments] == [1, 1, 2]
-    assert payments[0].command_id != payments[1].command_id
-    assert payments[0].idempotency_key == payments[1].idempotency_key
-    assert result.amounts.paid == usd(10_000)
-    assert not escalations(services)
-
-
-async def test_payment_failing_for_good_escalates_to_an_officer(
-    lifecycle: Lifecycle, services: StandInServices
-) -> None:
-    services.payment_failures = 3
-
-    async def officer_retries(handle: Handle, escalation: Any) -> None:
-        if escalation.kind == "payment_failing":
-            await handle.start_update(
-                wf.resend_command,
-                ResendCommand(step="pay", officer="po-1"),
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-            )
-
-    services.on_event[topics.ESCALATED_TO_OFFICER.name] = officer_retries
-
-    result = await lifecycle.run(services)
-
-    assert result.stage is Stage.CLOSED
-    (escalation,) = escalations(services)
-    assert escalation.kind == "payment_failing"
-    assert escalation.stage == "payment_escalated"
-    assert [p.tranche for p in services.commands(topics.PAY_TRANCHE)] == [1, 1, 1, 1, 2]
-    assert "payment_escalated" in services.stages()
-    assert result.amounts.paid == usd(10_000)
-
-
 async def test_amendment_moves_the_dates_and_lowers_the_award(
     lifecycle: Lifecycle, services: StandInServices
 ) -> None:
@@ -439,43 +292,6 @@ async def test_exchange_cancelled_after_the_advance_requests_a_refund(
     assert result.amounts.refunded == usd(7_000)
 
 
-async def test_late_report_brings_reminders_then_overdue_then_restores_standing(
-    lifecycle: Lifecycle, services: StandInServices
-) -> None:
-    services.report = "never"
-
-    async def report_arrives(handle: Handle, overdue: Any) -> None:
-        await services.submit_report(handle, usd(10_000), revision=1)
-
-    services.on_event[topics.REPORT_OVERDUE.name] = report_arrives
-
-    result = await lifecycle.run(services)
-
-    assert result.stage is Stage.CLOSED
-    reminders = services.events(topics.REMINDER_DUE)
-    assert [r.about for r in reminders] == [
-        "report_due",
-        "report_due",
-        "report_overdue",
-        "report_overdue",
-    ]
-    (overdue,) = services.events(topics.REPORT_OVERDUE)
-    (request,) = {r.command_id: r for r in services.commands(topics.REQUEST_REPORT)}.values()
-    assert overdue.due_on == request.due_on
-    statuses = services.events(topics.APPLICATION_STATUS_CHANGED)
-    stages = [s.stage for s in statuses]
-    assert stages[stages.index("report_due") : stages.index("report_review") + 1] == [
-        "report_due",
-        "report_overdue",
-        "report_review",
-    ]
-    on_hold = statuses[stages.index("report_overdue")]
-    assert on_hold.reason is not None and "final tranche is on hold" in on_hold.reason
-    restored = statuses[stages.index("report_review")]
-    assert restored.reason is not None and "good standing restored" in restored.reason
-    assert [p.tranche for p in services.commands(topics.PAY_TRANCHE)] == [1, 2]
-
-
 async def test_report_changes_requested_then_approved(
     lifecycle: Lifecycle, services: StandInServices
 ) -> None:
@@ -517,16 +333,17 @@ async def test_underspend_is_released_and_partly_refunded(
     assert result.amounts.refunded == usd(2_000)
 
 
+async def applicant_withdraws(handle: Handle, status: Any) -> None:
+    withdrawn = ApplicationWithdrawn(
+        application_id=status.application_id, member_id=status.member_id, reason="no visas"
+    )
+    await handle.signal(wf.withdrawn, answer(withdrawn, status.application_id, "intake"))
+
+
 async def test_withdrawal_before_the_advance_releases_the_reservation(
     lifecycle: Lifecycle, services: StandInServices
 ) -> None:
-    async def withdraw(handle: Handle, status: Any) -> None:
-        withdrawn = ApplicationWithdrawn(
-            application_id=status.application_id, member_id=status.member_id, reason="no visas"
-        )
-        await handle.signal(wf.withdrawn, answer(withdrawn, status.application_id, "intake"))
-
-    services.on_stage["funds_reservation"] = withdraw
+    services.on_stage["funds_reservation"] = applicant_withdraws
 
     result = await lifecycle.run(services)
 
@@ -540,13 +357,7 @@ async def test_withdrawal_before_the_advance_releases_the_reservation(
 async def test_withdrawal_after_the_advance_requests_a_refund(
     lifecycle: Lifecycle, services: StandInServices
 ) -> None:
-    async def withdraw(handle: Handle, status: Any) -> None:
-        withdrawn = ApplicationWithdrawn(
-            application_id=status.application_id, member_id=status.member_id, reason="no visas"
-        )
-        await handle.signal(wf.withdrawn, answer(withdrawn, status.application_id, "intake"))
-
-    services.on_stage["awaiting_exchange"] = withdraw
+    services.on_stage["awaiting_exchange"] = applicant_withdraws
 
     result = await lifecycle.run(services)
 
@@ -556,36 +367,6 @@ async def test_withdrawal_after_the_advance_requests_a_refund(
     assert len(services.commands(topics.RELEASE_FUNDS)) == 1
     assert result.amounts.refunded == usd(7_000)
     assert services.stages()[-2:] == ["withdrawing", "withdrawn"]
-
-
-async def test_officer_override_awards_less_when_reviewers_are_short(
-    lifecycle: Lifecycle, services: StandInServices
-) -> None:
-    async def too_few_reviewers(handle: Handle, request: Any) -> None:
-        short = ReviewersShort(
-            application_id=request.application_id, round=request.round, needed=2, assigned=1
-        )
-        await handle.signal(wf.reviewers_short, answer(short, request.application_id, "review"))
-
-    async def officer_awards(handle: Handle, _status: Any) -> None:
-        decision = OverrideDecision(
-            outcome="awarded", award=usd(8_000), reason="strong case, smaller budget"
-        )
-        await handle.start_update(
-            wf.override_decision, decision, wait_for_stage=WorkflowUpdateStage.ACCEPTED
-        )
-
-    services.on_command[topics.REQUEST_REVIEWS.name] = too_few_reviewers
-    services.on_stage["reviewers_short"] = officer_awards
-
-    result = await lifecycle.run(services)
-
-    assert result.stage is Stage.CLOSED
-    assert [e.kind for e in escalations(services)] == ["reviewers_short"]
-    assert result.amounts.requested == usd(10_000)
-    assert result.amounts.awarded == result.amounts.paid == usd(8_000)
-    awarded = services.events(topics.APPLICATION_STATUS_CHANGED)[services.stages().index("awarded")]
-    assert awarded.reason is not None and "officer override" in awarded.reason
 
 
 async def test_duplicate_and_early_events_are_used_once(

@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from shared.auth import OFFICERS, Principal, require
 from shared.contracts.money import Money
+from shared.errors import ConflictError, NotFoundError
 from workflows.funding.models import (
     WORKFLOW_ID_PREFIX,
     AmendmentDecision,
@@ -173,7 +174,7 @@ async def read_lifecycle(
         view: LifecycleView = await handle.query(ExchangeFundingWorkflow.lifecycle)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            raise HTTPException(404, f"no lifecycle for application {application_id}") from error
+            raise NotFoundError(f"no lifecycle for application {application_id}") from error
         raise
     return view
 
@@ -190,7 +191,7 @@ async def _update(
             update_handle.result(), timeout=UPDATE_ANSWER_TIMEOUT
         )
     except WorkflowUpdateFailedError as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, _reason(error)) from error
+        raise ConflictError(_reason(error)) from error
     except TimeoutError:
         response.status_code = status.HTTP_202_ACCEPTED
         view = await handle.query(ExchangeFundingWorkflow.stage)
@@ -201,8 +202,8 @@ async def _update(
         try:
             await handle.describe()
         except RPCError as missing:
-            raise HTTPException(404, f"no lifecycle for application {application_id}") from missing
-        raise HTTPException(status.HTTP_409_CONFLICT, "the lifecycle has ended") from error
+            raise NotFoundError(f"no lifecycle for application {application_id}") from missing
+        raise ConflictError("the lifecycle has ended") from error
     return answer
 
 
@@ -286,7 +287,8 @@ async def decide_partner(
     responses=_REFUSED,
     summary="Re-send a stuck command",
     description="Sends again, with the same command id, the commands still waiting for an "
-    "answer; after repeated payment failures, instructs the payment again.",
+    "answer; after a payment failed for good, instructs it anew (a new command with the "
+    "same idempotency key, so it is paid at most once).",
 )
 async def resend_command(
     application_id: ApplicationId,

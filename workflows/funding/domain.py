@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
-from shared.contracts.intake import ApplicationSubmitted
+from shared.contracts.intake import ApplicationSubmitted, BudgetLine
 from shared.contracts.money import Money
-from shared.contracts.programs import ProgramRules, Rubric
+from shared.contracts.programs import ExchangePlan, ProgramRules, Rubric
 from shared.contracts.review import ReviewCompleted
 
 Outcome = Literal["awarded", "declined", "revision_requested"]
@@ -32,52 +32,53 @@ SENDS_TO_PEOPLE = 3
 RESEND_BACKOFF_CAP = 128
 
 
-def screen(application: ApplicationSubmitted) -> list[str]:
-    """Why the application is ineligible under its rules snapshot; empty when eligible."""
-    rules = application.rules
+def budget_total(lines: list[BudgetLine], currency: str) -> Money:
+    """What the exchange costs in the program currency: its budget lines, as converted."""
+    total = Money.zero(currency)
+    for line in lines:
+        if line.converted.currency != currency:
+            return line.converted  # the rules name the currency that is wrong
+        total = total + line.converted
+    return total
+
+
+def exchange_plan(application: ApplicationSubmitted) -> ExchangePlan:
+    """What the program rules judge of a submitted application."""
+    return ExchangePlan(
+        member_country=application.member_country,
+        partner_countries=[application.partner.country],
+        focus_area=application.focus_area,
+        exchange_start=application.exchange_start,
+        exchange_end=application.exchange_end,
+        youth=application.youth,
+        budget_total=budget_total(application.budget_lines, application.rules.currency),
+        matching=_matching(application),
+        requested=application.requested,
+    )
+
+
+def _matching(application: ApplicationSubmitted) -> Money:
+    cash, in_kind = application.matching_cash, application.matching_in_kind
+    if cash.currency != in_kind.currency:
+        # Not addable: the rules name the one that is not in the program currency.
+        return cash if cash.currency != application.rules.currency else in_kind
+    return cash + in_kind
+
+
+def screening_problems(application: ApplicationSubmitted) -> list[str]:
+    """Why the application is ineligible; empty when eligible.
+
+    The program's rules are the program's (``ProgramRules.eligibility_problems``, the same
+    answer intake gave before submission); the member's standing at submission is the
+    lifecycle's own check.
+    """
     problems: list[str] = []
     if not application.member_in_good_standing:
         problems.append(f"{application.member_name} is not in good standing (a report is overdue)")
-    countries = rules.eligible_partner_countries
-    if countries and application.partner.country not in countries:
-        problems.append(
-            f"partner country {application.partner.country} is not eligible "
-            f"(eligible: {', '.join(countries)})"
-        )
-    if rules.applicant_countries and application.member_country not in rules.applicant_countries:
-        problems.append(f"applicant country {application.member_country} is not eligible")
-    if application.focus_area not in rules.focus_areas:
-        problems.append(f"focus area {application.focus_area} is not funded by {rules.code}")
-    if application.exchange_end < application.exchange_start:
-        problems.append("the exchange ends before it starts")
-    if not (
-        rules.exchange_period_start
-        <= application.exchange_start
-        <= application.exchange_end
-        <= rules.exchange_period_end
-    ):
-        problems.append(
-            f"the exchange must take place between {rules.exchange_period_start} "
-            f"and {rules.exchange_period_end}"
-        )
-    if application.requested.currency != rules.currency:
-        problems.append(f"the request must be in {rules.currency}")
-        return problems
-    if application.requested.amount_minor <= 0:
-        problems.append("the requested amount must be positive")
-    matching_currencies = {
-        application.matching_cash.currency,
-        application.matching_in_kind.currency,
-    }
-    if matching_currencies != {rules.currency}:
-        problems.append(f"matching funds must be stated in {rules.currency}")
-    else:
-        matching = application.matching_cash + application.matching_in_kind
-        needed = application.requested.percent(rules.min_matching_bp)
-        if matching < needed:
-            problems.append(f"matching funds {matching} are below the required {needed}")
-    if rules.youth_program and application.youth == 0:
-        problems.append(f"{rules.code} is a youth program: the delegation needs youth")
+    rules = application.rules
+    problems += [
+        problem.message for problem in rules.eligibility_problems(exchange_plan(application))
+    ]
     return problems
 
 
@@ -127,37 +128,6 @@ def decide(
             f"score {score} bp is below the pass mark {pass_mark}; revision invited",
         )
     return Decision("declined", score, None, f"score {score} bp is below the pass mark {pass_mark}")
-
-
-def tranche_amounts(award: Money, rules: ProgramRules) -> list[Money]:
-    """Each tranche's amount; the parts add up to the award exactly."""
-    return award.split([tranche.share_bp for tranche in rules.tranches])
-
-
-def rescheduled_tranches(
-    planned: list[Money], paid_tranches: set[int], new_award: Money, already_paid: Money
-) -> list[Money]:
-    """Spread what is left of a changed award over the tranches not paid yet, by their shares.
-
-    Paid tranches keep their amounts; when the new award is below what was paid, the
-    unpaid tranches become zero (the excess is refunded separately).
-    """
-    unpaid = [index for index in range(1, len(planned) + 1) if index not in paid_tranches]
-    remaining = new_award - already_paid
-    result = list(planned)
-    if not unpaid:
-        return result
-    if remaining.amount_minor <= 0:
-        for index in unpaid:
-            result[index - 1] = Money.zero(new_award.currency)
-        return result
-    weights = [max(planned[index - 1].amount_minor, 1) for index in unpaid]
-    total = sum(weights)
-    shares = [weight * 10_000 // total for weight in weights]
-    shares[-1] = 10_000 - sum(shares[:-1])
-    for index, part in zip(unpaid, remaining.split(shares), strict=True):
-        result[index - 1] = part
-    return result
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from shared.contracts.intake import ApplicationSubmitted
 from shared.contracts.money import Money
 from shared.contracts.stages import FINAL_STAGES as FINAL_STAGES  # re-exported
 from shared.contracts.stages import Stage as Stage  # re-exported
-from shared.contracts.workflows import Amounts, Deadline
+from shared.contracts.workflows import Amounts, Deadline, EscalationKind
 
 WORKFLOW_ID_PREFIX = "application-"
 
@@ -37,6 +37,30 @@ OVERRIDABLE = frozenset(
     {Stage.REVIEW, Stage.REVIEWERS_SHORT, Stage.DECLINED, Stage.REVISION_REQUESTED}
 )
 AMENDABLE = frozenset({Stage.AWAITING_EXCHANGE})
+# The exchange is still ahead: an amendment that arrives now waits for an officer's decision.
+EXCHANGE_AHEAD = frozenset(
+    {
+        Stage.AWARDED,
+        Stage.FUNDS_RESERVATION,
+        Stage.WAITLISTED,
+        Stage.ADVANCE_PAYMENT,
+        Stage.PAYMENT_ESCALATED,
+        Stage.AWAITING_EXCHANGE,
+    }
+)
+_OPEN = frozenset(Stage) - FINAL_STAGES
+# Where an escalation of each kind can still be acted upon: leaving them resolves it (a
+# partner decided, a round decided, a payment sent again, a report arrived).
+ESCALATION_STAGES: dict[EscalationKind, frozenset[Stage]] = {
+    "partner_unconfirmed": frozenset({Stage.PARTNER_UNCONFIRMED}),
+    "reviewers_short": frozenset({Stage.REVIEWERS_SHORT}),
+    "reviews_late": frozenset({Stage.REVIEW}),
+    "payment_failing": frozenset({Stage.PAYMENT_ESCALATED}),
+    "report_overdue": frozenset({Stage.REPORT_OVERDUE}),
+    "amendment_waiting": EXCHANGE_AHEAD,
+    "command_unanswered": _OPEN,
+    "other": _OPEN,
+}
 
 
 class Model(BaseModel):

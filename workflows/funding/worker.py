@@ -1,10 +1,12 @@
-"""The workflows process: Temporal worker, the Kafka bridge and the officers' lifecycle API.
+"""The workflows process: Temporal worker, the Kafka bridge, the officers' lifecycle API
+and their attention list.
 
 ``create_app(settings)`` composes it on the shared service runtime (its own database for
-the outbox the workflow publishes through); nothing connects until the app's lifespan
-starts: then the process connects to Temporal (pydantic data converter), starts the
-runtime (the bridge's subscribers, the outbox relay, the broker-epoch watch), and runs the
-worker for the exchange-funding workflow until the app stops.
+the outbox the workflow publishes through and for the attention list); nothing connects
+until the app's lifespan starts: then the process connects to Temporal (pydantic data
+converter), starts the runtime (the bridge's and the attention list's subscribers, the
+outbox relay, the broker-epoch watch, the mail relay), and runs the worker for the
+exchange-funding workflow until the app stops.
 """
 
 from __future__ import annotations
@@ -21,11 +23,22 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from shared.auth import Auth
+from shared.clock import Clock, utc_now
 from shared.db import ping
 from shared.errors import install_error_handlers
 from shared.http import BodySizeLimit
 from shared.logging import configure_logging
-from shared.service import add_runtime_routes, build_runtime
+from shared.mail import Mailer
+from shared.messaging.consumers import register_consumers
+from shared.service import (
+    ServiceRuntime,
+    add_runtime_routes,
+    build_runtime,
+    freeze_startup_heap,
+)
+from workflows.attention.api import router as attention_router
+from workflows.attention.consumers import consumers
+from workflows.attention.service import AttentionService
 from workflows.funding.activities import OutboxActivities
 from workflows.funding.api import router as lifecycle_router
 from workflows.funding.bridge import Bridge
@@ -40,7 +53,8 @@ BRIDGE_CONSUMERS = 1
 
 DESCRIPTION = (
     "The officers' lifecycle API: decisions that must be checked against an application's "
-    "lifecycle, the lifecycle query and the stuck-in-stage search."
+    "lifecycle, the lifecycle query, the stuck-in-stage search, and the attention list of "
+    "what waits for an officer."
 )
 
 
@@ -57,10 +71,31 @@ def _log_worker_end(task: asyncio.Task[None]) -> None:
         logger.error("the Temporal worker stopped", exc_info=task.exception())
 
 
-def create_app(settings: WorkflowsSettings | None = None) -> FastAPI:
+def attention_list(
+    runtime: ServiceRuntime,
+    settings: WorkflowsSettings,
+    *,
+    clock: Clock = utc_now,
+    mailer: Mailer | None = None,
+) -> AttentionService:
+    """The officers' attention list on ``runtime``: its consumers and its mail."""
+    service = AttentionService(runtime, settings, clock=clock)
+    register_consumers(service, consumers(service))
+    runtime.send_mail_with(mailer)
+    return service
+
+
+def create_app(
+    settings: WorkflowsSettings | None = None,
+    *,
+    clock: Clock = utc_now,
+    mailer: Mailer | None = None,
+) -> FastAPI:
     settings = settings or WorkflowsSettings()
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
     runtime = build_runtime(settings, metadata, messaging)
+    attention = attention_list(runtime, settings, clock=clock, mailer=mailer)
+    # The bridge keeps its own subscriber: it signals Temporal, it does not change the database.
     bridge = Bridge(settings, consumers=BRIDGE_CONSUMERS)
     bridge.subscribe(runtime.broker)
     activities = OutboxActivities(runtime)
@@ -79,6 +114,7 @@ def create_app(settings: WorkflowsSettings | None = None) -> FastAPI:
             graceful_shutdown_timeout=timedelta(seconds=5),
         )
         await runtime.start()
+        freeze_startup_heap()
         running["worker"] = asyncio.create_task(worker.run(), name="temporal-worker")
         running["worker"].add_done_callback(_log_worker_end)
         logger.info(
@@ -101,9 +137,11 @@ def create_app(settings: WorkflowsSettings | None = None) -> FastAPI:
     )
     app.state.temporal = None
     app.state.runtime = runtime
+    app.state.service = attention
     Auth(settings).install(app)
     install_error_handlers(app)
     app.include_router(lifecycle_router)
+    app.include_router(attention_router)
 
     async def temporal_ready() -> None:
         client: Client | None = app.state.temporal
