@@ -1,5 +1,9 @@
 """Outbox -> relay -> Tansu -> inbox: throughput, end-to-end latency, and idle consumer CPU.
 
+The pieces are the ones every service runs (``shared.service.build_runtime``: outbox,
+relay, broker-epoch watch, the consumer table with its inbox), around a service whose one
+use case notes when each event arrived.
+
 Run with ``make bench`` (or ``python -m bench.relay --events 2000``). Prints its figures.
 """
 
@@ -11,12 +15,44 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
-from shared.contracts.envelope import Envelope
+from pydantic_settings import SettingsConfigDict
+from sqlalchemy import MetaData
+
+from grantflow.stack.infrastructure import Tansu, free_port
+from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.intake import ApplicationWithdrawn
-from shared.db import unit_of_work
-from tests.support.messaging import TOPIC, Harness, withdrawn
-from tests.support.processes import Tansu, free_port
+from shared.contracts.topics import APPLICATION_WITHDRAWN
+from shared.messaging.consumers import register_consumers
+from shared.messaging.epoch import prepare_broker
+from shared.messaging.tables import define_messaging_tables
+from shared.service import Service, ServiceRuntime, Work, build_runtime, topic_layout
+from shared.settings import ServiceSettings
+
+
+class BenchSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GRANTFLOW_BENCH_", extra="ignore")
+    service_name: ClassVar[str] = "bench"
+
+
+class Arrivals(Service):
+    """Notes when each event reached its use case."""
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        super().__init__(runtime)
+        self.arrived: dict[str, float] = {}
+        self.expected = 0
+        self.all_in = asyncio.Event()
+
+    async def note(self, work: Work, event: Envelope[ApplicationWithdrawn]) -> None:
+        self.arrived[str(event.event_id)] = time.perf_counter()
+        if len(self.arrived) >= self.expected:
+            self.all_in.set()
+
+
+def sqlite_file() -> str:
+    return f"sqlite+aiosqlite:////tmp/grantflow-bench-{uuid.uuid4().hex[:8]}.db"
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -24,77 +60,93 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def withdrawn(application_id: str, reason: str) -> Envelope[ApplicationWithdrawn]:
+    return new_envelope(
+        ApplicationWithdrawn(application_id=application_id, member_id="m-1", reason=reason),
+        producer="intake",
+        application_id=application_id,
+    )
+
+
+async def running_service(database_url: str, bootstrap: str, **settings: object) -> Arrivals:
+    metadata = MetaData()
+    tables = define_messaging_tables(metadata, BenchSettings.service_name)
+    config = BenchSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=bootstrap,
+        topic_prefix=f"b{uuid.uuid4().hex[:8]}.",
+        kafka_session_timeout_ms=2000,
+        kafka_heartbeat_interval_ms=300,
+        **settings,  # type: ignore[arg-type]
+    )
+    await prepare_broker(bootstrap, topic_layout(config), config.topic_prefix)
+    runtime = build_runtime(config, metadata, tables)
+    async with runtime.engine.begin() as connection:
+        await connection.run_sync(metadata.drop_all)
+        await connection.run_sync(metadata.create_all)
+    service = Arrivals(runtime)
+    register_consumers(service, {APPLICATION_WITHDRAWN: service.note})
+    await runtime.start()
+    return service
+
+
 async def throughput_and_latency(database_url: str, bootstrap: str, events: int) -> None:
-    harness = await Harness.create(database_url, bootstrap, f"b{uuid.uuid4().hex[:8]}")
+    service = await running_service(database_url, bootstrap)
+    runtime = service.runtime
+    service.expected = events
     written_at: dict[str, float] = {}
-    latencies: list[float] = []
-    done = asyncio.Event()
-
-    async def measure(event: Envelope[ApplicationWithdrawn]) -> None:
-        started = written_at.get(str(event.event_id))
-        if started is not None:
-            latencies.append(time.perf_counter() - started)
-        if len(latencies) >= events:
-            done.set()
-
-    await harness.start_consumer(before=measure)
-    await harness.start_relay()
     await asyncio.sleep(3)  # let the consumer group settle before timing
     started = time.perf_counter()
     for index in range(events):
         event = withdrawn(f"app-{index % 50}", f"bench {index}")
-        async with unit_of_work(harness.sessions) as session:
-            await harness.outbox.add(session, TOPIC, event)
+        async with runtime.sessions() as session, session.begin():
+            await runtime.outbox.add(session, APPLICATION_WITHDRAWN, event)
         written_at[str(event.event_id)] = time.perf_counter()
         if index % 20 == 0:
             await asyncio.sleep(0)  # paced writers, as requests arrive
-    await asyncio.wait_for(done.wait(), timeout=300)
+    await asyncio.wait_for(service.all_in.wait(), timeout=300)
     elapsed = time.perf_counter() - started
+    latencies = [service.arrived[key] - written_at[key] for key in written_at]
     backend = database_url.split(":", 1)[0]
     print(
         f"{backend:22} {events} events in {elapsed:.2f}s = {events / elapsed:,.0f} events/s; "
         f"commit->handled p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
         f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
     )
-    await harness.close()
+    await runtime.stop()
 
 
-async def idle_cpu(bootstrap: str, database_url: str, wait_ms: int, subscribers: int) -> float:
-    """CPU seconds per wall second spent by idle subscribers polling an empty topic."""
-    harnesses = []
-    for _ in range(subscribers):
-        harness = await Harness.create(
-            database_url, bootstrap, f"i{uuid.uuid4().hex[:8]}", kafka_fetch_max_wait_ms=wait_ms
-        )
-        await harness.start_consumer()
-        harnesses.append(harness)
+async def idle_cpu(bootstrap: str, wait_ms: int, subscribers: int) -> float:
+    """CPU seconds per wall second spent by idle services (consumer, relay, epoch watch)."""
+    services = [
+        await running_service(sqlite_file(), bootstrap, kafka_fetch_max_wait_ms=wait_ms)
+        for _ in range(subscribers)
+    ]
     await asyncio.sleep(3)
     cpu_before, wall_before = time.process_time(), time.perf_counter()
     await asyncio.sleep(5)
     share = (time.process_time() - cpu_before) / (time.perf_counter() - wall_before)
-    for harness in harnesses:
-        await harness.close()
+    for service in services:
+        await service.runtime.stop()
     return share
 
 
 async def main(events: int, postgres_url: str | None) -> None:
     tansu = Tansu(port=free_port())
     tansu.start()
-    sqlite_url = f"sqlite+aiosqlite:////tmp/grantflow-bench-{uuid.uuid4().hex[:8]}.db"
+    sqlite_url = sqlite_file()
     try:
         print("== outbox -> relay -> Tansu -> inbox (one relay, one consumer) ==")
-        runs: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            ("sqlite", lambda: throughput_and_latency(sqlite_url, tansu.bootstrap, events))
+        runs: list[Callable[[], Awaitable[None]]] = [
+            lambda: throughput_and_latency(sqlite_url, tansu.bootstrap, events)
         ]
         if postgres_url:
-            runs.append(
-                ("postgres", lambda: throughput_and_latency(postgres_url, tansu.bootstrap, events))
-            )
-        for _name, run in runs:
+            runs.append(lambda: throughput_and_latency(postgres_url, tansu.bootstrap, events))
+        for run in runs:
             await run()
-        print("== idle CPU of 10 subscribers by fetch_max_wait_ms (share of one core) ==")
+        print("== idle CPU of 10 services by fetch_max_wait_ms (share of one core) ==")
         for wait_ms in (1, 10, 100, 500):
-            share = await idle_cpu(tansu.bootstrap, sqlite_url, wait_ms, 10)
+            share = await idle_cpu(tansu.bootstrap, wait_ms, 10)
             print(f"fetch_max_wait_ms={wait_ms:<4} idle CPU {share * 100:.1f}% of one core")
     finally:
         tansu.stop()

@@ -279,12 +279,7 @@ class Work:
             correlation_id=correlation_id,
             occurred_at=self.now,
         )
-        await self.runtime.outbox.add(
-            self.session,
-            topic,
-            envelope,  # type: ignore[arg-type]
-            subject=subject,
-        )
+        await self.runtime.outbox.add(self.session, topic, envelope, subject=subject)
         return envelope
 
     async def answer(

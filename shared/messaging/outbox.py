@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
-from pydantic import BaseModel
 from sqlalchemy import bindparam, delete, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -69,7 +68,7 @@ class Outbox:
         self,
         session: AsyncSession,
         topic: Topic,
-        envelope: Envelope[BaseModel],
+        envelope: Envelope[Any],
         *,
         subject: str | None = None,
     ) -> None:
