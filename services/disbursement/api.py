@@ -7,13 +7,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.disbursement.domain import Disposition, SignatureError, verify_webhook
 from services.disbursement.schemas import (
     BudgetReport,
     BudgetUpdate,
     FinanceNotice,
+    KnownCurrency,
     PayeeUpdate,
     PayeeView,
     PaymentHistory,
@@ -21,19 +21,16 @@ from services.disbursement.schemas import (
     RateView,
     WebhookAnswer,
 )
-from services.disbursement.service import (
-    BudgetError,
-    Disbursement,
-    reconciliation_csv,
-)
+from services.disbursement.service import DisbursementService
 from shared.auth import OFFICERS, Principal, require
-from shared.contracts.money import MINOR_UNIT_EXPONENT
-from shared.db import unit_of_work
+from shared.errors import NotFoundError
+from shared.service import the_service
 
+Disbursement = Annotated[DisbursementService, Depends(the_service)]
 Officer = Annotated[Principal, Depends(require(*OFFICERS))]
 ProgramCode = Annotated[str, Path(min_length=1, max_length=40, examples=["AUPAP"])]
 Cycle = Annotated[str, Path(min_length=1, max_length=20, examples=["2027"])]
-CurrencyPath = Annotated[str, Path(pattern=r"^[A-Z]{3}$", examples=["USD"])]
+CurrencyPath = Annotated[KnownCurrency, Path(examples=["USD"])]
 
 _notice_adapter: TypeAdapter[Any] = TypeAdapter(FinanceNotice)
 
@@ -59,176 +56,171 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 
 _webhook_body_schema = _inline_refs(_notice_adapter.json_schema())
 
-
-def _known_currency(*codes: str) -> None:
-    for code in codes:
-        if code not in MINOR_UNIT_EXPONENT:
-            raise HTTPException(422, detail=f"unknown currency code {code!r}: use an ISO-4217 code")
+router = APIRouter()
 
 
-def build_router(
-    disbursement: Disbursement,
-    sessions: async_sessionmaker[AsyncSession],
-    *,
-    webhook_secret: str,
-) -> APIRouter:
-    router = APIRouter()
+@router.get("/v1/budgets", tags=["budgets"], summary="Every program budget and its balances")
+async def list_budgets(service: Disbursement, _officer: Officer) -> list[BudgetReport]:
+    async with service.reading() as work:
+        return await service.budget_reports(work)
 
-    @router.get("/v1/budgets", tags=["budgets"], summary="Every program budget and its balances")
-    async def list_budgets(_officer: Officer) -> list[BudgetReport]:
-        async with unit_of_work(sessions) as session:
-            return await disbursement.budget_reports(session)
 
-    @router.get(
-        "/v1/budgets/{program_code}/{cycle}",
-        tags=["budgets"],
-        summary="A program budget's balances",
-        responses={404: {"description": "no budget for this program and cycle"}},
-    )
-    async def read_budget(
-        program_code: ProgramCode, cycle: Cycle, _officer: Officer
-    ) -> BudgetReport:
-        async with unit_of_work(sessions) as session:
-            report = await disbursement.budget_report(session, program_code, cycle)
-        if report is None:
-            raise HTTPException(404, detail=f"no budget for program {program_code} cycle {cycle}")
-        return report
+@router.get(
+    "/v1/budgets/{program_code}/{cycle}",
+    tags=["budgets"],
+    summary="A program budget's balances",
+    responses={404: {"description": "no budget for this program and cycle"}},
+)
+async def read_budget(
+    program_code: ProgramCode, cycle: Cycle, service: Disbursement, _officer: Officer
+) -> BudgetReport:
+    async with service.reading() as work:
+        return await service.budget_report(work, program_code, cycle)
 
-    @router.put(
-        "/v1/budgets/{program_code}/{cycle}",
-        tags=["budgets"],
-        summary="Set a program's budget for a cycle",
-        responses={409: {"description": "below what is committed, or another currency"}},
-    )
-    async def set_budget(
-        program_code: ProgramCode, cycle: Cycle, body: BudgetUpdate, _officer: Officer
-    ) -> BudgetReport:
-        try:
-            async with unit_of_work(sessions) as session:
-                return await disbursement.set_budget(session, program_code, cycle, body.amount)
-        except BudgetError as error:
-            raise HTTPException(409, detail=str(error)) from error
 
-    @router.get(
-        "/v1/applications/{application_id}/payments",
-        tags=["payments"],
-        summary="An application's award, payments, settlements and ledger entries",
-        responses={404: {"description": "nothing reserved or paid for this application"}},
-    )
-    async def payment_history(
-        application_id: Annotated[str, Path(min_length=1, max_length=200)], _officer: Officer
-    ) -> PaymentHistory:
-        async with unit_of_work(sessions) as session:
-            history = await disbursement.payment_history(session, application_id)
-        if history is None:
-            raise HTTPException(404, detail=f"no award or payment for {application_id}")
-        return history
+@router.put(
+    "/v1/budgets/{program_code}/{cycle}",
+    tags=["budgets"],
+    summary="Set a program's budget for a cycle",
+    responses={409: {"description": "below what is committed, or another currency"}},
+)
+async def set_budget(
+    program_code: ProgramCode,
+    cycle: Cycle,
+    body: BudgetUpdate,
+    service: Disbursement,
+    _officer: Officer,
+) -> BudgetReport:
+    async with service.work() as work:
+        return await service.set_budget(work, program_code, cycle, body.amount)
 
-    @router.get(
-        "/v1/reconciliation",
-        tags=["payments"],
-        summary="Instructions against settlements: overdue, duplicate, unknown, mismatched",
-        responses={200: {"content": {"text/csv": {}}}},
-    )
-    async def reconciliation(
-        _officer: Officer,
-        format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
-    ) -> Any:
-        async with unit_of_work(sessions) as session:
-            report = await disbursement.reconciliation(session)
-        if format == "csv":
-            return Response(
-                reconciliation_csv(report),
-                media_type="text/csv",
-                headers={"Content-Disposition": 'attachment; filename="reconciliation.csv"'},
-            )
-        return report
 
-    @router.get("/v1/fx-rates", tags=["rates"], summary="The exchange rates used for payments")
-    async def list_rates(_officer: Officer) -> list[RateView]:
-        async with unit_of_work(sessions) as session:
-            return await disbursement.rates(session)
+@router.get(
+    "/v1/applications/{application_id}/payments",
+    tags=["payments"],
+    summary="An application's award, payments, settlements and ledger entries",
+    responses={404: {"description": "nothing reserved or paid for this application"}},
+)
+async def payment_history(
+    application_id: Annotated[str, Path(min_length=1, max_length=200)],
+    service: Disbursement,
+    _officer: Officer,
+) -> PaymentHistory:
+    async with service.reading() as work:
+        return await service.payment_history(work, application_id)
 
-    @router.put(
-        "/v1/fx-rates/{base_currency}/{quote_currency}",
-        tags=["rates"],
-        summary="Set the rate from a program currency to a payment currency",
-    )
-    async def set_rate(
-        base_currency: CurrencyPath,
-        quote_currency: CurrencyPath,
-        body: RateUpdate,
-        officer: Officer,
-    ) -> RateView:
-        _known_currency(base_currency, quote_currency)
-        async with unit_of_work(sessions) as session:
-            return await disbursement.set_rate(
-                session, base_currency, quote_currency, body.rate, officer.subject
-            )
 
-    @router.put(
-        "/v1/payees/{payee_reference}",
-        tags=["rates"],
-        summary="Set the currency a payee is paid in",
-    )
-    async def set_payee(
-        payee_reference: Annotated[str, Path(min_length=1, max_length=200)],
-        body: PayeeUpdate,
-        _officer: Officer,
-    ) -> PayeeView:
-        async with unit_of_work(sessions) as session:
-            return await disbursement.set_payee(session, payee_reference, body.currency)
+@router.get(
+    "/v1/reconciliation",
+    tags=["payments"],
+    summary="Instructions against settlements: overdue, duplicate, unknown, mismatched",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def reconciliation(
+    service: Disbursement,
+    _officer: Officer,
+    format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
+) -> Any:
+    async with service.reading() as work:
+        report = await service.reconciliation(work)
+    if format == "csv":
+        return Response(
+            report.csv(),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="reconciliation.csv"'},
+        )
+    return report
 
-    @router.post(
-        "/v1/finance/settlements",
-        tags=["finance"],
-        summary="Settlement or failure from a finance system (signed webhook)",
-        description=(
-            "The alternative to `finance.payment.settled.v1` / `finance.payment.failed.v1`. "
-            "Sign with HMAC-SHA256 over `<X-Grantflow-Timestamp>.` followed by the raw body, "
-            "hex in `X-Grantflow-Signature`; the timestamp is Unix seconds, at most 5 minutes "
-            "from now. The same settlement sent here and on Kafka counts once."
-        ),
-        responses={
-            401: {"description": "unsigned, wrongly signed or stale"},
-            404: {"description": "no such instruction (recorded for reconciliation)"},
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": _webhook_body_schema}},
-            }
-        },
-    )
-    async def finance_settlement(
-        request: Request,
-        x_grantflow_timestamp: Annotated[str | None, Header()] = None,
-        x_grantflow_signature: Annotated[str | None, Header()] = None,
-    ) -> WebhookAnswer:
-        body = await request.body()
-        try:
-            verify_webhook(
-                webhook_secret,
-                timestamp=x_grantflow_timestamp,
-                signature=x_grantflow_signature,
-                body=body,
-                now=disbursement.clock(),
-            )
-        except SignatureError as error:
-            raise HTTPException(401, detail=str(error)) from error
-        try:
-            notice = _notice_adapter.validate_json(body)
-        except ValidationError as error:
-            raise RequestValidationError(
-                [
-                    {**problem, "loc": ("body", *problem["loc"])}
-                    for problem in error.errors(include_url=False, include_context=False)
-                ]
-            ) from error
-        async with unit_of_work(sessions) as session:
-            disposition = await disbursement.record_settlement(session, notice, channel="webhook")
-        if disposition is Disposition.UNKNOWN:
-            raise HTTPException(404, detail=f"no payment instruction {notice.instruction_id}")
-        return WebhookAnswer(instruction_id=notice.instruction_id, disposition=disposition.value)
 
-    return router
+@router.get("/v1/fx-rates", tags=["rates"], summary="The exchange rates used for payments")
+async def list_rates(service: Disbursement, _officer: Officer) -> list[RateView]:
+    async with service.reading() as work:
+        return await service.rates(work)
+
+
+@router.put(
+    "/v1/fx-rates/{base_currency}/{quote_currency}",
+    tags=["rates"],
+    summary="Set the rate from a program currency to a payment currency",
+)
+async def set_rate(
+    base_currency: CurrencyPath,
+    quote_currency: CurrencyPath,
+    body: RateUpdate,
+    service: Disbursement,
+    officer: Officer,
+) -> RateView:
+    async with service.work() as work:
+        return await service.set_rate(
+            work, base_currency, quote_currency, body.rate, officer.subject
+        )
+
+
+@router.put(
+    "/v1/payees/{payee_reference}",
+    tags=["rates"],
+    summary="Set the currency a payee is paid in",
+)
+async def set_payee(
+    payee_reference: Annotated[str, Path(min_length=1, max_length=200)],
+    body: PayeeUpdate,
+    service: Disbursement,
+    _officer: Officer,
+) -> PayeeView:
+    async with service.work() as work:
+        return await service.set_payee(work, payee_reference, body.currency)
+
+
+@router.post(
+    "/v1/finance/settlements",
+    tags=["finance"],
+    summary="Settlement or failure from a finance system (signed webhook)",
+    description=(
+        "The alternative to `finance.payment.settled.v1` / `finance.payment.failed.v1`. "
+        "Sign with HMAC-SHA256 over `<X-Grantflow-Timestamp>.` followed by the raw body, "
+        "hex in `X-Grantflow-Signature`; the timestamp is Unix seconds, at most 5 minutes "
+        "from now. The same settlement sent here and on Kafka counts once."
+    ),
+    responses={
+        401: {"description": "unsigned, wrongly signed or stale"},
+        404: {"description": "no such instruction (recorded for reconciliation)"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _webhook_body_schema}},
+        }
+    },
+)
+async def finance_settlement(
+    request: Request,
+    service: Disbursement,
+    x_grantflow_timestamp: Annotated[str | None, Header()] = None,
+    x_grantflow_signature: Annotated[str | None, Header()] = None,
+) -> WebhookAnswer:
+    body = await request.body()
+    try:
+        verify_webhook(
+            service.settings.finance_webhook_secret.get_secret_value(),
+            timestamp=x_grantflow_timestamp,
+            signature=x_grantflow_signature,
+            body=body,
+            now=service.now(),
+        )
+    except SignatureError as error:  # authentication, not a refusal: 401 like a bad token
+        raise HTTPException(401, detail=str(error)) from error
+    try:
+        notice = _notice_adapter.validate_json(body)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [
+                {**problem, "loc": ("body", *problem["loc"])}
+                for problem in error.errors(include_url=False, include_context=False)
+            ]
+        ) from error
+    async with service.work() as work:
+        disposition = await service.record_settlement(work, notice, channel="webhook")
+    # Answered after the commit: the unknown settlement stays recorded for reconciliation.
+    if disposition is Disposition.UNKNOWN:
+        raise NotFoundError(f"no payment instruction {notice.instruction_id}")
+    return WebhookAnswer(instruction_id=notice.instruction_id, disposition=disposition.value)

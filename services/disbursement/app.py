@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
-from services.disbursement.api import build_router
-from services.disbursement.consumers import register_consumers, settlement_deadline_job
+from services.disbursement.api import router
+from services.disbursement.consumers import consumers
+from services.disbursement.jobs import settlement_deadline
 from services.disbursement.persistence import messaging, metadata
-from services.disbursement.service import Clock, Disbursement, utc_now
-from services.disbursement.settings import DisbursementOptions, DisbursementSettings
-from shared.auth import Auth
-from shared.db import unit_of_work
+from services.disbursement.service import DisbursementService
+from services.disbursement.settings import DisbursementSettings
+from shared.clock import Clock, utc_now
+from shared.messaging.consumers import register_consumers
 from shared.service import build_runtime, create_service_app
 
 DESCRIPTION = "Budgets, reservations, tranches and the finance systems."
@@ -23,44 +24,38 @@ DESCRIPTION = "Budgets, reservations, tranches and the finance systems."
 logger = logging.getLogger(__name__)
 
 
-def create_app(
-    settings: DisbursementSettings | None = None,
-    *,
-    options: DisbursementOptions | None = None,
-    clock: Clock = utc_now,
-) -> FastAPI:
+def create_app(settings: DisbursementSettings | None = None, *, clock: Clock = utc_now) -> FastAPI:
     settings = settings or DisbursementSettings()
-    options = options or DisbursementOptions()
     runtime = build_runtime(settings, metadata, messaging)
-    disbursement = Disbursement(runtime.outbox, options, clock=clock)
-    register_consumers(runtime, disbursement)
-    runtime.add_job(settlement_deadline_job(runtime, disbursement))
-    router = build_router(
-        disbursement,
-        runtime.sessions,
-        webhook_secret=settings.finance_webhook_secret.get_secret_value(),
-    )
+    service = DisbursementService(runtime, settings, clock=clock)
+    register_consumers(service, consumers(service))
+    runtime.add_job(settlement_deadline(service))
     app = create_service_app(
-        runtime, title="grantflow disbursement", description=DESCRIPTION, routers=[router]
+        runtime,
+        service,
+        title="grantflow disbursement",
+        description=DESCRIPTION,
+        routers=[router],
     )
-    Auth(settings).install(app)
-    app.state.disbursement = disbursement
-
-    if options.seed_demo_budgets and settings.environment != "production":
-        serve = app.router.lifespan_context
-
-        # Budgets exist before the first funding command is consumed.
-        @contextlib.asynccontextmanager
-        async def seed_then_serve(app: FastAPI) -> AsyncIterator[None]:
-            try:
-                async with unit_of_work(runtime.sessions) as session:
-                    created = await disbursement.seed_demo_budgets(session)
-            except IntegrityError:  # another replica seeded them at the same moment
-                created = []
-            if created:
-                logger.info("demo budgets created for %s", ", ".join(created))
-            async with serve(app):
-                yield
-
-        app.router.lifespan_context = seed_then_serve
+    if settings.seed_demo_budgets and settings.environment != "production":
+        _seed_demo_budgets_first(app, service)
     return app
+
+
+def _seed_demo_budgets_first(app: FastAPI, service: DisbursementService) -> None:
+    """Budgets exist before the first funding command is consumed."""
+    serve = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def seed_then_serve(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with service.work() as work:
+                created = await service.seed_demo_budgets(work)
+        except IntegrityError:  # another replica seeded them at the same moment
+            created = []
+        if created:
+            logger.info("demo budgets created for %s", ", ".join(created))
+        async with serve(app):
+            yield
+
+    app.router.lifespan_context = seed_then_serve

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
-from shared.contracts.money import MINOR_UNIT_EXPONENT, Money
+from shared.contracts.money import Money, parse_rate
+from shared.errors import InvalidCommandError
 
 WEBHOOK_TOLERANCE: Final = timedelta(minutes=5)
 
@@ -58,10 +58,6 @@ class Disposition(StrEnum):
     FAILED = "failed"  # finance failed it and no attempt is left
     IGNORED = "ignored"  # a failure for an instruction that is already settled or failed
     CONFLICT = "conflict"  # settled after a final failure, and the reservation is gone
-
-
-class InvalidCommandError(ValueError):
-    """A command that can never be carried out as sent (it goes to the dead-letter topic)."""
 
 
 @dataclass(frozen=True)
@@ -347,6 +343,93 @@ def decide_adjustment(
     return Adjustment(posting, new_award, Money(amount_minor=target, currency=currency))
 
 
+# Payment instructions and the retry loop ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One payment instruction to finance; its id is the idempotency key ``<app>:<tranche>``.
+
+    A *round* is the sends made for one PayTranche command: the first send, then one more
+    after each failure or unanswered deadline, up to the maximum number of attempts.
+    ``attempts`` counts the sends of the current round, ``sends`` every send ever made.
+    """
+
+    instruction_id: str
+    application_id: str
+    program_code: str
+    cycle: str
+    tranche: int
+    command_id: str  # the PayTranche whose round this is: its answers are filed under it
+    correlation_id: str
+    payee_reference: str
+    amount: Money  # in the payee's currency
+    award_amount: Money  # in the program currency
+    fx_rate: str | None
+    value_date: date
+    memo: str
+    status: InstructionStatus
+    attempts: int
+    sends: int
+    due_at: datetime
+    last_error: str | None
+    finance_reference: str | None
+    settled_amount: Money | None
+    settled_at: datetime | None
+    created_at: datetime
+
+    @property
+    def fx_difference(self) -> Money | None:
+        """For a settled payment in another currency: what the rate change cost or saved."""
+        settled = self.settled_amount
+        if self.fx_rate is None or settled is None or settled.currency != self.amount.currency:
+            return None
+        return fx_difference(self.award_amount, settled, self.fx_rate)
+
+    def out_of_attempts(self, max_attempts: int) -> bool:
+        return self.attempts >= max_attempts
+
+    def sent_again(self, now: datetime, deadline: timedelta) -> Instruction:
+        """The next attempt of the round, sent now and due ``deadline`` from now."""
+        return replace(
+            self, attempts=self.attempts + 1, sends=self.sends + 1, due_at=now + deadline
+        )
+
+    def new_round(
+        self, command_id: str, correlation_id: str, now: datetime, deadline: timedelta
+    ) -> Instruction:
+        """A new PayTranche for a payment that failed for good: the same instruction again."""
+        return replace(
+            self,
+            command_id=command_id,
+            correlation_id=correlation_id,
+            status=InstructionStatus.PENDING,
+            attempts=1,
+            sends=self.sends + 1,
+            due_at=now + deadline,
+            last_error=None,
+        )
+
+
+def failure_disposition(instruction: Instruction, max_attempts: int) -> Disposition:
+    """What a failure notice from finance does to an instruction."""
+    if instruction.status in (InstructionStatus.SETTLED, InstructionStatus.FAILED):
+        return Disposition.IGNORED
+    if instruction.status is InstructionStatus.PENDING and not instruction.out_of_attempts(
+        max_attempts
+    ):
+        return Disposition.RETRYING
+    return Disposition.FAILED
+
+
+def settlement_conflicts(instruction: Instruction, award: Award | None) -> bool:
+    """A settlement after a final failure whose reservation is no longer there to pay it."""
+    if instruction.status is not InstructionStatus.FAILED:
+        return False
+    reserved = award.balances[Account.RESERVED] if award is not None else 0
+    return reserved < instruction.award_amount.amount_minor
+
+
 def settlement_posting(
     application_id: str, amount_minor: int, status: InstructionStatus
 ) -> Posting | None:
@@ -384,30 +467,9 @@ def budget_change(current_minor: int, wanted_minor: int) -> Posting | None:
 # Foreign exchange -------------------------------------------------------------------------
 
 
-def parse_rate(text: str) -> Decimal:
-    """A rate as units of the quote currency per unit of the base currency."""
-    try:
-        rate = Decimal(text)
-    except InvalidOperation as error:
-        raise ValueError(f"rate {text!r} is not a decimal number") from error
-    if not rate.is_finite() or rate <= 0:
-        raise ValueError(f"rate {text!r} must be a positive number")
-    return rate
-
-
-def convert(amount: Money, rate: Decimal, currency: str) -> Money:
-    """``amount`` in ``currency`` at ``rate``, rounded half up to the minor unit."""
-    source_exponent = MINOR_UNIT_EXPONENT[amount.currency]
-    target_exponent = MINOR_UNIT_EXPONENT[Money.zero(currency).currency]
-    value = Decimal(amount.amount_minor) * rate * Decimal(10) ** (target_exponent - source_exponent)
-    return Money(
-        amount_minor=int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP)), currency=currency
-    )
-
-
-def fx_difference(award_amount: Money, paid: Money, rate: Decimal) -> Money:
+def fx_difference(award_amount: Money, paid: Money, rate: str) -> Money:
     """What finance paid, back in the program currency at the recorded rate, less the award."""
-    back = convert(paid, 1 / rate, award_amount.currency)
+    back = paid.converted(award_amount.currency, 1 / parse_rate(rate))
     return back - award_amount
 
 

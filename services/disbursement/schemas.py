@@ -1,15 +1,42 @@
-"""What the officer API and the finance webhook read and answer."""
+"""What the officer API and the finance webhook read and answer, and how views are built."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections import Counter
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from services.disbursement.domain import parse_rate
+from services.disbursement.domain import (
+    Account,
+    Award,
+    Balances,
+    Budget,
+    Disposition,
+    Instruction,
+    InstructionStatus,
+)
+from services.disbursement.persistence import LedgerTransaction, Rate, Receipt
 from shared.contracts.finance import PaymentFailed, PaymentSettled
-from shared.contracts.money import MINOR_UNIT_EXPONENT, CurrencyCode, Money
+from shared.contracts.money import (
+    MINOR_UNIT_EXPONENT,
+    CurrencyCode,
+    ExchangeRate,
+    Money,
+    parse_rate,
+)
+
+
+def _known_currency(code: str) -> str:
+    if code not in MINOR_UNIT_EXPONENT:
+        raise ValueError(f"unknown currency code {code!r}: use an ISO-4217 code")
+    return code
+
+
+KnownCurrency = Annotated[CurrencyCode, AfterValidator(_known_currency)]
 
 
 class _Schema(BaseModel):
@@ -28,27 +55,19 @@ class BudgetUpdate(_Schema):
 
 
 class RateUpdate(_Schema):
-    rate: str = Field(
-        description="Units of the quote currency for one unit of the base, as decimal text.",
-        examples=["129.45"],
+    rate: ExchangeRate = Field(
+        description="Units of the quote currency for one unit of the base, as decimal text."
     )
 
     @field_validator("rate")
     @classmethod
-    def _positive_decimal(cls, value: str) -> str:
+    def _positive(cls, value: str) -> str:
         parse_rate(value)
-        return value.strip()
+        return value
 
 
 class PayeeUpdate(_Schema):
-    currency: CurrencyCode = Field(description="The currency the payee is paid in.")
-
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, value: str) -> str:
-        if value not in MINOR_UNIT_EXPONENT:
-            raise ValueError(f"unknown currency code {value!r}: use an ISO-4217 code")
-        return value
+    currency: KnownCurrency = Field(description="The currency the payee is paid in.")
 
 
 class FxSummary(_Schema):
@@ -70,6 +89,27 @@ class BudgetReport(_Schema):
     refund_due: Money
     fx: FxSummary
 
+    @classmethod
+    def of(cls, budget: Budget, settled: list[Instruction]) -> BudgetReport:
+        """``budget``'s balances, and what the rates did to its ``settled`` payments."""
+        foreign = [instruction for instruction in settled if instruction.fx_rate is not None]
+        difference = Money.zero(budget.currency)
+        for instruction in foreign:
+            difference = difference + (instruction.fx_difference or Money.zero(budget.currency))
+        balances = budget.balances
+        return cls(
+            program_code=budget.program_code,
+            cycle=budget.cycle,
+            currency=budget.currency,
+            budget=Money(amount_minor=balances.budget, currency=budget.currency),
+            available=balances.money(Account.AVAILABLE),
+            reserved=balances.money(Account.RESERVED),
+            in_payment=balances.money(Account.IN_PAYMENT),
+            disbursed=balances.money(Account.DISBURSED),
+            refund_due=balances.money(Account.REFUND_DUE),
+            fx=FxSummary(payments=len(foreign), fx_difference=difference),
+        )
+
 
 class ReceiptView(_Schema):
     outcome: str
@@ -79,6 +119,18 @@ class ReceiptView(_Schema):
     reason: str | None
     channel: str
     received_at: datetime
+
+    @classmethod
+    def of(cls, receipt: Receipt) -> ReceiptView:
+        return cls(
+            outcome=receipt.outcome,
+            disposition=receipt.disposition.value,
+            finance_reference=receipt.finance_reference,
+            amount=receipt.amount,
+            reason=receipt.reason,
+            channel=receipt.channel,
+            received_at=receipt.received_at,
+        )
 
 
 class PaymentView(_Schema):
@@ -100,12 +152,47 @@ class PaymentView(_Schema):
     settled_at: datetime | None
     receipts: list[ReceiptView]
 
+    @classmethod
+    def of(cls, instruction: Instruction, receipts: list[Receipt]) -> PaymentView:
+        return cls(
+            instruction_id=instruction.instruction_id,
+            tranche=instruction.tranche,
+            status=instruction.status.value,
+            attempts=instruction.attempts,
+            sends=instruction.sends,
+            payee_reference=instruction.payee_reference,
+            amount=instruction.amount,
+            award_amount=instruction.award_amount,
+            fx_rate=instruction.fx_rate,
+            fx_difference=instruction.fx_difference,
+            value_date=instruction.value_date,
+            due_at=instruction.due_at,
+            last_error=instruction.last_error,
+            finance_reference=instruction.finance_reference,
+            settled_amount=instruction.settled_amount,
+            settled_at=instruction.settled_at,
+            receipts=[
+                ReceiptView.of(receipt)
+                for receipt in receipts
+                if receipt.instruction_id == instruction.instruction_id
+            ],
+        )
+
 
 class LedgerLine(_Schema):
     kind: str
     reference: str | None
     created_at: datetime
     amounts: dict[str, int] = Field(description="Minor units moved per account.")
+
+    @classmethod
+    def of(cls, transaction: LedgerTransaction) -> LedgerLine:
+        return cls(
+            kind=transaction.kind,
+            reference=transaction.reference,
+            created_at=transaction.created_at,
+            amounts=transaction.amounts,
+        )
 
 
 class PaymentHistory(_Schema):
@@ -119,6 +206,39 @@ class PaymentHistory(_Schema):
     refund_due: Money
     payments: list[PaymentView]
     ledger: list[LedgerLine]
+
+    @classmethod
+    def of(
+        cls,
+        application_id: str,
+        award: Award | None,
+        instructions: list[Instruction],
+        receipts: list[Receipt],
+        transactions: list[LedgerTransaction],
+    ) -> PaymentHistory:
+        if award is None:  # paid, and the award since forgotten: nothing awarded any more
+            first = instructions[0]
+            currency = first.award_amount.currency
+            award = Award(
+                application_id,
+                first.program_code,
+                first.cycle,
+                Money.zero(currency),
+                Balances(currency),
+            )
+        balances = award.balances
+        return cls(
+            application_id=application_id,
+            program_code=award.program_code,
+            cycle=award.cycle,
+            awarded=award.awarded,
+            reserved=balances.money(Account.RESERVED),
+            in_payment=balances.money(Account.IN_PAYMENT),
+            disbursed=balances.money(Account.DISBURSED),
+            refund_due=balances.money(Account.REFUND_DUE),
+            payments=[PaymentView.of(instruction, receipts) for instruction in instructions],
+            ledger=[LedgerLine.of(transaction) for transaction in transactions],
+        )
 
 
 FindingKind = Literal[
@@ -138,11 +258,123 @@ class Finding(_Schema):
     finance_reference: str | None = None
     detail: str
 
+    @classmethod
+    def unsettled(cls, instruction: Instruction) -> Finding:
+        escalated = instruction.status is InstructionStatus.ESCALATED
+        return cls(
+            kind="unsettled_past_deadline",
+            instruction_id=instruction.instruction_id,
+            application_id=instruction.application_id,
+            status=instruction.status.value,
+            attempts=instruction.attempts,
+            due_at=instruction.due_at,
+            instructed=instruction.amount,
+            detail=f"sent {instruction.sends} time(s), no settlement; "
+            + ("escalated" if escalated else "will be re-sent"),
+        )
+
+    @classmethod
+    def flagged(cls, receipt: Receipt, answered: Instruction | None) -> Finding:
+        """A finance answer that did not simply apply: unknown, duplicate or conflicting."""
+        kind: FindingKind
+        if receipt.disposition is Disposition.UNKNOWN:
+            kind = "unknown_settlement"
+            detail = f"finance answered ({receipt.outcome}) an instruction never sent"
+        elif receipt.disposition is Disposition.DUPLICATE:
+            kind = "duplicate"
+            same = answered is not None and answered.finance_reference == receipt.finance_reference
+            detail = (
+                "the same settlement again: counted once"
+                if same
+                else "a second settlement with another reference: not paid twice, "
+                "ask finance to recover it"
+            )
+        else:
+            kind = "conflict"
+            detail = "settled after finance had failed it and the reservation was released"
+        return cls(
+            kind=kind,
+            instruction_id=receipt.instruction_id,
+            application_id=answered.application_id if answered else None,
+            status=answered.status.value if answered else None,
+            instructed=answered.amount if answered else None,
+            settled=receipt.amount,
+            finance_reference=receipt.finance_reference,
+            detail=f"{detail} (via {receipt.channel})",
+        )
+
+    @classmethod
+    def mismatch(cls, settled: Instruction) -> Finding:
+        return cls(
+            kind="amount_mismatch",
+            instruction_id=settled.instruction_id,
+            application_id=settled.application_id,
+            status=settled.status.value,
+            instructed=settled.amount,
+            settled=settled.settled_amount,
+            finance_reference=settled.finance_reference,
+            detail=f"instructed {settled.amount}, finance settled {settled.settled_amount}",
+        )
+
+
+RECONCILIATION_COLUMNS: Final = (
+    "kind",
+    "instruction_id",
+    "application_id",
+    "status",
+    "attempts",
+    "due_at",
+    "instructed_amount",
+    "instructed_currency",
+    "settled_amount",
+    "settled_currency",
+    "finance_reference",
+    "detail",
+)
+
+
+def _decimal(amount: Money | None) -> str:
+    """``12345 USD`` minor units as ``123.45``."""
+    if amount is None:
+        return ""
+    exponent = MINOR_UNIT_EXPONENT[amount.currency]
+    whole, fraction = divmod(abs(amount.amount_minor), 10**exponent)
+    sign = "-" if amount.amount_minor < 0 else ""
+    return f"{sign}{whole}" if exponent == 0 else f"{sign}{whole}.{fraction:0{exponent}d}"
+
 
 class Reconciliation(_Schema):
     generated_at: datetime
     counts: dict[str, int]
     findings: list[Finding]
+
+    @classmethod
+    def of(cls, generated_at: datetime, findings: list[Finding]) -> Reconciliation:
+        counts = Counter(finding.kind for finding in findings)
+        return cls(generated_at=generated_at, counts=dict(counts), findings=findings)
+
+    def csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(RECONCILIATION_COLUMNS)
+        for finding in self.findings:
+            writer.writerow(
+                [
+                    finding.kind,
+                    finding.instruction_id,
+                    finding.application_id or "",
+                    finding.status or "",
+                    "" if finding.attempts is None else finding.attempts,
+                    finding.due_at.isoformat() if finding.due_at else "",
+                    _decimal(finding.instructed),
+                    finding.instructed.currency if finding.instructed else "",
+                    _decimal(finding.settled),
+                    finding.settled.currency if finding.settled else "",
+                    finding.finance_reference or "",
+                    finding.detail,
+                ]
+            )
+        return out.getvalue()
 
 
 class RateView(_Schema):
@@ -151,6 +383,16 @@ class RateView(_Schema):
     rate: str
     updated_at: datetime
     updated_by: str
+
+    @classmethod
+    def of(cls, rate: Rate) -> RateView:
+        return cls(
+            base_currency=rate.base_currency,
+            quote_currency=rate.quote_currency,
+            rate=rate.rate,
+            updated_at=rate.updated_at,
+            updated_by=rate.updated_by,
+        )
 
 
 class PayeeView(_Schema):

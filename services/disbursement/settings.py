@@ -1,8 +1,4 @@
-"""Disbursement options that ``DisbursementSettings`` does not carry (yet).
-
-Read from ``GRANTFLOW_DISBURSEMENT_<NAME>`` like the service's other settings, so the
-embedded stack and a deployment configure them the same way.
-"""
+"""The disbursement service's settings, read from ``GRANTFLOW_DISBURSEMENT_<NAME>``."""
 
 from __future__ import annotations
 
@@ -10,14 +6,16 @@ from datetime import timedelta
 from typing import ClassVar
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from shared.settings import DEVELOPMENT_WEBHOOK_SECRET, ServiceSettings
 
 
-class DisbursementOptions(BaseSettings):
+class DisbursementSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GRANTFLOW_DISBURSEMENT_", extra="ignore")
-
+    service_name: ClassVar[str] = "disbursement"
+    http_port: int = 18003
+    finance_webhook_secret: SecretStr = SecretStr(DEVELOPMENT_WEBHOOK_SECRET)
     settlement_deadline_seconds: float = Field(
         3600.0, gt=0, description="an instruction unsettled this long after it was sent is re-sent"
     )
@@ -25,7 +23,10 @@ class DisbursementOptions(BaseSettings):
         60.0, ge=0, description="pause before re-sending an instruction that finance failed"
     )
     max_payment_attempts: int = Field(
-        3, ge=1, description="sends of one instruction before the payment is escalated"
+        3,
+        ge=1,
+        description="sends of one instruction before the payment has failed for good "
+        "(DisbursementFailed); disbursement alone retries finance",
     )
     deadline_scan_interval_seconds: float = Field(
         5.0, gt=0, description="how often unsettled instructions are looked for"
@@ -41,13 +42,6 @@ class DisbursementOptions(BaseSettings):
     @property
     def retry_delay(self) -> timedelta:
         return timedelta(seconds=self.retry_delay_seconds)
-
-
-class DisbursementSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="GRANTFLOW_DISBURSEMENT_", extra="ignore")
-    service_name: ClassVar[str] = "disbursement"
-    http_port: int = 18003
-    finance_webhook_secret: SecretStr = SecretStr(DEVELOPMENT_WEBHOOK_SECRET)
 
     def _secrets(self) -> dict[str, str]:
         secrets = super()._secrets()

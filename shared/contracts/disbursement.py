@@ -45,6 +45,11 @@ class DisbursementSettled(Contract):
 
 
 class DisbursementFailed(Contract):
+    """The payment failed for good: every attempt was refused (the money is reserved again)
+    or went unanswered (escalated: still in payment; a late settlement follows as
+    DisbursementSettled for the same command). attempts=0: refused before any instruction.
+    """
+
     application_id: str
     command_id: str
     tranche: int

@@ -138,7 +138,14 @@ class ReleaseFunds(LedgerCommand):
 
 
 class PayTranche(LedgerCommand):
-    """Its idempotency key is '<application>:<tranche>'."""
+    """Its idempotency key is '<application>:<tranche>'.
+
+    Disbursement alone retries finance (up to its max_payment_attempts) and answers only
+    DisbursementSettled, or DisbursementFailed once the payment failed for good. The same
+    command again gets the answers so far; a new command with the same key (a program
+    officer's "pay again") starts a new round of attempts for the same instruction, never
+    a second payment.
+    """
 
     tranche: int = Field(ge=1)
     amount: Money

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from services.disbursement.app import create_app
-from services.disbursement.settings import DisbursementOptions, DisbursementSettings
+from services.disbursement.settings import DisbursementSettings
 from shared.auth import Role, mint_token
 from tests.support.disbursement import (
     WEBHOOK_SECRET,
@@ -34,6 +34,7 @@ def settings(isolated_database_url: str, unique: str) -> DisbursementSettings:
         topic_prefix=f"{unique}.",
         kafka_bootstrap_servers="127.0.0.1:9",  # never reached: no lifespan in these tests
         finance_webhook_secret=WEBHOOK_SECRET,
+        seed_demo_budgets=False,
     )
 
 
@@ -49,7 +50,7 @@ async def ledger(isolated_database_url: str, unique: str) -> AsyncIterator[Ledge
 async def client(
     settings: DisbursementSettings, ledger: Ledger
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, options=DisbursementOptions(seed_demo_budgets=False))
+    app = create_app(settings)
     async with http_client(app) as client:
         yield client
     await app.state.runtime.engine.dispose()
@@ -172,6 +173,7 @@ async def test_an_officer_sets_a_budget_and_reads_its_balances(
     assert "2,000.00 USD already committed" in below.json()["detail"]
     missing = await client.get(f"/v1/budgets/{unique}/1999", headers=officer)
     assert missing.status_code == 404
+    assert missing.json() == {"detail": f"no budget for program {unique} cycle 1999"}
     negative = await client.put(
         f"/v1/budgets/{unique}/2027",
         json={"amount": {"amount_minor": -1, "currency": "USD"}},
@@ -221,6 +223,9 @@ async def test_an_officer_sets_rates_and_payee_currencies(
     assert bad.status_code == 422
     unknown = await client.put("/v1/fx-rates/USD/XXX", json={"rate": "3"}, headers=officer)
     assert unknown.status_code == 422
+    [problem] = unknown.json()["detail"]
+    assert (problem["loc"], problem["field"]) == (["path", "quote_currency"], "quote_currency")
+    assert "unknown currency code 'XXX'" in problem["msg"]
     response = await client.put("/v1/fx-rates/USD/KES", json={"rate": "129.5"}, headers=officer)
     assert response.status_code == 200, response.text
     rates = (await client.get("/v1/fx-rates", headers=officer)).json()

@@ -1,16 +1,21 @@
-"""The disbursement service on Tansu and PostgreSQL, with the finance simulator playing finance."""
+"""The disbursement service on Tansu and a real database, the finance simulator playing finance.
+
+The retry contract (disbursement alone retries finance) runs on SQLite and PostgreSQL.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from services.disbursement.finance_sim import run_finance_sim
-from shared.contracts.envelope import Envelope
+from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.topics import (
     DISBURSEMENT_FAILED,
     DISBURSEMENT_SETTLED,
@@ -23,7 +28,7 @@ from shared.contracts.topics import (
     RESERVE_FUNDS,
     Topic,
 )
-from shared.contracts.workflows import ReserveFunds
+from shared.contracts.workflows import PayTranche, ReserveFunds
 from shared.settings import CommonSettings
 from tests.support.disbursement import (
     Publisher,
@@ -71,6 +76,11 @@ async def finance_simulator(tansu: Tansu, prefix: str, **behaviour: Any) -> Asyn
         await asyncio.wait_for(task, timeout=10)
 
 
+def sends_of(watcher: TopicWatcher, prefix: str, instruction_id: str) -> list[dict[str, Any]]:
+    """Every instruction sent to finance for ``instruction_id``."""
+    return watcher.distinct(PAYMENT_INSTRUCTED.qualified(prefix), instruction_id=instruction_id)
+
+
 async def reserved(
     publisher: Publisher, watcher: TopicWatcher, command: Envelope[ReserveFunds]
 ) -> None:
@@ -81,6 +91,22 @@ async def reserved(
     )
 
 
+async def dispositions(service: RunningService, app: str, count: int) -> list[str]:
+    """What finance's answers about tranche 1 did, once ``count`` of them are recorded."""
+
+    async def recorded() -> list[str]:
+        history = await service.client.get(
+            f"/v1/applications/{app}/payments", headers=service.officer
+        )
+        return [r["disposition"] for r in history.json()["payments"][0]["receipts"]]
+
+    for _ in range(200):
+        if len(await recorded()) >= count:
+            break
+        await asyncio.sleep(0.05)
+    return await recorded()
+
+
 async def budget(service: RunningService, program: str, amount_minor: int) -> None:
     response = await service.client.put(
         f"/v1/budgets/{program}/2027",
@@ -88,6 +114,70 @@ async def budget(service: RunningService, program: str, amount_minor: int) -> No
         headers=service.officer,
     )
     assert response.status_code == 200, response.text
+
+
+RETRYING = {
+    "retry_delay_seconds": 0.2,
+    "deadline_scan_interval_seconds": 0.1,
+    "settlement_deadline_seconds": 30,
+    "max_payment_attempts": 3,
+}
+
+
+@dataclass
+class Paying:
+    """Tranche 1 of 350.00 USD instructed, a finance simulator answering."""
+
+    service: RunningService
+    watcher: TopicWatcher
+    publisher: Publisher
+    app: str
+    command: Envelope[PayTranche]
+
+    @property
+    def instruction_id(self) -> str:
+        return f"{self.app}:1"
+
+    def seen(self, topic: Topic, **payload: Any) -> list[dict[str, Any]]:
+        """Each event on ``topic`` once."""
+        return self.watcher.distinct(topic.qualified(self.publisher.prefix), **payload)
+
+    async def wait_for(self, topic: Topic, count: int = 1, **payload: Any) -> list[dict[str, Any]]:
+        """Wait for ``count`` events on ``topic``; each event once."""
+        await self.watcher.wait_for(topic.qualified(self.publisher.prefix), count=count, **payload)
+        return self.seen(topic, **payload)
+
+    def sends(self) -> list[dict[str, Any]]:
+        return sends_of(self.watcher, self.publisher.prefix, self.instruction_id)
+
+
+@asynccontextmanager
+async def paying(
+    tansu: Tansu,
+    database_url: str,
+    unique: str,
+    *,
+    finance: dict[str, Any] | None,
+    settings: dict[str, Any] = RETRYING,
+) -> AsyncIterator[Paying]:
+    """``finance``: how the simulator behaves (None: no finance system answers at all)."""
+    prefix, app = f"{unique}.", f"{unique}-app"
+    simulator = (
+        finance_simulator(tansu, prefix, delay_seconds=0.05, failure_rate=0, seed=1, **finance)
+        if finance is not None
+        else contextlib.nullcontext()
+    )
+    async with (
+        running_service(tansu.bootstrap, database_url, prefix, **settings) as service,
+        simulator,
+        TopicWatcher(tansu.bootstrap, names(prefix)) as watcher,
+        Publisher(tansu.bootstrap, prefix) as publisher,
+    ):
+        await budget(service, unique, 100_000)
+        await reserved(publisher, watcher, reserve(app, usd(50_000), program=unique))
+        command = pay(app, 1, usd(35_000), program=unique)
+        await publisher.send(PAY_TRANCHE, command)
+        yield Paying(service, watcher, publisher, app, command)
 
 
 async def test_reserve_pay_and_settle_on_the_demo_budget_publishes_each_answer(
@@ -123,34 +213,14 @@ async def test_reserve_pay_and_settle_on_the_demo_budget_publishes_each_answer(
 async def test_a_settlement_delivered_twice_and_by_webhook_pays_once(
     tansu: Tansu, postgres_url: str, unique: str
 ) -> None:
-    prefix, app = f"{unique}.", f"{unique}-app"
-    async with (
-        running_service(tansu.bootstrap, postgres_url, prefix) as service,
-        finance_simulator(
-            tansu, prefix, delay_seconds=0.05, failure_rate=0, duplicate_rate=1, seed=7
-        ),
-        TopicWatcher(tansu.bootstrap, names(prefix)) as watcher,
-        Publisher(tansu.bootstrap, prefix) as publisher,
-    ):
-        await budget(service, unique, 100_000)
-        await reserved(publisher, watcher, reserve(app, usd(50_000), program=unique))
-        await publisher.send(PAY_TRANCHE, pay(app, 1, usd(35_000), program=unique))
-        [first, second] = await watcher.wait_for(
-            PAYMENT_SETTLED.qualified(prefix), count=2, instruction_id=f"{app}:1"
+    async with paying(tansu, postgres_url, unique, finance={"duplicate_rate": 1}) as payment:
+        app, service = payment.app, payment.service
+        first, second = await payment.wait_for(
+            PAYMENT_SETTLED, count=2, instruction_id=payment.instruction_id
         )
         assert first["payload"] == second["payload"]
 
-        async def both_recorded() -> list[str]:
-            history = await service.client.get(
-                f"/v1/applications/{app}/payments", headers=service.officer
-            )
-            return [r["disposition"] for r in history.json()["payments"][0]["receipts"]]
-
-        for _ in range(200):
-            if len(await both_recorded()) == 2:
-                break
-            await asyncio.sleep(0.05)
-        assert await both_recorded() == ["applied", "duplicate"]
+        assert await dispositions(service, app, count=2) == ["applied", "duplicate"]
         body = json.dumps({"outcome": "settled", **first["payload"]}).encode()
         webhook = await service.client.post(
             "/v1/finance/settlements", content=body, headers=sign(body)
@@ -161,74 +231,109 @@ async def test_a_settlement_delivered_twice_and_by_webhook_pays_once(
             await service.client.get(f"/v1/budgets/{unique}/2027", headers=service.officer)
         ).json()
         assert report["disbursed"] == {"amount_minor": 35_000, "currency": "USD"}
-        assert len(watcher.seen(DISBURSEMENT_SETTLED.qualified(prefix), application_id=app)) == 1
+        assert len(payment.seen(DISBURSEMENT_SETTLED, application_id=app)) == 1
 
 
-async def test_a_payment_finance_fails_is_sent_again_and_then_settles(
-    tansu: Tansu, postgres_url: str, unique: str
+async def test_a_repeated_command_is_answered_again_with_the_same_event(
+    tansu: Tansu, database_url: str, unique: str
 ) -> None:
     prefix, app = f"{unique}.", f"{unique}-app"
     async with (
-        running_service(
-            tansu.bootstrap,
-            postgres_url,
-            prefix,
-            retry_delay_seconds=0.2,
-            deadline_scan_interval_seconds=0.1,
-        ) as service,
-        # Seed 1: the simulator fails the first send and settles the second.
-        finance_simulator(
-            tansu, prefix, delay_seconds=0.05, failure_rate=0.5, duplicate_rate=0, seed=1
-        ),
+        running_service(tansu.bootstrap, database_url, prefix) as service,
         TopicWatcher(tansu.bootstrap, names(prefix)) as watcher,
         Publisher(tansu.bootstrap, prefix) as publisher,
     ):
         await budget(service, unique, 100_000)
-        await reserved(publisher, watcher, reserve(app, usd(50_000), program=unique))
-        command = pay(app, 1, usd(35_000), program=unique)
-        await publisher.send(PAY_TRANCHE, command)
-        await watcher.wait_for(
-            DISBURSEMENT_SETTLED.qualified(prefix), command_id=command.payload.command_id
+        command = reserve(app, usd(50_000), program=unique)
+        await reserved(publisher, watcher, command)
+        # The workflow heard nothing back in time and sends the same command again.
+        again = new_envelope(command.payload, producer="workflows", application_id=app)
+        await publisher.send(RESERVE_FUNDS, again)
+        answers = await watcher.wait_for(
+            FUNDS_RESERVED.qualified(prefix), count=2, command_id=command.payload.command_id
         )
-        sends = watcher.seen(PAYMENT_INSTRUCTED.qualified(prefix), instruction_id=f"{app}:1")
-        assert len(sends) == 2
-        assert sends[0]["event_id"] != sends[1]["event_id"]
-        assert len(watcher.seen(PAYMENT_FAILED.qualified(prefix), instruction_id=f"{app}:1")) == 1
-        assert watcher.seen(DISBURSEMENT_FAILED.qualified(prefix)) == []
+        assert len({answer["event_id"] for answer in answers}) == 1
+        report = (
+            await service.client.get(f"/v1/budgets/{unique}/2027", headers=service.officer)
+        ).json()
+        assert report["reserved"] == {"amount_minor": 50_000, "currency": "USD"}
+
+
+async def test_a_payment_that_fails_twice_then_settles_answers_settled_and_never_failed(
+    tansu: Tansu, database_url: str, unique: str
+) -> None:
+    finance = {"duplicate_rate": 0, "fail_first_sends": 2}
+    async with paying(tansu, database_url, unique, finance=finance) as payment:
+        command = payment.command
+        await payment.wait_for(PAYMENT_FAILED, instruction_id=payment.instruction_id)
+        # The workflow's own deadline: the same command again, while disbursement retries.
+        await payment.publisher.send(
+            PAY_TRANCHE,
+            new_envelope(command.payload, producer="workflows", application_id=payment.app),
+        )
+        [answer] = await payment.wait_for(
+            DISBURSEMENT_SETTLED, command_id=command.payload.command_id
+        )
+        assert answer["payload"]["amount"] == {"amount_minor": 35_000, "currency": "USD"}
+        assert len(payment.sends()) == 3
+        assert len(payment.seen(PAYMENT_FAILED, instruction_id=payment.instruction_id)) == 2
+        assert payment.seen(DISBURSEMENT_FAILED) == []
+
+
+async def test_a_payment_failing_every_attempt_answers_failed_once_and_an_officer_pays_it_once(
+    tansu: Tansu, database_url: str, unique: str
+) -> None:
+    # Three rejections, then finance pays, and delivers each settlement twice.
+    finance = {"duplicate_rate": 1, "fail_first_sends": 3}
+    async with paying(tansu, database_url, unique, finance=finance) as payment:
+        app, service = payment.app, payment.service
+        [failed] = await payment.wait_for(
+            DISBURSEMENT_FAILED, command_id=payment.command.payload.command_id
+        )
+        assert failed["payload"]["attempts"] == 3
+        assert len(payment.sends()) == 3
+
+        # A program officer asks to pay again: the workflow sends a new command, same key.
+        officer = pay(app, 1, usd(35_000), program=unique, command_id=f"{app}:pay:1:again")
+        await payment.publisher.send(PAY_TRANCHE, officer)
+        await payment.wait_for(DISBURSEMENT_SETTLED, command_id=officer.payload.command_id)
+        assert await dispositions(service, app, count=5) == [
+            "retrying",
+            "retrying",
+            "failed",
+            "applied",
+            "duplicate",
+        ]
+        assert len(payment.sends()) == 4
+        assert len(payment.seen(DISBURSEMENT_SETTLED, application_id=app)) == 1
+        assert len(payment.seen(DISBURSEMENT_FAILED, application_id=app)) == 1
+        report = (
+            await service.client.get(f"/v1/budgets/{unique}/2027", headers=service.officer)
+        ).json()
+        assert report["disbursed"] == {"amount_minor": 35_000, "currency": "USD"}
+        assert report["in_payment"] == {"amount_minor": 0, "currency": "USD"}
 
 
 async def test_an_instruction_never_answered_is_sent_again_then_escalated(
     tansu: Tansu, postgres_url: str, unique: str
 ) -> None:
-    prefix, app = f"{unique}.", f"{unique}-app"
-    async with (
-        running_service(
-            tansu.bootstrap,
-            postgres_url,
-            prefix,
-            settlement_deadline_seconds=0.3,
-            deadline_scan_interval_seconds=0.1,
-            max_payment_attempts=2,
-        ) as service,
-        TopicWatcher(tansu.bootstrap, names(prefix)) as watcher,
-        Publisher(tansu.bootstrap, prefix) as publisher,
-    ):
-        await budget(service, unique, 100_000)
-        await reserved(publisher, watcher, reserve(app, usd(50_000), program=unique))
-        command = pay(app, 1, usd(35_000), program=unique)
-        await publisher.send(PAY_TRANCHE, command)
-        [failed] = await watcher.wait_for(
-            DISBURSEMENT_FAILED.qualified(prefix), command_id=command.payload.command_id
+    unanswered = {
+        "settlement_deadline_seconds": 0.3,
+        "deadline_scan_interval_seconds": 0.1,
+        "max_payment_attempts": 2,
+    }
+    async with paying(tansu, postgres_url, unique, finance=None, settings=unanswered) as payment:
+        [failed] = await payment.wait_for(
+            DISBURSEMENT_FAILED, command_id=payment.command.payload.command_id
         )
         assert failed["payload"]["attempts"] == 2
         assert "escalated to a program officer" in failed["payload"]["reason"]
-        sends = watcher.seen(PAYMENT_INSTRUCTED.qualified(prefix), instruction_id=f"{app}:1")
-        assert len(sends) == 2
+        assert len(payment.sends()) == 2
 
+        service = payment.service
         report = (await service.client.get("/v1/reconciliation", headers=service.officer)).json()
-        overdue = [f for f in report["findings"] if f["instruction_id"] == f"{app}:1"]
-        assert overdue[0]["kind"] == "unsettled_past_deadline"
-        assert overdue[0]["status"] == "escalated"
+        [overdue] = [f for f in report["findings"] if f["instruction_id"] == payment.instruction_id]
+        assert (overdue["kind"], overdue["status"]) == ("unsettled_past_deadline", "escalated")
 
 
 async def test_a_settlement_for_an_unknown_instruction_goes_to_the_dead_letter_topic(
@@ -245,14 +350,14 @@ async def test_a_settlement_for_an_unknown_instruction_goes_to_the_dead_letter_t
         await publisher.send(
             PAYMENT_SETTLED, finance_event(settled(ghost, usd(5_000), "FIN-X"), f"{unique}-ghost")
         )
-        [letter] = await watcher.wait_for(dead_letters)
+        # At least once: a consumer that reads its partitions again dead-letters it again.
+        letter, *_again = await watcher.wait_for(dead_letters)
         assert letter["reason"] == f"invalid message: PoisonMessage: no payment instruction {ghost}"
         original = json.loads(base64.b64decode(letter["original_base64"]))
         assert original["payload"]["instruction_id"] == ghost
         report = (await service.client.get("/v1/reconciliation", headers=service.officer)).json()
-        assert {"kind": "unknown_settlement", "instruction_id": ghost}.items() <= next(
-            f for f in report["findings"] if f["instruction_id"] == ghost
-        ).items()
+        [finding] = [f for f in report["findings"] if f["instruction_id"] == ghost]
+        assert (finding["kind"], finding["finance_reference"]) == ("unknown_settlement", "FIN-X")
 
 
 async def test_reservations_racing_on_two_replicas_never_overcommit_the_budget(

@@ -1,9 +1,10 @@
 """Ledger invariants under random command sequences, with duplicates and reordering.
 
 Commands, finance answers and the deadline clock arrive in any order, and any earlier
-command may be delivered again. After every step: each transaction sums to zero, no
-balance is negative, what is paid never exceeds the award, what awards hold never exceeds
-the budget, no instruction is settled twice, and a repeated command changes nothing.
+command may be delivered again (by Kafka, or sent again by the workflow). After every
+step: each transaction sums to zero, no balance is negative, what is paid never exceeds
+the award, what awards hold never exceeds the budget, no instruction is settled twice, a
+repeated command changes nothing, and no command gets two answers on one topic.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select
 
 from services.disbursement.domain import Account
-from services.disbursement.persistence import awards, entries, metadata, transactions
-from services.disbursement.service import BudgetError
+from services.disbursement.persistence import messaging, metadata
+from services.disbursement.persistence.tables import awards, entries, transactions
 from shared.contracts.envelope import Envelope
 from shared.db import create_engine
+from shared.errors import ConflictError
 from tests.support.disbursement import (
     Ledger,
     adjust,
@@ -120,11 +122,11 @@ class LedgerMachine(RuleBasedStateMachine):
         self.send(adjust(app, usd(amount), program=self.program))
 
     @precondition(lambda self: bool(self.commands))
-    @rule(data=st.data())
-    def a_command_is_delivered_again(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), by_the_workflow=st.booleans())
+    def a_command_is_delivered_again(self, data: st.DataObject, by_the_workflow: bool) -> None:
         command = data.draw(st.sampled_from(self.commands))
         before = self.run(self.balances())
-        self.run(self.ledger.run(command))
+        self.run(self.ledger.resend(command) if by_the_workflow else self.ledger.run(command))
         assert self.run(self.balances()) == before, "a repeated command changed the ledger"
 
     def draw_instruction(self, data: st.DataObject) -> str:
@@ -168,7 +170,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(amount=st.integers(0, 150_000))
     def an_officer_changes_the_budget(self, amount: int) -> None:
-        with contextlib.suppress(BudgetError):
+        with contextlib.suppress(ConflictError):
             self.run(self.ledger.budget(self.program, usd(amount)))
 
     # Invariants ---------------------------------------------------------------------------
@@ -208,7 +210,19 @@ class LedgerMachine(RuleBasedStateMachine):
                     .group_by(transactions.c.reference)
                 )
             ).all()
+            outbox = messaging.outbox
+            answers = (
+                await session.execute(
+                    select(outbox.c.subject, outbox.c.topic, func.count())
+                    .where(
+                        outbox.c.subject.is_not(None),
+                        outbox.c.message_key.startswith(f"{self.program}-"),
+                    )
+                    .group_by(outbox.c.subject, outbox.c.topic)
+                )
+            ).all()
         assert all(count == 1 for _reference, count in settlements), "paid twice"
+        assert all(count == 1 for *_subject, count in answers), "a command answered twice"
 
     async def _check(self) -> None:
         balances = await self.balances()

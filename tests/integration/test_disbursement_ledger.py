@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.disbursement.domain import InvalidCommandError
-from services.disbursement.service import BudgetError, reconciliation_csv
+from shared.contracts.envelope import Envelope
 from shared.contracts.money import Money
 from shared.contracts.topics import (
     AWARD_ADJUSTED,
@@ -22,7 +21,9 @@ from shared.contracts.topics import (
     PAYMENT_INSTRUCTED,
     REFUND_REQUESTED,
 )
-from shared.db import unit_of_work
+from shared.contracts.workflows import PayTranche
+from shared.errors import ConflictError
+from shared.messaging.deadletter import PoisonMessage
 from tests.support.disbursement import (
     Ledger,
     adjust,
@@ -46,6 +47,16 @@ async def ledger(isolated_database_url: str) -> AsyncIterator[Ledger]:
     )
     yield ledger
     await ledger.close()
+
+
+async def paying(ledger: Ledger, program: str) -> tuple[str, Envelope[PayTranche]]:
+    """An application of ``program`` with 500.00 USD reserved and tranche 1 of 350.00 sent."""
+    app = f"{program}-a"
+    await ledger.budget(program, usd(100_000))
+    await ledger.run(reserve(app, usd(50_000), program=program))
+    command = pay(app, 1, usd(35_000), program=program)
+    await ledger.run(command)
+    return app, command
 
 
 async def test_a_reservation_within_the_budget_is_answered_with_its_command_id(
@@ -85,22 +96,35 @@ async def test_a_reservation_against_an_unknown_budget_is_refused_saying_so(
     assert answer.payload["reason"] == f"no budget for program {unique} cycle 2031"
 
 
-async def test_a_repeated_command_changes_nothing_and_re_emits_the_first_result(
+async def test_a_repeated_command_gets_the_same_answer_event_again_and_moves_no_money(
     ledger: Ledger, unique: str
 ) -> None:
     await ledger.budget(unique, usd(100_000))
     command = reserve(f"{unique}-a", usd(60_000), program=unique)
     await ledger.run(command)
     await ledger.relay()
-    await ledger.run(command)  # redelivered with the same command id
+    [first] = await ledger.published(f"{unique}-a")
+    assert first.subject == command.payload.command_id
+    await ledger.resend(command)  # the workflow sends it again: same command, new event id
+    await ledger.run(command)  # Kafka delivers the first send twice: the inbox drops it
+    [again] = await ledger.published(f"{unique}-a")
+    assert again.event_id == first.event_id
+    assert not again.sent  # to be published again, as it was
+    assert (await ledger.report(unique)).reserved == usd(60_000)
+
+
+async def test_a_new_command_with_the_key_of_an_earlier_success_gets_that_success(
+    ledger: Ledger, unique: str
+) -> None:
+    await ledger.budget(unique, usd(100_000))
+    command = reserve(f"{unique}-a", usd(60_000), program=unique)
+    await ledger.run(command)
     again = reserve(f"{unique}-a", usd(60_000), program=unique, key=command.payload.command_id)
-    await ledger.run(again)  # a new command id with the same idempotency key
-    # The first answer is published again, as it was (same event id, same outbox row).
+    await ledger.run(again)
     first, by_key = await ledger.published(f"{unique}-a")
-    assert first.payload["command_id"] == command.payload.command_id
-    assert not first.sent
     assert by_key.topic == FUNDS_RESERVED.name
-    assert by_key.payload["command_id"] == again.payload.command_id
+    assert by_key.payload == {**first.payload, "command_id": again.payload.command_id}
+    assert by_key.subject == again.payload.command_id
     assert (await ledger.report(unique)).reserved == usd(60_000)
 
 
@@ -150,11 +174,7 @@ async def test_reservations_racing_for_the_last_of_a_budget_never_overcommit_it(
 async def test_a_settled_tranche_is_disbursed_once_and_answers_the_pay_command(
     ledger: Ledger, unique: str
 ) -> None:
-    app = f"{unique}-a"
-    await ledger.budget(unique, usd(100_000))
-    await ledger.run(reserve(app, usd(50_000), program=unique))
-    command = pay(app, 1, usd(35_000), program=unique)
-    await ledger.run(command)
+    app, command = await paying(ledger, unique)
     [instructed] = await ledger.published(app, PAYMENT_INSTRUCTED)
     assert instructed.payload["instruction_id"] == f"{app}:1"
     assert instructed.payload["amount"] == {"amount_minor": 35_000, "currency": "USD"}
@@ -167,6 +187,7 @@ async def test_a_settled_tranche_is_disbursed_once_and_answers_the_pay_command(
     assert await ledger.finance(settled(f"{app}:1", usd(35_000), "FIN-10")) == "duplicate"
     [answer] = await ledger.published(app, DISBURSEMENT_SETTLED)
     assert answer.payload["command_id"] == command.payload.command_id
+    assert answer.subject == command.payload.command_id
     assert answer.payload["finance_reference"] == "FIN-9"
     report = await ledger.report(unique)
     assert (report.disbursed, report.in_payment, report.reserved) == (
@@ -176,10 +197,10 @@ async def test_a_settled_tranche_is_disbursed_once_and_answers_the_pay_command(
     )
     # The pay command sent again after settlement gets the settlement, and pays nothing.
     await ledger.relay()
-    await ledger.run(command)
+    await ledger.resend(command)
     assert len(await ledger.published(app, PAYMENT_INSTRUCTED)) == 1
     [again] = await ledger.published(app, DISBURSEMENT_SETTLED)
-    assert not again.sent
+    assert (again.event_id, again.sent) == (answer.event_id, False)
     assert (await ledger.report(unique)).disbursed == usd(35_000)
 
 
@@ -196,60 +217,87 @@ async def test_a_tranche_over_the_reservation_fails_without_an_instruction(
     assert await ledger.published(app, PAYMENT_INSTRUCTED) == []
 
 
-async def test_a_failed_payment_is_resent_with_the_same_instruction_id_then_settles(
+async def test_a_payment_that_fails_twice_then_settles_answers_settled_and_never_failed(
     ledger: Ledger, unique: str
 ) -> None:
-    app = f"{unique}-a"
-    await ledger.budget(unique, usd(100_000))
-    await ledger.run(reserve(app, usd(50_000), program=unique))
-    await ledger.run(pay(app, 1, usd(35_000), program=unique))
-    assert await ledger.finance(failed(f"{app}:1")) == "retrying"
-    assert await ledger.tick() == 0  # not before the retry delay
-    ledger.clock.advance(seconds=5)
-    assert await ledger.tick() == 1
-    first, second = await ledger.published(app, PAYMENT_INSTRUCTED)
-    assert first.payload == second.payload
-    assert first.event_id != second.event_id
+    app, command = await paying(ledger, unique)
+    for _ in range(2):
+        assert await ledger.finance(failed(f"{app}:1")) == "retrying"
+        assert await ledger.tick() == 0  # not before the retry delay
+        ledger.clock.advance(seconds=5)
+        assert await ledger.tick() == 1
+    # The workflow sends its command again meanwhile: disbursement retries, it says nothing.
+    await ledger.resend(command)
+    sends = await ledger.published(app, PAYMENT_INSTRUCTED)
+    assert len(sends) == 3
+    assert all(send.payload == sends[0].payload for send in sends)
+    assert len({send.event_id for send in sends}) == 3
     assert await ledger.finance(settled(f"{app}:1", usd(35_000))) == "applied"
     [answer] = await ledger.published(app, DISBURSEMENT_SETTLED)
-    assert answer.payload["tranche"] == 1
-    history = await ledger.history(app)
-    [payment] = history.payments
-    assert (payment.status, payment.attempts, payment.sends) == ("settled", 2, 2)
-    assert [r.disposition for r in payment.receipts] == ["retrying", "applied"]
+    assert (answer.payload["tranche"], answer.subject) == (1, command.payload.command_id)
+    assert await ledger.published(app, DISBURSEMENT_FAILED) == []
+    [payment] = (await ledger.history(app)).payments
+    assert (payment.status, payment.attempts, payment.sends) == ("settled", 3, 3)
+    assert [r.disposition for r in payment.receipts] == ["retrying", "retrying", "applied"]
 
 
-async def test_a_payment_finance_keeps_failing_is_failed_and_reserved_again(
+async def test_a_payment_failed_max_attempts_times_answers_failed_once_and_is_reserved_again(
     ledger: Ledger, unique: str
 ) -> None:
-    app = f"{unique}-a"
-    await ledger.budget(unique, usd(100_000))
-    await ledger.run(reserve(app, usd(50_000), program=unique))
-    await ledger.run(pay(app, 1, usd(35_000), program=unique))
+    app, command = await paying(ledger, unique)
     for _ in range(2):
         await ledger.finance(failed(f"{app}:1"))
         ledger.clock.advance(seconds=5)
         await ledger.tick()
     assert await ledger.finance(failed(f"{app}:1", "account closed")) == "failed"
+    ledger.clock.advance(seconds=3600)
+    assert await ledger.tick() == 0  # out of attempts: no more sends
+    assert len(await ledger.published(app, PAYMENT_INSTRUCTED)) == 3
     [answer] = await ledger.published(app, DISBURSEMENT_FAILED)
     assert answer.payload["attempts"] == 3
     assert answer.payload["reason"] == "finance refused the payment: account closed"
+    assert answer.subject == command.payload.command_id
     report = await ledger.report(unique)
     assert (report.reserved, report.in_payment) == (usd(50_000), usd(0))
-    # An officer's new command tries once more, with the same instruction id.
-    await ledger.run(pay(app, 1, usd(35_000), program=unique, command_id=f"{app}:pay:1:retry"))
-    assert len(await ledger.published(app, PAYMENT_INSTRUCTED)) == 4
+    await ledger.relay()
+    await ledger.resend(command)  # the same command again: the same answer again
+    [again] = await ledger.published(app, DISBURSEMENT_FAILED)
+    assert (again.event_id, again.sent) == (answer.event_id, False)
+
+
+async def test_an_officers_new_pay_command_after_a_failure_pays_the_same_instruction_once(
+    ledger: Ledger, unique: str
+) -> None:
+    app, _command = await paying(ledger, unique)
+    for _ in range(3):
+        await ledger.finance(failed(f"{app}:1"))
+        ledger.clock.advance(seconds=5)
+        await ledger.tick()
+    # A program officer asks to pay again: a new command with the same idempotency key.
+    officer = pay(app, 1, usd(35_000), program=unique, command_id=f"{app}:pay:1:officer")
+    await ledger.run(officer)
+    sends = await ledger.published(app, PAYMENT_INSTRUCTED)
+    assert len(sends) == 4
+    assert sends[-1].payload["instruction_id"] == f"{app}:1"
     assert (await ledger.report(unique)).in_payment == usd(35_000)
+    assert await ledger.finance(failed(f"{app}:1")) == "retrying"  # a fresh round
+    assert await ledger.finance(settled(f"{app}:1", usd(35_000), "FIN-1")) == "applied"
+    assert await ledger.finance(settled(f"{app}:1", usd(35_000), "FIN-2")) == "duplicate"
+    [answer] = await ledger.published(app, DISBURSEMENT_SETTLED)
+    assert answer.payload["command_id"] == officer.payload.command_id
+    assert len(await ledger.published(app, DISBURSEMENT_FAILED)) == 1
+    report = await ledger.report(unique)
+    assert (report.disbursed, report.in_payment, report.reserved) == (
+        usd(35_000),
+        usd(0),
+        usd(15_000),
+    )
 
 
 async def test_an_unanswered_instruction_is_resent_then_escalated_after_the_limit(
     ledger: Ledger, unique: str
 ) -> None:
-    app = f"{unique}-a"
-    await ledger.budget(unique, usd(100_000))
-    await ledger.run(reserve(app, usd(50_000), program=unique))
-    command = pay(app, 1, usd(35_000), program=unique)
-    await ledger.run(command)
+    app, command = await paying(ledger, unique)
     for _ in range(3):
         ledger.clock.advance(seconds=61)
         await ledger.tick()
@@ -258,13 +306,13 @@ async def test_an_unanswered_instruction_is_resent_then_escalated_after_the_limi
     assert answer.payload["attempts"] == 3
     assert answer.payload["command_id"] == command.payload.command_id
     assert "escalated" in answer.payload["reason"]
-    async with ledger.sessions() as session:
-        report = await ledger.disbursement.reconciliation(session)
+    report = await ledger.reconciliation()
     [finding] = [f for f in report.findings if f.instruction_id == f"{app}:1"]
     assert (finding.kind, finding.status) == ("unsettled_past_deadline", "escalated")
-    # Finance did pay after all: the late settlement counts.
+    # Finance did pay after all: the late settlement counts, and is answered.
     assert await ledger.finance(settled(f"{app}:1", usd(35_000))) == "applied"
     assert (await ledger.report(unique)).disbursed == usd(35_000)
+    assert len(await ledger.published(app, DISBURSEMENT_SETTLED)) == 1
 
 
 async def test_release_returns_what_is_still_reserved_and_a_release_of_nothing_is_answered(
@@ -290,10 +338,7 @@ async def test_release_returns_what_is_still_reserved_and_a_release_of_nothing_i
 
 
 async def test_a_refund_asks_back_at_most_what_was_paid(ledger: Ledger, unique: str) -> None:
-    app = f"{unique}-a"
-    await ledger.budget(unique, usd(100_000))
-    await ledger.run(reserve(app, usd(50_000), program=unique))
-    await ledger.run(pay(app, 1, usd(35_000), program=unique))
+    app, _command = await paying(ledger, unique)
     await ledger.finance(settled(f"{app}:1", usd(35_000)))
     await ledger.run(refund(app, usd(50_000), program=unique))
     [answer] = await ledger.published(app, REFUND_REQUESTED)
@@ -306,10 +351,7 @@ async def test_a_refund_asks_back_at_most_what_was_paid(ledger: Ledger, unique: 
 async def test_an_adjusted_award_moves_the_reservation_but_never_below_what_was_paid(
     ledger: Ledger, unique: str
 ) -> None:
-    app = f"{unique}-a"
-    await ledger.budget(unique, usd(100_000))
-    await ledger.run(reserve(app, usd(50_000), program=unique))
-    await ledger.run(pay(app, 1, usd(35_000), program=unique))
+    app, _command = await paying(ledger, unique)
     await ledger.run(adjust(app, usd(60_000), program=unique))
     [adjusted] = await ledger.published(app, AWARD_ADJUSTED)
     assert adjusted.payload["reserved"] == {"amount_minor": 25_000, "currency": "USD"}
@@ -331,15 +373,15 @@ async def test_a_payee_is_paid_in_its_currency_at_the_recorded_rate(
 ) -> None:
     app = f"{unique}-a"
     await ledger.budget(unique, usd(100_000))
-    async with unit_of_work(ledger.sessions) as session:
-        await ledger.disbursement.set_payee(session, f"{unique}-payee", "KES")
+    async with ledger.service.work() as work:
+        await ledger.service.set_payee(work, f"{unique}-payee", "KES")
     await ledger.run(reserve(app, usd(50_000), program=unique))
     await ledger.run(pay(app, 1, usd(10_000), program=unique, payee=f"{unique}-payee"))
     [refused] = await ledger.published(app, DISBURSEMENT_FAILED)
     assert "no exchange rate from USD to KES" in refused.payload["reason"]
 
-    async with unit_of_work(ledger.sessions) as session:
-        await ledger.disbursement.set_rate(session, "USD", "KES", "129.5", "officer")
+    async with ledger.service.work() as work:
+        await ledger.service.set_rate(work, "USD", "KES", "129.5", "officer")
     await ledger.run(
         pay(app, 1, usd(10_000), program=unique, payee=f"{unique}-payee", command_id="again")
     )
@@ -365,10 +407,11 @@ async def test_reconciliation_lists_overdue_duplicate_unknown_and_mismatched_set
     await ledger.finance(settled(f"{unique}-dup:1", usd(10_000), "FIN-1"))
     await ledger.finance(settled(f"{unique}-dup:1", usd(10_000), "FIN-2"))
     await ledger.finance(settled(f"{unique}-short:1", usd(9_000), "FIN-3"))
-    assert await ledger.finance(settled(f"{unique}-ghost:1", usd(5_000), "FIN-4")) == "unknown"
+    ghost = settled(f"{unique}-ghost:1", usd(5_000), "FIN-4")
+    assert await ledger.finance(ghost) == "dead-lettered"  # on Kafka: refused by the consumer
+    assert await ledger.finance(ghost, "webhook") == "unknown"  # recorded, answered 404
     ledger.clock.advance(seconds=61)
-    async with ledger.sessions() as session:
-        report = await ledger.disbursement.reconciliation(session)
+    report = await ledger.reconciliation()
     mine = {f.kind: f for f in report.findings if f.instruction_id.startswith(unique)}
     assert set(mine) == {
         "unsettled_past_deadline",
@@ -379,7 +422,7 @@ async def test_reconciliation_lists_overdue_duplicate_unknown_and_mismatched_set
     assert mine["unsettled_past_deadline"].instruction_id == f"{unique}-late:1"
     assert "another reference" in mine["duplicate"].detail
     assert mine["amount_mismatch"].settled == usd(9_000)
-    rows = list(csv.DictReader(io.StringIO(reconciliation_csv(report))))
+    rows = list(csv.DictReader(io.StringIO(report.csv())))
     [short] = [row for row in rows if row["instruction_id"] == f"{unique}-short:1"]
     assert (short["instructed_amount"], short["settled_amount"]) == ("100.00", "90.00")
 
@@ -387,7 +430,7 @@ async def test_reconciliation_lists_overdue_duplicate_unknown_and_mismatched_set
 async def test_a_budget_cannot_go_below_what_is_committed(ledger: Ledger, unique: str) -> None:
     await ledger.budget(unique, usd(100_000))
     await ledger.run(reserve(f"{unique}-a", usd(60_000), program=unique))
-    with pytest.raises(BudgetError, match=r"600\.00 USD already committed"):
+    with pytest.raises(ConflictError, match=r"600\.00 USD already committed"):
         await ledger.budget(unique, usd(50_000))
     await ledger.budget(unique, usd(60_000))
     report = await ledger.report(unique)
@@ -401,6 +444,6 @@ async def test_a_release_in_another_currency_than_the_award_cannot_be_carried_ou
     await ledger.budget(unique, usd(100_000))
     await ledger.run(reserve(app, usd(50_000), program=unique))
     euros = Money(amount_minor=1_000, currency="EUR")
-    with pytest.raises(InvalidCommandError, match="release in EUR of an award in USD"):
+    with pytest.raises(PoisonMessage, match="release in EUR of an award in USD"):
         await ledger.run(release(app, euros, program=unique))
     assert (await ledger.report(unique)).reserved == usd(50_000)

@@ -7,26 +7,29 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from faststream.kafka import TestKafkaBroker
 from pydantic import BaseModel
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.disbursement.persistence import messaging
-from services.disbursement.service import Disbursement
-from services.disbursement.settings import DisbursementOptions, DisbursementSettings
+from services.disbursement.consumers import consumers
+from services.disbursement.persistence import messaging, metadata
+from services.disbursement.schemas import BudgetReport, PaymentHistory, Reconciliation
+from services.disbursement.service import DisbursementService
+from services.disbursement.settings import DisbursementSettings
 from shared.auth import Role, mint_token
 from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.finance import PaymentFailed, PaymentSettled
 from shared.contracts.money import Money
-from shared.contracts.topics import TOPICS_BY_NAME, Topic
+from shared.contracts.topics import Topic
 from shared.contracts.workflows import (
     AdjustAward,
     PayTranche,
@@ -34,9 +37,11 @@ from shared.contracts.workflows import (
     RequestRefund,
     ReserveFunds,
 )
-from shared.db import create_engine, create_session_factory, unit_of_work
-from shared.messaging.outbox import Outbox
+from shared.messaging.consumers import register_consumers
+from shared.messaging.deadletter import PoisonMessage
+from shared.messaging.outbox import message_headers
 from shared.migrations import upgrade
+from shared.service import build_runtime
 
 WEBHOOK_SECRET = "test-webhook-secret"
 
@@ -196,6 +201,7 @@ class Published:
     event_id: str
     envelope: dict[str, Any]
     sent: bool
+    subject: str | None
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -205,62 +211,92 @@ class Published:
 
 @dataclass
 class Ledger:
-    """The service's use cases over a real database, without a broker."""
+    """The service over a real database, its messages delivered through its real consumer
+    (inbox, command receipts, use case) by FastStream's in-memory broker: no Kafka."""
 
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    disbursement: Disbursement
+    service: DisbursementService
     clock: FakeClock
     prefix: str
+    _broker: AsyncExitStack
 
     @classmethod
     async def create(
-        cls, database_url: str, *, prefix: str = "", migrate: bool = True, **options: Any
+        cls, database_url: str, *, prefix: str = "", migrate: bool = True, **settings: Any
     ) -> Ledger:
         if migrate:
             await asyncio.to_thread(upgrade, "disbursement", database_url)
-        engine = create_engine(database_url)
         clock = FakeClock()
-        disbursement = Disbursement(
-            Outbox(messaging, prefix),
-            DisbursementOptions(seed_demo_budgets=False, **options),
-            clock=clock,
+        config = DisbursementSettings(
+            database_url=database_url,
+            topic_prefix=prefix,
+            kafka_bootstrap_servers="127.0.0.1:9",  # never reached: the broker is in memory
+            seed_demo_budgets=False,
+            **settings,
         )
-        return cls(engine, create_session_factory(engine), disbursement, clock, prefix)
+        runtime = build_runtime(config, metadata, messaging)
+        service = DisbursementService(runtime, config, clock=clock)
+        register_consumers(service, consumers(service))
+        stack = AsyncExitStack()
+        await stack.enter_async_context(TestKafkaBroker(runtime.broker))
+        return cls(service, clock, prefix, stack)
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self.service.runtime.sessions
 
     async def budget(self, program: str, amount: Money, cycle: str = "2027") -> None:
-        async with unit_of_work(self.sessions) as session:
-            await self.disbursement.set_budget(session, program, cycle, amount)
+        async with self.service.work() as work:
+            await self.service.set_budget(work, program, cycle, amount)
 
     async def run(self, envelope: Envelope[Any]) -> None:
-        use_cases: dict[type[BaseModel], Callable[[AsyncSession, Envelope[Any]], Awaitable[None]]]
-        use_cases = {
-            ReserveFunds: self.disbursement.reserve,
-            ReleaseFunds: self.disbursement.release,
-            PayTranche: self.disbursement.pay,
-            RequestRefund: self.disbursement.refund,
-            AdjustAward: self.disbursement.adjust,
-        }
-        use_case = use_cases[type(envelope.payload)]
-        async with unit_of_work(self.sessions) as session:
-            await use_case(session, envelope)
+        """Deliver a command or finance's answer as Kafka would (``PoisonMessage``: refused)."""
+        topic = next(
+            topic
+            for topic in consumers(self.service)
+            if isinstance(envelope.payload, topic.payload)
+        )
+        await self.service.runtime.broker.publish(
+            envelope.model_dump_json().encode(),
+            topic=topic.qualified(self.prefix),
+            key=envelope.application_id.encode(),
+            headers=message_headers(envelope),
+        )
+
+    async def resend(self, envelope: Envelope[Any]) -> Envelope[Any]:
+        """Send a command again as the workflow does: the same command, a new event id."""
+        again = new_envelope(
+            envelope.payload, producer="workflows", application_id=envelope.application_id
+        )
+        await self.run(again)
+        return again
 
     async def finance(self, notice: PaymentSettled | PaymentFailed, channel: str = "kafka") -> str:
-        async with unit_of_work(self.sessions) as session:
-            disposition = await self.disbursement.record_settlement(
-                session, notice, channel=channel
-            )
-        return disposition.value
+        """Finance answers; what it did to the payment (its receipt's disposition)."""
+        if channel == "webhook":
+            async with self.service.work() as work:
+                disposition = await self.service.record_settlement(work, notice, channel=channel)
+            return disposition.value
+        application_id = notice.instruction_id.rsplit(":", 1)[0]
+        try:
+            await self.run(finance_event(notice, application_id))
+        except PoisonMessage:
+            return "dead-lettered"
+        [payment] = [
+            payment
+            for payment in (await self.history(application_id)).payments
+            if payment.instruction_id == notice.instruction_id
+        ]
+        return payment.receipts[-1].disposition
 
     async def tick(self) -> int:
-        async with unit_of_work(self.sessions) as session:
-            return await self.disbursement.resend_overdue(session)
+        async with self.service.work() as work:
+            return await self.service.resend_overdue(work)
 
     async def published(self, application_id: str, topic: Topic | None = None) -> list[Published]:
         table = messaging.outbox
-        query = select(table.c.topic, table.c.event_id, table.c.body, table.c.sent_at).where(
-            table.c.message_key == application_id
-        )
+        query = select(
+            table.c.topic, table.c.event_id, table.c.body, table.c.sent_at, table.c.subject
+        ).where(table.c.message_key == application_id)
         if topic is not None:
             query = query.where(table.c.topic == topic.qualified(self.prefix))
         async with self.sessions() as session:
@@ -271,29 +307,31 @@ class Ledger:
                 row.event_id,
                 json.loads(row.body),
                 row.sent_at is not None,
+                row.subject,
             )
             for row in rows
         ]
 
     async def relay(self) -> None:
         """Mark every event as published, as the outbox relay would."""
-        async with unit_of_work(self.sessions) as session:
+        async with self.sessions() as session, session.begin():
             await session.execute(update(messaging.outbox).values(sent_at=datetime.now(UTC)))
 
-    async def report(self, program: str, cycle: str = "2027") -> Any:
-        async with self.sessions() as session:
-            return await self.disbursement.budget_report(session, program, cycle)
+    async def report(self, program: str, cycle: str = "2027") -> BudgetReport:
+        async with self.service.reading() as work:
+            return await self.service.budget_report(work, program, cycle)
 
-    async def history(self, application_id: str) -> Any:
-        async with self.sessions() as session:
-            return await self.disbursement.payment_history(session, application_id)
+    async def history(self, application_id: str) -> PaymentHistory:
+        async with self.service.reading() as work:
+            return await self.service.payment_history(work, application_id)
+
+    async def reconciliation(self) -> Reconciliation:
+        async with self.service.reading() as work:
+            return await self.service.reconciliation(work)
 
     async def close(self) -> None:
-        await self.engine.dispose()
-
-
-def topic_of(published: Published) -> Topic:
-    return TOPICS_BY_NAME[published.topic]
+        await self._broker.aclose()
+        await self.service.runtime.engine.dispose()
 
 
 def sign(
@@ -367,6 +405,13 @@ class TopicWatcher:
                 found.append(body)
         return found
 
+    def distinct(self, topic: str, **payload: Any) -> list[dict[str, Any]]:
+        """Like ``seen``, each event once (a relay may publish one again, same event id)."""
+        found: dict[str, dict[str, Any]] = {}
+        for body in self.seen(topic, **payload):
+            found.setdefault(body["event_id"], body)
+        return list(found.values())
+
     async def wait_for(
         self, topic: str, count: int = 1, timeout: float = 15.0, **payload: Any
     ) -> list[dict[str, Any]]:
@@ -418,7 +463,9 @@ class RunningService:
         return officer_headers(self.settings)
 
 
-def service_settings(bootstrap: str, database_url: str, prefix: str) -> DisbursementSettings:
+def service_settings(
+    bootstrap: str, database_url: str, prefix: str, **settings: Any
+) -> DisbursementSettings:
     return DisbursementSettings(
         kafka_bootstrap_servers=bootstrap,
         topic_prefix=prefix,
@@ -427,12 +474,13 @@ def service_settings(bootstrap: str, database_url: str, prefix: str) -> Disburse
         kafka_heartbeat_interval_ms=300,
         outbox_poll_interval_ms=50,
         finance_webhook_secret=WEBHOOK_SECRET,
+        **settings,
     )
 
 
 @asynccontextmanager
 async def running_service(
-    bootstrap: str, database_url: str, prefix: str, **options: Any
+    bootstrap: str, database_url: str, prefix: str, **settings: Any
 ) -> AsyncIterator[RunningService]:
     """The disbursement service in-process: migrated, topics created, consumers joined."""
     from services.disbursement.app import create_app
@@ -441,7 +489,7 @@ async def running_service(
 
     await ensure_topics(bootstrap, broker_topic_names(prefix))
     await asyncio.to_thread(upgrade, "disbursement", database_url)
-    settings = service_settings(bootstrap, database_url, prefix)
-    app = create_app(settings, options=DisbursementOptions(**options))
+    app = create_app(service_settings(bootstrap, database_url, prefix, **settings))
+    settings = app.state.service.settings
     async with app.router.lifespan_context(app), http_client(app) as client:
         yield RunningService(settings, app, client)

@@ -1,9 +1,9 @@
-"""The disbursement rules without a database: postings, decisions, FX and signatures."""
+"""The disbursement rules without a database: postings, decisions, retries, FX, signatures."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -12,15 +12,19 @@ from services.disbursement.domain import (
     Award,
     Balances,
     Budget,
+    Disposition,
     Entry,
+    Instruction,
+    InstructionStatus,
     Posting,
     Refusal,
     SignatureError,
-    convert,
     decide_adjustment,
     decide_payment,
     decide_reservation,
-    parse_rate,
+    failure_disposition,
+    fx_difference,
+    settlement_conflicts,
     verify_webhook,
     webhook_signature,
 )
@@ -124,17 +128,77 @@ def test_an_award_increase_takes_only_what_the_budget_has() -> None:
     assert decision.reserved == usd(1_500)
 
 
-def test_conversion_to_a_payment_currency_rounds_half_up_to_its_minor_unit() -> None:
-    assert convert(usd(1_001), Decimal("0.5"), "EUR") == Money(amount_minor=501, currency="EUR")
-    assert convert(usd(10_000), Decimal("150.255"), "JPY") == Money(
-        amount_minor=15_026, currency="JPY"
+def instruction(
+    status: InstructionStatus = InstructionStatus.PENDING, attempts: int = 1
+) -> Instruction:
+    return Instruction(
+        instruction_id="app-1:1",
+        application_id="app-1",
+        program_code="AUPAP",
+        cycle="2027",
+        tranche=1,
+        command_id="pay-1",
+        correlation_id="c-1",
+        payee_reference="payee-1",
+        amount=usd(35_000),
+        award_amount=usd(35_000),
+        fx_rate=None,
+        value_date=date(2027, 3, 1),
+        memo="tranche 1",
+        status=status,
+        attempts=attempts,
+        sends=attempts,
+        due_at=NOW,
+        last_error=None,
+        finance_reference=None,
+        settled_amount=None,
+        settled_at=None,
+        created_at=NOW,
     )
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "abc", "NaN", "Infinity"])
-def test_a_rate_must_be_a_positive_number(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_rate(text)
+@pytest.mark.parametrize(
+    ("status", "attempts", "disposition"),
+    [
+        (InstructionStatus.PENDING, 1, Disposition.RETRYING),
+        (InstructionStatus.PENDING, 2, Disposition.RETRYING),
+        (InstructionStatus.PENDING, 3, Disposition.FAILED),
+        (InstructionStatus.ESCALATED, 3, Disposition.FAILED),
+        (InstructionStatus.FAILED, 3, Disposition.IGNORED),
+        (InstructionStatus.SETTLED, 1, Disposition.IGNORED),
+    ],
+)
+def test_a_failed_payment_is_retried_until_its_attempts_are_used_up(
+    status: InstructionStatus, attempts: int, disposition: Disposition
+) -> None:
+    assert failure_disposition(instruction(status, attempts), max_attempts=3) is disposition
+
+
+def test_a_new_round_sends_the_same_instruction_again_for_the_new_command() -> None:
+    failed = replace(instruction(InstructionStatus.FAILED, 3), last_error="account closed")
+    again = failed.new_round("pay-1-officer", "c-2", NOW, timedelta(hours=1))
+    assert (again.instruction_id, again.command_id, again.status) == (
+        "app-1:1",
+        "pay-1-officer",
+        InstructionStatus.PENDING,
+    )
+    assert (again.attempts, again.sends, again.last_error) == (1, 4, None)
+    assert again.due_at == NOW + timedelta(hours=1)
+
+
+def test_a_settlement_after_a_final_failure_needs_the_reservation_back() -> None:
+    failed = instruction(InstructionStatus.FAILED, 3)
+    assert settlement_conflicts(failed, award(reserved=34_999, awarded=35_000))
+    assert not settlement_conflicts(failed, award(reserved=35_000, awarded=35_000))
+    assert not settlement_conflicts(instruction(), None)
+
+
+def test_the_fx_difference_is_what_finance_paid_back_at_the_rate_less_the_award() -> None:
+    paid = Money(amount_minor=1_294_000, currency="KES")
+    assert fx_difference(usd(10_000), paid, "129.5") == usd(-8)
+    # Back at the exact rate, rounded once, half up: 3 euro cents at 2 per dollar are 2 cents.
+    euros = Money(amount_minor=3, currency="EUR")
+    assert fx_difference(usd(1), euros, "2") == usd(1)
 
 
 def test_a_webhook_signed_with_the_secret_over_timestamp_and_body_is_accepted() -> None:

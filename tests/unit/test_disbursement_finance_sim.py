@@ -51,3 +51,10 @@ def test_the_same_seed_gives_the_same_answers() -> None:
 def test_rates_outside_zero_to_one_are_refused() -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
         _Finance(failure_rate=1.5, duplicate_rate=0, seed=None)
+
+
+def test_a_bank_that_rejects_the_first_sends_fails_each_instruction_that_often() -> None:
+    finance = _Finance(failure_rate=0, duplicate_rate=0, seed=None, fail_first_sends=2)
+    answers = [finance.answer(instruction()).notice for _ in range(3)]
+    assert [type(answer) for answer in answers] == [PaymentFailed, PaymentFailed, PaymentSettled]
+    assert isinstance(finance.answer(instruction("app-2:1")).notice, PaymentFailed)

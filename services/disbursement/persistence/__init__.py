@@ -1,0 +1,28 @@
+"""The disbursement service's tables and its one store, ``DisbursementStore``.
+
+``tables`` declares the tables (migrated by ``services/disbursement/migrations``),
+``records`` what the store hands out besides the domain's records, ``store`` every query.
+"""
+
+from __future__ import annotations
+
+from services.disbursement.persistence.records import (
+    AppliedKey,
+    DeadLetter,
+    LedgerTransaction,
+    Rate,
+    Receipt,
+)
+from services.disbursement.persistence.store import DisbursementStore
+from services.disbursement.persistence.tables import messaging, metadata
+
+__all__ = [
+    "AppliedKey",
+    "DeadLetter",
+    "DisbursementStore",
+    "LedgerTransaction",
+    "Rate",
+    "Receipt",
+    "messaging",
+    "metadata",
+]

@@ -1,0 +1,162 @@
+"""The disbursement service's tables (migrated by ``services/disbursement/migrations``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+from shared.db import Id, UtcDateTime
+from shared.messaging.tables import define_messaging_tables
+
+metadata = MetaData()
+messaging = define_messaging_tables(metadata, "disbursement")
+
+_Key = String(200)
+
+budgets = Table(
+    "disbursement_budgets",
+    metadata,
+    Column("program_code", String(40), nullable=False),
+    Column("cycle", String(20), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("program_code", "cycle", name="pk_disbursement_budgets"),
+)
+
+awards = Table(
+    "disbursement_awards",
+    metadata,
+    Column("application_id", _Key, primary_key=True),
+    Column("program_code", String(40), nullable=False),
+    Column("cycle", String(20), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("awarded_minor", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+transactions = Table(
+    "disbursement_transactions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("program_code", String(40), nullable=False),
+    Column("cycle", String(20), nullable=False),
+    Column("application_id", _Key, nullable=True),
+    Column("kind", String(30), nullable=False),
+    Column("reference", _Key, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+entries = Table(
+    "disbursement_entries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "transaction_id",
+        String(36),
+        ForeignKey("disbursement_transactions.id", name="fk_disbursement_entries_transaction"),
+        nullable=False,
+    ),
+    Column("program_code", String(40), nullable=False),
+    Column("cycle", String(20), nullable=False),
+    Column("application_id", _Key, nullable=True),
+    Column("account", String(20), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+)
+Index("ix_disbursement_entries_program", entries.c.program_code, entries.c.cycle, entries.c.account)
+Index("ix_disbursement_entries_application", entries.c.application_id)
+
+# The ledger's idempotency: a new command with the key of an earlier success gets that
+# success again. Only successes are kept, so a refusal does not use up its key. (Repeats of
+# one command, same command_id, are the shared command receipts' business.)
+applied_keys = Table(
+    "disbursement_applied_keys",
+    metadata,
+    Column("kind", String(20), nullable=False),
+    Column("idempotency_key", _Key, nullable=False),
+    Column("command_id", _Key, nullable=False),
+    Column("answer_topic", String(255), nullable=False),
+    Column("answer_payload", Text, nullable=False),
+    Column("applied_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("kind", "idempotency_key", name="pk_disbursement_applied_keys"),
+)
+
+instructions = Table(
+    "disbursement_instructions",
+    metadata,
+    Column("instruction_id", _Key, primary_key=True),
+    Column("application_id", _Key, nullable=False),
+    Column("program_code", String(40), nullable=False),
+    Column("cycle", String(20), nullable=False),
+    Column("tranche", Integer, nullable=False),
+    Column("command_id", _Key, nullable=False),
+    Column("correlation_id", String(100), nullable=False),
+    Column("payee_reference", _Key, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("award_amount_minor", BigInteger, nullable=False),
+    Column("award_currency", String(3), nullable=False),
+    Column("fx_rate", String(40), nullable=True),
+    Column("value_date", Date, nullable=False),
+    Column("memo", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("sends", Integer, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("finance_reference", _Key, nullable=True),
+    Column("settled_amount_minor", BigInteger, nullable=True),
+    Column("settled_currency", String(3), nullable=True),
+    Column("settled_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+Index("ix_disbursement_instructions_due", instructions.c.status, instructions.c.due_at)
+Index("ix_disbursement_instructions_application", instructions.c.application_id)
+
+receipts = Table(
+    "disbursement_settlement_receipts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("instruction_id", _Key, nullable=False),
+    Column("outcome", String(10), nullable=False),
+    Column("disposition", String(20), nullable=False),
+    Column("finance_reference", _Key, nullable=True),
+    Column("amount_minor", BigInteger, nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("channel", String(10), nullable=False),
+    Column("event_id", String(36), nullable=True),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+Index("ix_disbursement_receipts_instruction", receipts.c.instruction_id)
+Index("ix_disbursement_receipts_event", receipts.c.event_id)
+
+fx_rates = Table(
+    "disbursement_fx_rates",
+    metadata,
+    Column("base_currency", String(3), nullable=False),
+    Column("quote_currency", String(3), nullable=False),
+    Column("rate", String(40), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    PrimaryKeyConstraint("base_currency", "quote_currency", name="pk_disbursement_fx_rates"),
+)
+
+payees = Table(
+    "disbursement_payees",
+    metadata,
+    Column("payee_reference", _Key, primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,113 @@
+"""What program officers set: program budgets, exchange rates and payee currencies."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from services.disbursement.domain import Account, Balances, Budget, budget_change
+from services.disbursement.persistence import DisbursementStore, Rate
+from services.disbursement.schemas import BudgetReport, PayeeView, RateView
+from services.disbursement.service.base import DisbursementBase
+from shared.contracts.money import Money, parse_rate
+from shared.errors import ConflictError, InvalidError, NotFoundError
+from shared.service import Work
+
+# The catalog's programs, for the 2027 cycle and the demo catalog's cycle, so that
+# `grantflow up` can fund applications at once.
+DEMO_CYCLES: Final = ("2027", "demo")
+DEMO_BUDGETS: Final = {
+    "AUPAP": 50_000_000,
+    "YAP-TNA": 50_000_000,
+    "LEADING-ASIA": 50_000_000,
+    "SINO-AFRICAN": 50_000_000,
+    "CITIZEN": 25_000_000,
+}
+
+
+class Administration(DisbursementBase):
+    async def set_budget(
+        self, work: Work, program_code: str, cycle: str, amount: Money
+    ) -> BudgetReport:
+        """Set a program's whole budget for a cycle; never below what awards hold."""
+        if amount.amount_minor < 0:
+            raise InvalidError.at("amount", "a budget cannot be negative")
+        store = DisbursementStore(work.session)
+        budget = await store.lock_budget(program_code, cycle)
+        if budget is None:
+            await store.create_budget(program_code, cycle, amount.currency, work.now)
+            balances = Balances(amount.currency)
+        elif budget.currency != amount.currency:
+            raise ConflictError(f"the {program_code} {cycle} budget is in {budget.currency}")
+        else:
+            balances = budget.balances
+        committed = balances.budget - balances[Account.AVAILABLE]
+        if amount.amount_minor < committed:
+            raise ConflictError(
+                f"the budget cannot go below the "
+                f"{Money(amount_minor=committed, currency=amount.currency)} already committed"
+            )
+        posting = budget_change(balances.budget, amount.amount_minor)
+        if posting is not None:
+            await store.post(
+                posting,
+                program_code=program_code,
+                cycle=cycle,
+                currency=amount.currency,
+                application_id=None,
+                reference=None,
+                now=work.now,
+            )
+        return await self.budget_report(work, program_code, cycle)
+
+    async def seed_demo_budgets(self, work: Work) -> list[str]:
+        """Give the demo catalog's programs a budget where they have none; which were given."""
+        store = DisbursementStore(work.session)
+        created = []
+        for cycle in DEMO_CYCLES:
+            for program_code, amount_minor in DEMO_BUDGETS.items():
+                if await store.lock_program(program_code, cycle) is not None:
+                    continue
+                amount = Money(amount_minor=amount_minor, currency="USD")
+                await self.set_budget(work, program_code, cycle, amount)
+                created.append(f"{program_code}/{cycle}")
+        return created
+
+    async def budget_report(self, work: Work, program_code: str, cycle: str) -> BudgetReport:
+        store = DisbursementStore(work.session)
+        currency = await store.budget_currency(program_code, cycle)
+        if currency is None:
+            raise NotFoundError(f"no budget for program {program_code} cycle {cycle}")
+        return await self._report(store, program_code, cycle, currency)
+
+    async def budget_reports(self, work: Work) -> list[BudgetReport]:
+        store = DisbursementStore(work.session)
+        return [
+            await self._report(store, code, cycle, currency)
+            for code, cycle, currency in await store.budget_list()
+        ]
+
+    async def _report(
+        self, store: DisbursementStore, program_code: str, cycle: str, currency: str
+    ) -> BudgetReport:
+        balances = await store.program_balances(program_code, cycle, currency)
+        return BudgetReport.of(
+            Budget(program_code, cycle, currency, balances),
+            await store.settled_instructions(program_code, cycle),
+        )
+
+    async def set_rate(self, work: Work, base: str, quote: str, rate: str, by: str) -> RateView:
+        """Set the rate from a program currency to a payment currency (``rate`` is checked)."""
+        try:
+            parse_rate(rate)
+        except ValueError as error:
+            raise InvalidError.at("rate", str(error)) from error
+        recorded = Rate(base, quote, rate, work.now, by)
+        await DisbursementStore(work.session).set_rate(recorded)
+        return RateView.of(recorded)
+
+    async def rates(self, work: Work) -> list[RateView]:
+        return [RateView.of(rate) for rate in await DisbursementStore(work.session).rates()]
+
+    async def set_payee(self, work: Work, payee_reference: str, currency: str) -> PayeeView:
+        await DisbursementStore(work.session).set_payee(payee_reference, currency, work.now)
+        return PayeeView(payee_reference=payee_reference, currency=currency)
