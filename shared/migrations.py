@@ -167,7 +167,7 @@ def add_healing_tables(service: str) -> None:
     op.create_index(f"ix_{service}_dead_letters_topic", f"{service}_dead_letters", ["topic", "id"])
     op.create_table(
         f"{service}_broker_epoch",
-        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(255), primary_key=True),
         sa.Column("epoch", sa.String(36), nullable=False),
         sa.Column("seen_at", when, nullable=False),
     )

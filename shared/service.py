@@ -193,7 +193,7 @@ def build_runtime(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         layout=topic_layout(settings),
         prefix=settings.topic_prefix,
-        record=EpochRecord(tables, sessions, retention),
+        record=EpochRecord(tables, sessions, retention, settings.topic_prefix),
         consumers=lambda: faststream_consumers(broker),
         on_republish=lambda: relay.wake(),
         interval=settings.broker_epoch_check_ms / 1000,

@@ -137,10 +137,6 @@ def faststream_consumers(broker: KafkaBroker) -> list[AIOKafkaConsumer]:
     return found
 
 
-OUTBOX_ROW = 1
-CONSUMERS_ROW = 2
-
-
 class EpochRecord:
     """The epochs a service last published into and consumed from, in its own database.
 
@@ -153,25 +149,30 @@ class EpochRecord:
         tables: MessagingTables,
         sessions: async_sessionmaker[AsyncSession],
         retention: timedelta,
+        prefix: str = "",
     ) -> None:
+        # Per topic prefix: test runs and environments that share a database each have
+        # their own topics, and so their own epoch.
+        self._outbox_row = f"outbox:{prefix}"
+        self._consumers_row = f"consumers:{prefix}"
         self._table = tables.broker_epoch
         self._tables = tables
         self._sessions = sessions
         self._retention = retention
 
-    async def _known(self, session: AsyncSession, row: int) -> str | None:
+    async def _known(self, session: AsyncSession, row: str) -> str | None:
         table = self._table
-        return await session.scalar(select(table.c.epoch).where(table.c.id == row))
+        return await session.scalar(select(table.c.epoch).where(table.c.name == row))
 
-    async def _record(self, session: AsyncSession, row: int, epoch: str, known: str | None) -> bool:
+    async def _record(self, session: AsyncSession, row: str, epoch: str, known: str | None) -> bool:
         table = self._table
         values: dict[str, Any] = {"epoch": epoch, "seen_at": utc_now()}
         if known is not None:
-            await session.execute(update(table).where(table.c.id == row).values(**values))
+            await session.execute(update(table).where(table.c.name == row).values(**values))
             return True
         try:
             async with session.begin_nested():
-                await session.execute(insert(table).values(id=row, **values))
+                await session.execute(insert(table).values(name=row, **values))
         except IntegrityError:  # a replica recorded it meanwhile
             return False
         return True
@@ -183,23 +184,23 @@ class EpochRecord:
         One transaction: replicas that notice the change together republish once.
         """
         async with self._sessions() as session, session.begin():
-            known = await self._known(session, OUTBOX_ROW)
+            known = await self._known(session, self._outbox_row)
             if known == epoch:
                 return None
             again = await republish_retained(session, self._tables, self._retention)
-            if not await self._record(session, OUTBOX_ROW, epoch, known):
+            if not await self._record(session, self._outbox_row, epoch, known):
                 return None
         return again
 
     async def consumers_behind(self, epoch: str) -> bool:
         async with self._sessions() as session:
-            return await self._known(session, CONSUMERS_ROW) != epoch
+            return await self._known(session, self._consumers_row) != epoch
 
     async def consumers_caught_up(self, epoch: str) -> None:
         async with self._sessions() as session, session.begin():
-            known = await self._known(session, CONSUMERS_ROW)
+            known = await self._known(session, self._consumers_row)
             if known != epoch:
-                await self._record(session, CONSUMERS_ROW, epoch, known)
+                await self._record(session, self._consumers_row, epoch, known)
 
 
 class EpochWatch:

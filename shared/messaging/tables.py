@@ -11,7 +11,8 @@
   give a failing message a fresh count.
 - ``<service>_dead_letters``: what the consumers gave up on, for operators to read and
   replay (``grantflow dlq``).
-- ``<service>_broker_epoch``: the broker epoch the service last published into.
+- ``<service>_broker_epoch``: the broker epochs the service last published into and
+  consumed from, per topic prefix (one database may serve several environments' topics).
 - ``<service>_mail_queue``: mail to send, written with the state change that causes it.
 """
 
@@ -112,7 +113,7 @@ def define_messaging_tables(metadata: MetaData, service: str) -> MessagingTables
     broker_epoch = Table(
         f"{service}_broker_epoch",
         metadata,
-        Column("id", Integer, primary_key=True),
+        Column("name", String(TOPIC_LENGTH), primary_key=True),
         Column("epoch", String(EVENT_ID_LENGTH), nullable=False),
         Column("seen_at", UtcDateTime, nullable=False),
     )

@@ -46,7 +46,9 @@ class Healing:
             bootstrap_servers=self.tansu.bootstrap,
             layout=TopicLayout(partitions=3),
             prefix=harness.settings.topic_prefix,
-            record=EpochRecord(harness.tables, harness.sessions, timedelta(hours=1)),
+            record=EpochRecord(
+                harness.tables, harness.sessions, timedelta(hours=1), harness.settings.topic_prefix
+            ),
             consumers=lambda: faststream_consumers(consumer_broker),
             interval=0.2,
         )
