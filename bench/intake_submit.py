@@ -28,13 +28,13 @@ from typing import Any
 import asyncpg
 import httpx
 
+from grantflow.stack.infrastructure import Tansu, free_port, terminate
 from services.intake.domain import DRAFT_EXAMPLE
 from shared.auth import Role, mint_token
 from shared.contracts.topics import broker_topic_names
 from shared.messaging.topics_admin import ensure_topics
 from shared.migrations import upgrade
 from shared.settings import CommonSettings
-from tests.support.processes import Tansu, free_port, terminate
 
 ADMIN_DSN = os.environ.get(
     "GRANTFLOW_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -28,13 +28,13 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 
 with workflow.unsafe.imports_passed_through():
+    from bench.standins import KafkaStandIns, program_rules, submission
+    from grantflow.stack.infrastructure import Tansu, TemporalDevServer, free_port
     from shared.contracts import topics
     from shared.contracts.topics import broker_topic_names
     from shared.messaging.broker import create_broker
     from shared.messaging.outbox import message_headers
     from shared.messaging.topics_admin import ensure_topics
-    from tests.support.processes import Tansu, TemporalDevServer, free_port
-    from tests.support.workflows import KafkaStandIns, program_rules, submission
     from workflows.funding.models import FundingResult, workflow_id
     from workflows.funding.search_attributes import SEARCH_ATTRIBUTES
     from workflows.funding.worker import create_app
