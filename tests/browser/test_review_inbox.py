@@ -16,7 +16,7 @@ from services.review.settings import ReviewSettings
 from shared.auth import Role, mint_token
 from shared.contracts.workflows import RequestReviews
 from tests.support.browser import WithoutBroker, chromium, served
-from tests.support.review import Clock, consumer_handlers, fresh_database, request_reviews
+from tests.support.review import Clock, fresh_database, handlers_by_payload, request_reviews
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ async def seeded_inbox(tmp_path: Path) -> tuple[ReviewSettings, Any]:
     review: ReviewService = seeding.state.service
     async with review.work() as work:
         await review.seed_demo_reviewers(work)
-    _topic, deliver = consumer_handlers(review)[RequestReviews]
+    _topic, deliver = handlers_by_payload(review)[RequestReviews]
     for application_id, title in (
         ("app-water", "Roanoke and Kisumu water committees"),
         ("app-market", "Roanoke and Kisumu market traders"),
