@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from shared.messaging.broker import create_broker
     from shared.messaging.outbox import message_headers
     from shared.messaging.topics_admin import ensure_topics
+    from shared.migrations import upgrade
     from workflows.funding.models import FundingResult, workflow_id
     from workflows.funding.search_attributes import SEARCH_ATTRIBUTES
     from workflows.funding.worker import create_app
@@ -131,7 +132,9 @@ async def full_lifecycles(tansu: Tansu, server: TemporalDevServer, count: int) -
         temporal_task_queue=f"{unique}-funding",
         log_level="WARNING",
         log_format="text",
+        database_url=f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/workflows.db",
     )
+    await asyncio.to_thread(upgrade, "workflows", settings.effective_database_url())
     await ensure_topics(tansu.bootstrap, broker_topic_names(settings.topic_prefix))
     today = datetime.now(UTC).date()
     rules = program_rules(
