@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CODE := shared workflows services grantflow
 LINTED := $(CODE) tests bench
 
-.PHONY: install run demo test lint format bench docs clean
+.PHONY: install run demo test faults production lint format bench docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,10 +29,22 @@ demo: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# The fault suite: the real stack killed, restarted, flooded and cut off while
+# applications are in flight (tests/faults); .ci/run runs it after make test.
+faults: $(STAMP)
+	$(BIN)/python -m pytest -m faults tests/faults -p no:cacheprovider -s
+
+# The production topology (tests/production/test_topology.py): grantflow setup, then two
+# replicas of every process in production mode on PostgreSQL, an external broker and
+# Temporal, while one replica of each kind is killed; .ci/run runs it after make faults.
+production: $(STAMP)
+	$(BIN)/python -m pytest -m production tests/production -p no:cacheprovider -s
+
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix $(LINTED)

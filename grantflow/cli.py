@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -102,7 +103,16 @@ def up(
 ) -> None:
     from grantflow.stack.options import StackOptions
     from grantflow.stack.supervisor import run_stack
+    from shared.settings import CommonSettings
 
+    if not external and CommonSettings().environment == "production":
+        typer.echo(
+            "grantflow up: production runs on Kafka, Temporal and PostgreSQL of its own, not "
+            "on the embedded broker, Temporal dev server and SQLite: give their addresses in "
+            "the settings and run grantflow up --external (or deploy/: compose or Kubernetes)",
+            err=True,
+        )
+        raise typer.Exit(1)
     options = StackOptions.from_settings(
         external=external,
         kafka_port=kafka_port,
@@ -112,6 +122,46 @@ def up(
         demo=demo,
     )
     raise typer.Exit(run_stack(options))
+
+
+SETUP_HELP = (
+    "Prepare an environment before its processes start: every process's tables, every "
+    "topic (partitions, replication factor and min.insync.replicas from the settings) with "
+    "its dead-letter topic and the broker-epoch marker, the Temporal namespace with its "
+    "retention and the workflow's search attributes, and each catalog program's budget for "
+    "its cycle where it has none."
+    "\n\n"
+    "Idempotent: run it on every deployment; it adds only what is missing and prints one line "
+    "per thing it found or did. It waits up to --wait seconds for each dependency. Exit "
+    "codes: 0 done, 1 a step failed (the message says which and why)."
+)
+
+
+@app.command(help=SETUP_HELP)
+def setup(
+    wait: Annotated[
+        float, typer.Option(min=0.0, help="Seconds to wait for the database, Kafka and Temporal.")
+    ] = 120.0,
+    budgets: Annotated[
+        bool, typer.Option(help="Create the catalog programs' budgets where they have none.")
+    ] = True,
+) -> None:
+    from grantflow.setup import SetupError
+    from grantflow.setup import setup as set_up
+    from shared.logging import configure_logging
+    from shared.settings import CommonSettings
+
+    settings = CommonSettings()
+    configure_logging("setup", "WARNING", "text")
+    # While it waits for Kafka, each refused connection would be logged as an error; what
+    # still fails after the wait is said once, below.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        asyncio.run(set_up(settings, wait=wait, budgets=budgets, say=typer.echo))
+    except SetupError as error:
+        typer.echo(f"grantflow setup: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo("grantflow setup: done")
 
 
 @app.command()
@@ -148,6 +198,33 @@ def worker() -> None:
         log_config=None,
         access_log=False,
     )
+
+
+@app.command()
+def probe(
+    process: Annotated[Migrated, typer.Argument(help="The process to ask.")],
+    live: Annotated[
+        bool, typer.Option("--live", help="Ask /healthz (alive) instead of /readyz (ready).")
+    ] = False,
+) -> None:
+    """Ask a process on this host whether it is ready (a container's health check).
+
+    Exit codes: 0 ready (or alive), 1 not, with its answer on stderr.
+    """
+    import httpx
+
+    from grantflow.services import SETTINGS_BY_SERVICE
+
+    port = SETTINGS_BY_SERVICE[process.value]().http_port
+    url = f"http://127.0.0.1:{port}/{'healthz' if live else 'readyz'}"
+    try:
+        response = httpx.get(url, timeout=3.0, trust_env=False)
+    except httpx.HTTPError as error:
+        typer.echo(f"grantflow probe: {url}: {error!r}", err=True)
+        raise typer.Exit(1) from error
+    if response.status_code != 200:
+        typer.echo(f"grantflow probe: {url}: {response.status_code} {response.text}", err=True)
+        raise typer.Exit(1)
 
 
 @db_app.command("upgrade")
@@ -391,14 +468,22 @@ def token(
     subject: Annotated[str | None, typer.Option(help="Subject (default: derived).")] = None,
     hours: Annotated[int, typer.Option(help="Hours until it expires.")] = 12,
 ) -> None:
-    """Mint a development bearer token signed with the configured secret."""
+    """Mint a development bearer token signed with the configured secret (not in production:
+    there, tokens come from the identity provider)."""
     from shared.auth import Role, mint_token
     from shared.settings import CommonSettings
 
+    settings = CommonSettings()
+    if settings.environment == "production":
+        typer.echo(
+            "grantflow token: refused in production; get tokens from the identity provider",
+            err=True,
+        )
+        raise typer.Exit(1)
     try:
         typer.echo(
             mint_token(
-                CommonSettings(),
+                settings,
                 role=Role(role.value),
                 subject=subject,
                 member_id=member,

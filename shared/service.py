@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.auth import Auth
 from shared.clock import Clock, utc_now
-from shared.contracts.envelope import Envelope, new_envelope
+from shared.contracts.envelope import Envelope, configure_event_ids, new_envelope
 from shared.contracts.topics import Topic
 from shared.db import create_engine, create_session_factory, is_sqlite, ping
 from shared.errors import install_error_handlers
@@ -49,6 +49,8 @@ from shared.messaging.receipts import CommandReceipts
 from shared.messaging.tables import MessagingTables
 from shared.messaging.topics_admin import TopicLayout
 from shared.settings import CommonSettings, ServiceSettings
+from shared.telemetry.gauges import Gauges, consumer_lag, serve_gauges
+from shared.telemetry.tracing import configure_tracing, trace_consumers, trace_http
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class ServiceRuntime:
     receipts: CommandReceipts
     epoch: EpochWatch
     mail: MailQueue
+    gauges: Gauges
     jobs_lease: Lease | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
@@ -114,6 +117,7 @@ class ServiceRuntime:
         await self.broker.start()
         self.background.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self.background.append(asyncio.create_task(self.epoch.run(), name="broker-epoch"))
+        self.background.append(asyncio.create_task(self.gauges.run(), name="gauges"))
         if self.jobs:
             self.background.append(asyncio.create_task(self._run_jobs(), name="jobs"))
 
@@ -179,7 +183,19 @@ class ServiceRuntime:
 def build_runtime(
     settings: ServiceSettings, metadata: MetaData, tables: MessagingTables
 ) -> ServiceRuntime:
-    engine = create_engine(settings.effective_database_url())
+    tracing = configure_tracing(settings, settings.service_name)
+    # The workflow derives command ids in workflow code; every process keys them alike.
+    configure_event_ids(
+        settings.event_id_secret.get_secret_value() if settings.event_id_secret else None
+    )
+    url = settings.effective_database_url()
+    pool: dict[str, Any] = {}
+    if not is_sqlite(url):
+        pool = {
+            "pool_size": settings.database_pool_size,
+            "max_overflow": settings.database_max_overflow,
+        }
+    engine = create_engine(url, **pool)
     sessions = create_session_factory(engine)
     outbox = Outbox(tables, settings.topic_prefix)
     broker, dead_letters = create_broker(
@@ -187,6 +203,8 @@ def build_runtime(
         client_id=f"grantflow-{settings.service_name}",
         store=DeadLetterStore(tables, sessions, outbox),
     )
+    if tracing:
+        trace_consumers(broker, settings.service_name)
     assert dead_letters.publish is not None
     retention = timedelta(hours=settings.outbox_retention_hours)
     epoch = EpochWatch(
@@ -197,9 +215,10 @@ def build_runtime(
         consumers=lambda: faststream_consumers(broker),
         on_republish=lambda: relay.wake(),
         interval=settings.broker_epoch_check_ms / 1000,
+        connection=settings.kafka_security(),
     )
     # SQLite is one host's embedded database, run by one process per service: no leases.
-    leased = not is_sqlite(str(engine.url))
+    leased = not is_sqlite(url)
     relay = OutboxRelay(
         tables,
         sessions,
@@ -209,6 +228,15 @@ def build_runtime(
         pass_interval=settings.outbox_pass_interval_ms / 1000,
         lease=Lease(engine, settings.service_name) if leased else None,
         before_pass=epoch.ready,
+        service=settings.service_name,
+    )
+    gauges = Gauges(settings.metrics_refresh_ms / 1000)
+    gauges.add("outbox_backlog", "outbox rows not yet published", relay.pending_count)
+    gauges.add_labelled(
+        "consumer_lag_messages",
+        "messages on the broker beyond what the consumers fetched, per topic",
+        "topic",
+        lambda: consumer_lag(faststream_consumers(broker)),
     )
     runtime = ServiceRuntime(
         settings=settings,
@@ -223,6 +251,7 @@ def build_runtime(
         receipts=CommandReceipts(tables, outbox),
         epoch=epoch,
         mail=MailQueue(tables),
+        gauges=gauges,
         jobs_lease=Lease(engine, f"{settings.service_name}:jobs") if leased else None,
     )
     runtime.add_job(_prune_outbox(runtime, retention))
@@ -377,7 +406,14 @@ def create_service_app(
     Auth(settings).install(app)
     install_error_handlers(app)
     guard_requests(app, settings)
+    trace_requests(app, settings)
     return app
+
+
+def trace_requests(app: FastAPI, settings: CommonSettings) -> None:
+    """A server span per request, when this process traces (``shared.telemetry``)."""
+    if configure_tracing(settings, settings.service_name):
+        trace_http(app, settings.service_name)
 
 
 def guard_requests(app: FastAPI, settings: CommonSettings) -> None:
@@ -427,3 +463,4 @@ def add_runtime_routes(
         },
         gauges=gauges,
     )
+    serve_gauges(app, runtime.gauges)

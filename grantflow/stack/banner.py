@@ -43,6 +43,8 @@ def ready_banner(options: StackOptions, seconds: float) -> str:
 
 def token_lines(options: StackOptions) -> list[str]:
     settings = options.settings
+    if settings.environment == "production":
+        return ["Tokens: none in production; get them from the identity provider."]
     if settings.jwt_jwks_url:
         return [
             "Development tokens: none, GRANTFLOW_JWT_JWKS_URL is set; "

@@ -77,7 +77,7 @@ def temporal_argv(
     port: int,
     ui_port: int,
     db_file: Path,
-    search_attributes: Mapping[str, str],
+    search_attributes: Mapping[str, str] | None = None,
     namespace: str = "default",
     log_level: str = "warn",
 ) -> list[str]:
@@ -90,7 +90,7 @@ def temporal_argv(
         "--ui-port", str(ui_port),
         "--log-level", log_level,
     ]  # fmt: skip
-    for name, kind in search_attributes.items():
+    for name, kind in (search_attributes or {}).items():
         argv += ["--search-attribute", f"{name}={kind}"]
     if namespace != "default":  # "default" always exists; any other must be created
         argv += ["--namespace", namespace]

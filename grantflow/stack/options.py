@@ -193,6 +193,16 @@ class StackOptions:
         """Where each running process's pid is kept, as ``<name>.pid``."""
         return self.state_dir / "run"
 
+    def stack_settings(self) -> CommonSettings:
+        """The settings with this stack's addresses: what its processes will see."""
+        return self.settings.model_copy(
+            update={
+                "kafka_bootstrap_servers": self.kafka_bootstrap_servers,
+                "temporal_address": self.temporal_address,
+                "state_dir": self.state_dir,
+            }
+        )
+
     def child_env(self) -> dict[str, str]:
         """The environment of our processes: the stack's addresses on top of ours."""
         env = dict(os.environ)

@@ -1,5 +1,8 @@
 """Waiting for the stack's parts: ports, topics, Temporal's namespace, tables, ``/readyz``.
 
+What is prepared (topics, namespace, tables, budgets) is prepared by ``grantflow setup``'s
+own steps (``grantflow.setup``), so the embedded stack is set up as a deployment is.
+
 Each wait has a deadline and ends in a ``StackStartError`` that says what did not answer
 and its last answer.
 """
@@ -10,10 +13,10 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
+from grantflow.setup import SetupError
 from grantflow.stack.options import ServiceSpec, StackOptions, StackStartError, host_port
 from grantflow.stack.processes import Console
 
@@ -61,21 +64,6 @@ async def all_of(*awaitables: Awaitable[None]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def keep_trying(
-    attempt: Callable[[], Awaitable[None]], deadline: float, failure: str
-) -> None:
-    """``attempt`` until it succeeds; past ``deadline``, fail with its last error."""
-    while True:
-        try:
-            await attempt()
-            return
-        except Exception as error:
-            last = f"{type(error).__name__}: {error}"
-        if time.monotonic() > deadline:
-            raise StackStartError(f"{failure}: {last}")
-        await asyncio.sleep(0.25)
-
-
 async def wait_tcp(
     host: str, port: int, deadline: float, what: str, console: Console | None = None
 ) -> None:
@@ -100,64 +88,56 @@ async def wait_tcp(
         await asyncio.sleep(0.1)
 
 
-async def create_topics(options: StackOptions, deadline: float, console: Console) -> None:
-    """Every topic, its dead-letter topic and the broker-epoch marker (``prepare_broker``)."""
-    from shared.messaging.epoch import prepare_broker
-    from shared.service import topic_layout
+@contextlib.contextmanager
+def failing_the_start() -> Iterator[None]:
+    """A step of ``grantflow setup`` that fails ends the start, with its message."""
+    try:
+        yield
+    except SetupError as error:
+        raise StackStartError(str(error)) from error
 
-    bootstrap = options.kafka_bootstrap_servers
-    host, port = host_port(bootstrap)
+
+async def create_topics(options: StackOptions, deadline: float, console: Console) -> None:
+    """Every topic, its dead-letter topic and the broker-epoch marker (``grantflow setup``)."""
+    from grantflow.setup import prepare_topics
+
+    host, port = host_port(options.kafka_bootstrap_servers)
     # Waiting for the port first keeps aiokafka from logging a connection error a try.
     await wait_tcp(host, port, deadline, "Kafka", console)
-    settings = options.settings
-    layout = topic_layout(settings)
-
-    async def prepare() -> None:
-        await asyncio.wait_for(prepare_broker(bootstrap, layout, settings.topic_prefix), 15.0)
-
-    await keep_trying(prepare, deadline, f"could not create the topics on Kafka at {bootstrap}")
+    with failing_the_start():
+        await prepare_topics(options.stack_settings(), wait=_left(deadline))
 
 
 async def connect_temporal(options: StackOptions, deadline: float, console: Console) -> None:
-    """Temporal answers, with the namespace the worker needs."""
-    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-    from temporalio.client import Client
+    """Temporal answers, with the namespace and search attributes (``grantflow setup``)."""
+    from grantflow.setup import prepare_temporal
 
-    address = options.temporal_address
-    namespace = options.settings.temporal_namespace
-    host, port = host_port(address)
+    host, port = host_port(options.temporal_address)
     await wait_tcp(host, port, deadline, "Temporal", console)
-
-    async def describe_namespace() -> None:
-        client = await asyncio.wait_for(Client.connect(address, namespace=namespace), 10)
-        # The worker needs the namespace, which the dev server registers while
-        # already accepting connections.
-        await client.workflow_service.describe_namespace(
-            DescribeNamespaceRequest(namespace=namespace), timeout=timedelta(seconds=5)
-        )
-
-    await keep_trying(describe_namespace, deadline, f"Temporal at {address} did not answer")
+    with failing_the_start():
+        await prepare_temporal(options.stack_settings(), wait=_left(deadline))
     if options.temporal_ui_port is not None:
         await wait_tcp("127.0.0.1", options.temporal_ui_port, deadline, "Temporal UI")
 
 
 def migrate(options: StackOptions) -> None:
-    """Each service's tables, in its own database; blocking (run it in a thread)."""
-    from sqlalchemy.engine import make_url
+    """Each service's tables, in its own database (``grantflow setup``); blocking."""
+    from grantflow.setup import migrate as migrate_all
 
-    from shared.migrations import MIGRATED_SERVICES, upgrade
+    with failing_the_start():
+        migrate_all({spec.name: spec.database_url for spec in options.services})
 
-    urls = {spec.name: spec.database_url for spec in options.services}
-    # One after the other: alembic's ``context`` and ``op`` are process-wide proxies.
-    for name in MIGRATED_SERVICES:
-        url = urls[name]
-        try:
-            upgrade(name, url)
-        except Exception as error:
-            shown = make_url(url).render_as_string(hide_password=True)
-            raise StackStartError(
-                f"migrating {name} ({shown}) failed: {type(error).__name__}: {error}"
-            ) from error
+
+async def create_budgets(options: StackOptions, deadline: float) -> None:
+    """The catalog programs' budgets (``grantflow setup``), once the tables are there."""
+    from grantflow.setup import prepare_budgets
+
+    with failing_the_start():
+        await prepare_budgets(wait=_left(deadline))
+
+
+def _left(deadline: float) -> float:
+    return max(deadline - time.monotonic(), 0.0)
 
 
 async def wait_ready(spec: ServiceSpec) -> None:

@@ -1,7 +1,8 @@
 """``grantflow up``'s supervisor: the start order, the ready banner, restarts, and the stop.
 
-Start: Tansu and the Temporal dev server start first, in parallel; topics are created and
-each service's tables migrated meanwhile; the four services and the finance simulator
+Start: Tansu and the Temporal dev server start first, in parallel; ``grantflow setup``'s
+steps run meanwhile (topics, each service's tables, Temporal's namespace and search
+attributes; in production the catalog's budgets); the four services and the finance simulator
 start as soon as Kafka and the tables are there, the worker once Temporal answers. A
 failure while starting (a port taken, a migration failing, a process exiting) ends the
 run with what went wrong.
@@ -43,6 +44,7 @@ from grantflow.stack.processes import Backoff, Child, ChildProcesses, Console, h
 from grantflow.stack.readiness import (
     all_of,
     connect_temporal,
+    create_budgets,
     create_topics,
     in_daemon_thread,
     migrate,
@@ -121,8 +123,6 @@ class Stack:
         return asyncio.ensure_future(wait_ready(spec))
 
     def _launch_infrastructure(self) -> None:
-        from workflows.funding.search_attributes import SEARCH_ATTRIBUTES
-
         options = self.options
         assert options.kafka_port is not None and options.temporal_port is not None
         assert options.temporal_ui_port is not None
@@ -136,10 +136,9 @@ class Stack:
         argv = temporal_argv(
             port=options.temporal_port,
             ui_port=options.temporal_ui_port,
-            # The same file on every start: workflows survive a restart of the server.
+            # The same file on every start: workflows survive a restart of the server. The
+            # namespace and search attributes are set up as on a cluster (connect_temporal).
             db_file=options.temporal_db_file,
-            search_attributes=SEARCH_ATTRIBUTES,
-            namespace=options.settings.temporal_namespace,
         )
         self._launch(
             TEMPORAL,
@@ -171,6 +170,9 @@ class Stack:
                 create_topics(options, deadline, self.console),
                 in_daemon_thread(lambda: migrate(options), "migrate"),
             )
+            if options.settings.environment == "production":
+                # Outside production the disbursement service seeds its demo budgets.
+                await create_budgets(options, deadline)
             env = options.child_env()
             ready: list[asyncio.Future[None]] = []
             try:

@@ -9,10 +9,11 @@ from typing import Any
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import Topic
-from shared.messaging.deadletter import DeadLetterPolicy, DeadLetterStore
+from shared.messaging.deadletter import DeadLetterPolicy, DeadLetterStore, PoisonMessage
 from shared.messaging.outbox import Publisher
 from shared.settings import CommonSettings
 
@@ -27,6 +28,7 @@ def create_broker(
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
+        security=faststream_security(settings),
         middlewares=(policy,),
         logger=logging.getLogger(f"faststream.{client_id}"),
         # Tansu refuses idempotent producers (InitProducerId); the outbox and the inbox
@@ -37,6 +39,28 @@ def create_broker(
     )
     policy.publish = kafka_publisher(broker)
     return broker, policy
+
+
+def faststream_security(settings: CommonSettings) -> BaseSecurity | None:
+    """The configured Kafka security as FastStream wants it (None: plaintext)."""
+    options = settings.kafka_security()
+    context = options.get("ssl_context")
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context)
+    username = options["sasl_plain_username"] or ""
+    password = options["sasl_plain_password"] or ""
+    secured = protocol == "SASL_SSL"
+    kinds: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
+        "PLAIN": SASLPlaintext,
+        "SCRAM-SHA-256": SASLScram256,
+        "SCRAM-SHA-512": SASLScram512,
+    }
+    return kinds[options["sasl_mechanism"]](
+        username, password, ssl_context=context, use_ssl=secured
+    )
 
 
 def kafka_publisher(broker: KafkaBroker) -> Publisher:
@@ -87,7 +111,11 @@ def subscribe_by_topic(
     """One consumer for several topics, each message parsed as its topic's envelope.
 
     The service joins its group once instead of once per topic (see ``subscriber``); an
-    envelope that fails validation raises, and the dead-letter middleware takes it.
+    envelope that fails validation raises, and the dead-letter middleware takes it. So does
+    an envelope whose producer is not the topic's owner: whoever can write to a topic must
+    not be able to speak for its owner (settle payments, confirm partners), nor make the
+    inbox drop the owner's real event by reusing its id. The broker's ACLs (README) keep
+    other principals from writing at all; this check holds where they are not set.
     """
     by_name = {
         topic.qualified(settings.topic_prefix): (topic, handler)
@@ -99,6 +127,12 @@ def subscribe_by_topic(
         assert not isinstance(record, tuple), "batch consumers are not supported"
         topic, handler = by_name[record.topic]
         envelope_type: type[Envelope[Any]] = Envelope[topic.payload]  # type: ignore[name-defined]
-        await handler(envelope_type.model_validate_json(message.body))
+        envelope = envelope_type.model_validate_json(message.body)
+        if envelope.producer != topic.owner.value:
+            raise PoisonMessage(
+                f"producer {envelope.producer!r} does not own {topic.name} "
+                f"(its owner is {topic.owner.value})"
+            )
+        await handler(envelope)
 
     subscriber(broker, settings, *handlers, group_id=group_id)(on_event)

@@ -32,7 +32,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -45,7 +45,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.clock import utc_now
 from shared.messaging.outbox import republish_retained
 from shared.messaging.tables import MessagingTables
-from shared.messaging.topics_admin import EPOCH_TOPIC_NAME, TopicLayout, ensure_all_topics
+from shared.messaging.topics_admin import (
+    EPOCH_TOPIC_NAME,
+    NO_OPTIONS,
+    TopicLayout,
+    ensure_all_topics,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +72,12 @@ async def read_epoch(consumer: AIOKafkaConsumer, topic: str, wait: float = 1.0) 
     return None
 
 
-async def write_epoch(bootstrap_servers: str, topic: str) -> None:
+async def write_epoch(
+    bootstrap_servers: str, topic: str, connection: Mapping[str, Any] = NO_OPTIONS
+) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
+        **connection,
         enable_idempotence=False,
         acks="all",
         request_timeout_ms=10_000,
@@ -82,16 +90,21 @@ async def write_epoch(bootstrap_servers: str, topic: str) -> None:
         await producer.stop()
 
 
-async def prepare_broker(bootstrap_servers: str, layout: TopicLayout, prefix: str = "") -> str:
+async def prepare_broker(
+    bootstrap_servers: str,
+    layout: TopicLayout,
+    prefix: str = "",
+    connection: Mapping[str, Any] = NO_OPTIONS,
+) -> str:
     """Create every topic, then the epoch marker if there is none; return the epoch."""
-    await ensure_all_topics(bootstrap_servers, layout, prefix)
-    consumer = _marker_reader(bootstrap_servers)
+    await ensure_all_topics(bootstrap_servers, layout, prefix, connection)
+    consumer = _marker_reader(bootstrap_servers, connection)
     await consumer.start()
     try:
         topic = epoch_topic(prefix)
         epoch = await read_epoch(consumer, topic)
         if epoch is None:
-            await write_epoch(bootstrap_servers, topic)
+            await write_epoch(bootstrap_servers, topic, connection)
             epoch = await read_epoch(consumer, topic, wait=5.0)
         if epoch is None:
             raise ConnectionError("the broker acknowledged the epoch marker but does not serve it")
@@ -100,9 +113,12 @@ async def prepare_broker(bootstrap_servers: str, layout: TopicLayout, prefix: st
         await consumer.stop()
 
 
-def _marker_reader(bootstrap_servers: str) -> AIOKafkaConsumer:
+def _marker_reader(
+    bootstrap_servers: str, connection: Mapping[str, Any] = NO_OPTIONS
+) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
+        **connection,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=50,
@@ -221,6 +237,7 @@ class EpochWatch:
         consumers: Callable[[], Iterable[AIOKafkaConsumer]] = list,
         on_republish: Callable[[], None] = lambda: None,
         interval: float = 1.0,
+        connection: Mapping[str, Any] = NO_OPTIONS,
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._layout = layout
@@ -229,6 +246,7 @@ class EpochWatch:
         self._consumers = consumers
         self._on_republish = on_republish
         self._interval = interval
+        self._connection = connection
         self._reader: AIOKafkaConsumer | None = None
         self.seen: str | None = None
         self.adopted: str | None = None
@@ -262,13 +280,15 @@ class EpochWatch:
 
     async def check(self) -> None:
         if self._reader is None:
-            self._reader = _marker_reader(self._bootstrap)
+            self._reader = _marker_reader(self._bootstrap, self._connection)
             await self._reader.start()
         topic = epoch_topic(self._prefix)
         epoch = await read_epoch(self._reader, topic, wait=min(self._interval, 1.0))
         if epoch is None:
             logger.warning("the broker holds no epoch marker: it is new or was restarted empty")
-            epoch = await prepare_broker(self._bootstrap, self._layout, self._prefix)
+            epoch = await prepare_broker(
+                self._bootstrap, self._layout, self._prefix, self._connection
+            )
         if self.seen is not None and epoch != self.seen:
             self.changes += 1
             moved = await rewind_consumers(self._consumers())

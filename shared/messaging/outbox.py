@@ -32,6 +32,7 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.topics import Topic
 from shared.lease import Lease
 from shared.messaging.tables import MessagingTables
+from shared.telemetry.tracing import current_trace_headers, publishing
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +47,15 @@ class Publisher(Protocol):
 
 
 def message_headers(envelope: Envelope[Any]) -> dict[str, str]:
+    """The Kafka headers of an event, with the trace context it was written in (if any):
+    stored in the outbox row, they carry the trace across the commit to the broker."""
     return {
         "content-type": "application/json",
         "event_id": str(envelope.event_id),
         "event_type": envelope.event_type,
         "producer": envelope.producer,
         "correlation_id": envelope.correlation_id,
+        **current_trace_headers(),
     }
 
 
@@ -196,6 +200,7 @@ class OutboxRelay:
         lease: Lease | None = None,
         standby_interval: float = 2.0,
         before_pass: Callable[[], Awaitable[bool]] | None = None,
+        service: str = "",
     ) -> None:
         self._table = table = tables.outbox
         self._unsent = (
@@ -222,6 +227,7 @@ class OutboxRelay:
         self._lease = lease
         self._standby_interval = standby_interval
         self._before_pass = before_pass
+        self._service = service
         self.published_total = 0
         self.failed_total = 0
 
@@ -312,12 +318,15 @@ class OutboxRelay:
             async with gate:
                 for index, row in enumerate(key_rows):
                     try:
-                        await self._publish(
-                            topic=row.topic,
-                            key=row.message_key,
-                            body=row.body.encode(),
-                            headers=json.loads(row.headers),
-                        )
+                        with publishing(
+                            row.topic, row.message_key, json.loads(row.headers), self._service
+                        ) as headers:
+                            await self._publish(
+                                topic=row.topic,
+                                key=row.message_key,
+                                body=row.body.encode(),
+                                headers=headers,
+                            )
                     except Exception as error:
                         failures.append((row.id, error))
                         held_back += len(key_rows) - index

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -12,6 +14,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 from shared.contracts.topics import broker_topic_names
 
 logger = logging.getLogger(__name__)
+
+# aiokafka connection options (security, from CommonSettings.kafka_security); none locally.
+NO_OPTIONS: Mapping[str, Any] = {}
 
 EPOCH_TOPIC_NAME = "grantflow.broker-epoch"
 
@@ -37,13 +42,18 @@ class TopicLayout:
 
 
 async def ensure_topics(
-    bootstrap_servers: str, names: list[str], layout: TopicLayout | int = TopicLayout()
+    bootstrap_servers: str,
+    names: list[str],
+    layout: TopicLayout | int = TopicLayout(),
+    connection: Mapping[str, Any] = NO_OPTIONS,
 ) -> int:
     """Create the topics of ``names`` that are missing, before any consumer starts (a late
     topic may go unseen for minutes); return how many were created."""
     if isinstance(layout, int):
         layout = TopicLayout(partitions=layout)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000, **connection
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -67,5 +77,29 @@ def all_topic_names(prefix: str = "") -> list[str]:
     return [*broker_topic_names(prefix), f"{prefix}{EPOCH_TOPIC_NAME}"]
 
 
-async def ensure_all_topics(bootstrap_servers: str, layout: TopicLayout, prefix: str = "") -> int:
-    return await ensure_topics(bootstrap_servers, all_topic_names(prefix), layout)
+async def ensure_all_topics(
+    bootstrap_servers: str,
+    layout: TopicLayout,
+    prefix: str = "",
+    connection: Mapping[str, Any] = NO_OPTIONS,
+) -> int:
+    return await ensure_topics(bootstrap_servers, all_topic_names(prefix), layout, connection)
+
+
+async def describe_partitions(
+    bootstrap_servers: str, names: list[str], connection: Mapping[str, Any] = NO_OPTIONS
+) -> dict[str, int]:
+    """How many partitions each of ``names`` has on the broker (absent ones are left out)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000, **connection
+    )
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    return {
+        str(topic["topic"]): len(topic["partitions"])
+        for topic in described
+        if topic.get("error_code", 0) == 0
+    }

@@ -28,6 +28,8 @@ def test_grantflow_help_lists_every_subcommand() -> None:
         "reporting",
         "finance-sim",
         "dlq",
+        "setup",
+        "probe",
     ):
         assert f" {command} " in result.stdout, f"{command} missing from --help"
 

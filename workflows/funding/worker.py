@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -24,9 +24,9 @@ from temporalio.worker import Worker
 
 from shared.auth import Auth
 from shared.clock import Clock, utc_now
+from shared.contracts.stages import FINAL_STAGES, Stage
 from shared.db import ping
 from shared.errors import install_error_handlers
-from shared.http import BodySizeLimit
 from shared.logging import configure_logging
 from shared.mail import Mailer
 from shared.messaging.consumers import register_consumers
@@ -35,7 +35,10 @@ from shared.service import (
     add_runtime_routes,
     build_runtime,
     freeze_startup_heap,
+    guard_requests,
+    trace_requests,
 )
+from shared.telemetry.tracing import temporal_interceptors
 from workflows.attention.api import router as attention_router
 from workflows.attention.consumers import consumers
 from workflows.attention.service import AttentionService
@@ -59,11 +62,38 @@ DESCRIPTION = (
 
 
 async def connect_temporal(settings: WorkflowsSettings) -> Client:
+    # With tracing on, the client carries the trace into the workflows it starts and
+    # signals, and the worker built on it into their activities.
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        interceptors=temporal_interceptors(),
     )
+
+
+def applications_per_stage(app: FastAPI) -> Callable[[], Awaitable[dict[str, float]]]:
+    """Running applications in each stage, from Temporal's visibility (its search attributes)."""
+
+    async def count() -> dict[str, float]:
+        client: Client | None = app.state.temporal
+        if client is None:
+            return {}
+        stages = [stage for stage in Stage if stage not in FINAL_STAGES]
+        counts = await asyncio.gather(
+            *(
+                client.count_workflows(
+                    "WorkflowType = 'ExchangeFundingWorkflow' AND ExecutionStatus = 'Running' "
+                    f"AND GrantflowStage = '{stage.value}'"
+                )
+                for stage in stages
+            )
+        )
+        return {
+            stage.value: float(found.count) for stage, found in zip(stages, counts, strict=True)
+        }
+
+    return count
 
 
 def _log_worker_end(task: asyncio.Task[None]) -> None:
@@ -168,5 +198,12 @@ def create_app(
             "broker": broker_ready,
         },
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    runtime.gauges.add_labelled(
+        "applications_in_stage",
+        "running applications in each stage (the same in every replica: take one, or max)",
+        "stage",
+        applications_per_stage(app),
+    )
+    guard_requests(app, settings)
+    trace_requests(app, settings)
     return app
