@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,9 @@ def error_response(error: ServiceError) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Answer the vocabulary's errors, name every method of a path in a 405's ``Allow``, and
+    declare in the app's OpenAPI document the errors each route can answer."""
+
     async def invalid_request(_request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
         return JSONResponse({"detail": validation_problems(list(error.errors()))}, 422)
@@ -170,5 +176,102 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(error, ServiceError)
         return error_response(error)
 
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 405:
+            # Starlette names the methods of the first route that matched the path; FastAPI
+            # makes one route per method, so the others' methods were missing.
+            allowed = ", ".join(allowed_methods(app, request))
+            error = StarletteHTTPException(405, error.detail, headers={"Allow": allowed})
+        return await http_exception_handler(request, error)
+
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(ServiceError, refused)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    document_errors(app)
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route of ``app`` answers on the request's path."""
+    scope = {**request.scope, "method": "GET"}
+    methods: set[str] = set()
+    pending: list[Any] = list(app.router.routes)
+    while pending:
+        route = pending.pop()
+        # FastAPI keeps an included router as one entry that hands out its routes.
+        included = getattr(route, "effective_candidates", None)
+        if callable(included):
+            pending += included()
+            continue
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(scope)[0] is not Match.NONE:
+            methods |= set(route_methods)
+    return sorted(methods)
+
+
+# What each error status means when a route's own declaration does not say.
+_ERROR_MEANINGS: dict[str, str] = {
+    "401": "bearer token missing, invalid, expired or valid for too long",
+    "403": "the caller's role or binding may not do this",
+    "404": "no such object, or not yours",
+    "409": "the action does not fit the object's state",
+    "410": "the link or object is no longer usable",
+    "413": "the request body is larger than the service accepts",
+    "422": "a field is wrong; each problem names it in plain words",
+}
+_ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Declare in the OpenAPI document, for every route, the errors it can answer, each
+    with the ``ErrorBody`` schema: 401 and 403 where a bearer token is needed, 404 where
+    the path names an object, 413 where there is a body, 422 where there are inputs, and
+    whatever the route declares itself (409, 410 ...)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                if isinstance(operation, dict) and "responses" in operation:
+                    _declare_errors(operation)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(body.pop("$defs", {}))
+        schemas["ErrorBody"] = body
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _declare_errors(operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation["responses"]
+    parameters = operation.get("parameters", [])
+    statuses = {status for status in responses if status.startswith("4")}
+    if operation.get("security"):
+        statuses |= {"401", "403"}
+    if any(parameter.get("in") == "path" for parameter in parameters):
+        statuses.add("404")
+    if "requestBody" in operation:
+        statuses |= {"413", "422"}
+    if parameters:
+        statuses.add("422")
+    # A page (or a download) answers its errors with pages (the sign-in form, a message).
+    page = any(
+        kind != "application/json"
+        for status, response in responses.items()
+        if status.startswith("2")
+        for kind in response.get("content", {})
+    )
+    for status in sorted(statuses):
+        declared = responses.setdefault(status, {})
+        declared.setdefault("description", _ERROR_MEANINGS.get(status, "refused"))
+        content = declared.setdefault("content", {})
+        content["application/json"] = {"schema": _ERROR_BODY}
+        if page:
+            content.setdefault("text/html", {})

@@ -7,8 +7,9 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, Query, Response
+from fastapi import Depends, FastAPI, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,6 +20,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.auth import OFFICERS, require
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
@@ -40,15 +43,23 @@ MAX_NUMBER_CHARACTERS = 40
 
 
 class JsonGuard:
-    """Refuse JSON bodies that no contract accepts but that cost a parser dearly: nesting
-    deeper than ``MAX_JSON_DEPTH``, numbers longer than any bound, infinities, NUL
-    characters. Each is a 422 naming what is wrong, never a 500."""
+    """Refuse input that no contract accepts but that costs a parser or a database dearly:
+    JSON nested deeper than ``MAX_JSON_DEPTH``, numbers longer than any bound, infinities,
+    and NUL characters anywhere (body, path, query: PostgreSQL cannot store one in text).
+    Each is a 422 naming what is wrong, never a 500."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _is_json(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nul = nul_problem(scope)
+        if nul is not None:
+            await _refused(nul, "string_nul")(scope, receive, send)
+            return
+        if not _is_json(scope):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -62,15 +73,7 @@ class JsonGuard:
         body = b"".join(chunks)
         problem = json_problem(body) if body else None
         if problem is not None:
-            response = JSONResponse(
-                {
-                    "detail": [
-                        {"loc": ["body"], "field": "body", "msg": problem, "type": "json_invalid"}
-                    ]
-                },
-                status_code=422,
-            )
-            await response(scope, receive, send)
+            await _refused(("body", problem), "json_invalid")(scope, receive, send)
             return
         delivered = False
 
@@ -82,6 +85,30 @@ class JsonGuard:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def _refused(problem: tuple[str, str], kind: str) -> JSONResponse:
+    where, message = problem
+    loc = where.split(".")
+    field = loc[-1] if len(loc) > 1 else where
+    return JSONResponse(
+        {"detail": [{"loc": loc, "field": field, "msg": message, "type": kind}]},
+        status_code=422,
+    )
+
+
+def nul_problem(scope: Scope) -> tuple[str, str] | None:
+    """Where a NUL character is in the request's path or query, and what is wrong."""
+    if "\x00" in scope.get("path", ""):
+        return "path", "the path may not contain NUL characters"
+    query = scope.get("query_string", b"")
+    if b"%00" not in query and b"\x00" not in query:
+        return None
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            shown = name.replace("\x00", "")
+            return f"query.{shown}", f"{shown} may not contain NUL characters"
+    return None
 
 
 def _is_json(scope: Scope) -> bool:
@@ -119,7 +146,11 @@ def json_problem(body: bytes) -> str | None:
     if b"\\u0000" in body or b"\x00" in body:
         return "text may not contain NUL characters"
     try:
-        parsed = json.loads(body, parse_int=_integer, parse_float=_number, parse_constant=_constant)
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the body is not UTF-8 text"
+    try:
+        parsed = json.loads(text, parse_int=_integer, parse_float=_number, parse_constant=_constant)
     except _RefusedNumberError as refused:
         return str(refused)
     except RecursionError:
@@ -301,6 +332,13 @@ def add_operational_routes(
             status_code=200 if ready else 503,
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics (a program officer's or an admin's token)",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+        dependencies=[Depends(require(*OFFICERS))],
+    )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -6,9 +6,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import IntegrityError
 
-from services.disbursement.domain import Disposition, SignatureError, verify_webhook
+from services.disbursement.domain import SignatureError, verify_webhook
 from services.disbursement.schemas import (
     BudgetReport,
     BudgetUpdate,
@@ -23,7 +25,6 @@ from services.disbursement.schemas import (
 )
 from services.disbursement.service import DisbursementService
 from shared.auth import OFFICERS, Principal, require
-from shared.errors import NotFoundError
 from shared.service import the_service
 
 Disbursement = Annotated[DisbursementService, Depends(the_service)]
@@ -171,19 +172,39 @@ async def set_payee(
         return await service.set_payee(work, payee_reference, body.currency)
 
 
+DeliveryId = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The delivery's id, the same when finance delivers it again: a repeated "
+        "delivery is answered as before and applied once.",
+    ),
+]
+Timestamp = Annotated[str | None, Header(max_length=20, description="Unix time in seconds.")]
+Signature = Annotated[str | None, Header(max_length=200, description="Hex HMAC-SHA256.")]
+
+
 @router.post(
     "/v1/finance/settlements",
     tags=["finance"],
+    response_model=WebhookAnswer,
     summary="Settlement or failure from a finance system (signed webhook)",
     description=(
         "The alternative to `finance.payment.settled.v1` / `finance.payment.failed.v1`. "
         "Sign with HMAC-SHA256 over `<X-Grantflow-Timestamp>.` followed by the raw body, "
         "hex in `X-Grantflow-Signature`; the timestamp is Unix seconds, at most 5 minutes "
-        "from now. The same settlement sent here and on Kafka counts once."
+        "from now. Each delivery has an id in `X-Grantflow-Delivery`: a delivery repeated "
+        "(the same id, or the same signed request again) gets the first answer and is "
+        "applied once. The same settlement sent here and on Kafka counts once. A "
+        "settlement whose amount or currency differs from its instruction is not applied: "
+        "it is held for reconciliation (409)."
     ),
     responses={
         401: {"description": "unsigned, wrongly signed or stale"},
         404: {"description": "no such instruction (recorded for reconciliation)"},
+        409: {"description": "another amount or currency than instructed: held, not applied"},
     },
     openapi_extra={
         "requestBody": {
@@ -195,9 +216,10 @@ async def set_payee(
 async def finance_settlement(
     request: Request,
     service: Disbursement,
-    x_grantflow_timestamp: Annotated[str | None, Header()] = None,
-    x_grantflow_signature: Annotated[str | None, Header()] = None,
-) -> WebhookAnswer:
+    x_grantflow_delivery: DeliveryId = None,
+    x_grantflow_timestamp: Timestamp = None,
+    x_grantflow_signature: Signature = None,
+) -> JSONResponse:
     body = await request.body()
     try:
         verify_webhook(
@@ -209,18 +231,35 @@ async def finance_settlement(
         )
     except SignatureError as error:  # authentication, not a refusal: 401 like a bad token
         raise HTTPException(401, detail=str(error)) from error
+    assert x_grantflow_signature is not None
+    if x_grantflow_delivery is None:  # read after the signature: strangers learn nothing
+        raise RequestValidationError(
+            [
+                {
+                    "type": "missing",
+                    "loc": ("header", "X-Grantflow-Delivery"),
+                    "msg": "each delivery needs its id",
+                }
+            ]
+        )
     try:
         notice = _notice_adapter.validate_json(body)
     except ValidationError as error:
         raise RequestValidationError(
             [
-                {**problem, "loc": ("body", *problem["loc"])}
+                {"type": problem["type"], "loc": ("body", *problem["loc"]), "msg": problem["msg"]}
                 for problem in error.errors(include_url=False, include_context=False)
             ]
         ) from error
-    async with service.work() as work:
-        disposition = await service.record_settlement(work, notice, channel="webhook")
-    # Answered after the commit: the unknown settlement stays recorded for reconciliation.
-    if disposition is Disposition.UNKNOWN:
-        raise NotFoundError(f"no payment instruction {notice.instruction_id}")
-    return WebhookAnswer(instruction_id=notice.instruction_id, disposition=disposition.value)
+    signature = x_grantflow_signature.strip().lower()
+    try:
+        async with service.work() as work:
+            status_code, answer = await service.webhook_delivery(
+                work, x_grantflow_delivery, signature, notice
+            )
+    except IntegrityError:  # the same delivery at the same moment: the first one's answer
+        async with service.work() as work:
+            status_code, answer = await service.webhook_delivery(
+                work, x_grantflow_delivery, signature, notice
+            )
+    return JSONResponse(answer, status_code=status_code)

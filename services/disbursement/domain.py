@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -58,6 +59,7 @@ class Disposition(StrEnum):
     FAILED = "failed"  # finance failed it and no attempt is left
     IGNORED = "ignored"  # a failure for an instruction that is already settled or failed
     CONFLICT = "conflict"  # settled after a final failure, and the reservation is gone
+    MISMATCH = "mismatch"  # settled for another amount or currency: not applied, held
 
 
 @dataclass(frozen=True)
@@ -496,10 +498,9 @@ def verify_webhook(
 ) -> None:
     if not timestamp or not signature:
         raise SignatureError("the call is not signed")
-    try:
-        sent = int(timestamp)
-    except ValueError as error:
-        raise SignatureError("the timestamp is not a Unix time in seconds") from error
+    if not re.fullmatch(r"[0-9]{1,12}", timestamp):
+        raise SignatureError("the timestamp is not a Unix time in seconds")
+    sent = int(timestamp)
     if abs(now.timestamp() - sent) > tolerance.total_seconds():
         raise SignatureError("the timestamp is too far from now")
     expected = webhook_signature(secret, timestamp, body)

@@ -26,6 +26,7 @@ from shared.contracts.money import (
     CurrencyCode,
     ExchangeRate,
     Money,
+    Payment,
     parse_rate,
 )
 
@@ -44,14 +45,7 @@ class _Schema(BaseModel):
 
 
 class BudgetUpdate(_Schema):
-    amount: Money = Field(description="The program's whole budget for the cycle.")
-
-    @field_validator("amount")
-    @classmethod
-    def _not_negative(cls, value: Money) -> Money:
-        if value.amount_minor < 0:
-            raise ValueError("a budget cannot be negative")
-        return value
+    amount: Payment = Field(description="The program's whole budget for the cycle.")
 
 
 class RateUpdate(_Schema):
@@ -288,6 +282,13 @@ class Finding(_Schema):
                 if same
                 else "a second settlement with another reference: not paid twice, "
                 "ask finance to recover it"
+            )
+        elif receipt.disposition is Disposition.MISMATCH:
+            kind = "amount_mismatch"
+            instructed = answered.amount if answered else None
+            detail = (
+                f"finance settled {receipt.amount}, the instruction is for {instructed}: "
+                "not applied, held for a program officer"
             )
         else:
             kind = "conflict"

@@ -42,7 +42,9 @@ from services.intake.schemas import (
 )
 from services.intake.service import IntakeService
 from shared.auth import OFFICERS, Principal, Role, require
+from shared.contracts.money import CurrencyCode
 from shared.errors import ConflictError, GoneError, NotFoundError
+from shared.http import Offset, limit_query
 from shared.service import Work, the_service
 
 router = APIRouter(prefix="/v1")
@@ -57,7 +59,7 @@ Intake = Annotated[IntakeService, Depends(the_service)]
 
 ApplicationId = Annotated[str, Path(min_length=1, max_length=64)]
 MemberIdPath = Annotated[str, Path(min_length=1, max_length=64)]
-Currency = Annotated[str, Path(pattern=r"^[A-Z]{3}$", examples=["KES"])]
+Currency = Annotated[CurrencyCode, Path(examples=["KES"])]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -160,8 +162,8 @@ async def get_program(
 async def list_members(
     principal: ApplicantOrOfficer,
     service: Intake,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: int = limit_query(50, 200),
+    offset: Offset = 0,
 ) -> MemberList:
     async with service.reading() as work:
         return await service.members(work, principal, limit=limit, offset=offset)
@@ -254,8 +256,8 @@ async def list_applications(
     program: Annotated[str | None, Query(max_length=40)] = None,
     application_status: Annotated[str | None, Query(alias="status", max_length=80)] = None,
     member_id: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: int = limit_query(20, 100),
+    offset: Offset = 0,
 ) -> ApplicationList:
     async with service.reading() as work:
         return await service.applications(
@@ -376,6 +378,13 @@ _PARTNER_BODY = {
         },
     }
 }
+# The partner's link answers a browser with pages and a program with JSON.
+_HTML: dict[str, Any] = {"content": {"text/html": {}}}
+_PARTNER_ERRORS: Responses = {
+    404: {"description": "the link is not valid", **_HTML},
+    409: {"description": "the link was used already", **_HTML},
+    410: {"description": "the link has expired", **_HTML},
+}
 PartnerToken = Annotated[
     str, Path(max_length=200, description="The signed one-time token from the partner's email.")
 ]
@@ -386,7 +395,7 @@ PartnerToken = Annotated[
     tags=["partner confirmation"],
     summary="The page the partner's emailed link opens (no bearer token: the link is one)",
     response_class=HTMLResponse,
-    responses=_NOT_FOUND,
+    responses=_PARTNER_ERRORS,
 )
 async def partner_page(token: PartnerToken, request: Request, service: Intake) -> HTMLResponse:
     try:
@@ -416,7 +425,7 @@ async def partner_page(token: PartnerToken, request: Request, service: Intake) -
     tags=["partner confirmation"],
     summary="The partner confirms or declines; the link then stops working",
     response_model=PartnerAnswered,
-    responses={**_NOT_FOUND, 409: {"description": "the link was used already"}, 410: {}},
+    responses={200: _HTML, **_PARTNER_ERRORS},
     openapi_extra=_PARTNER_BODY,
 )
 async def partner_answer(token: PartnerToken, request: Request, service: Intake) -> Response:

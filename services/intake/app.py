@@ -33,7 +33,7 @@ def create_app(
     service = IntakeService(
         runtime,
         catalog=load_catalog(settings.catalog),
-        link_secret=settings.jwt_secret.get_secret_value(),
+        link_secret=settings.link_secret.get_secret_value(),
         public_url=settings.base_url,
         clock=clock,
     )

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.contracts.base import EMAIL_PATTERN
 from shared.contracts.intake import BudgetLine
 from shared.contracts.money import Money
 from shared.contracts.programs import ExchangePlan, ProgramRules
@@ -46,10 +47,13 @@ BudgetCategory = Literal[
 ]
 YOUTH_PER_CHAPERONE = 5
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Some text besides spaces: the schema says so too (the pattern), so that a text it allows is
+# never refused for being empty once stripped.
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"[^\s]")
+]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10_000)]
 
 

@@ -33,6 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.base import stores
+from shared.contracts.intake import ApplicationSubmitted
 from shared.db import Id, UtcDateTime
 from shared.messaging.tables import define_messaging_tables
 
@@ -43,7 +45,7 @@ members = Table(
     "intake_members",
     metadata,
     Column("member_id", String(64), primary_key=True),
-    Column("name", String(200), nullable=False),
+    Column("name", String(200), nullable=False, info=stores(ApplicationSubmitted, "member_name")),
     Column("state", String(100), nullable=True),
     Column("country", String(2), nullable=False),
     Column("contacts", JSON, nullable=False),
@@ -69,7 +71,7 @@ exchange_rates = Table(
 applications = Table(
     "intake_applications",
     metadata,
-    Column("application_id", String(36), primary_key=True),
+    Column("application_id", String(64), primary_key=True),
     Column("member_id", String(64), nullable=False),
     Column("program_code", String(40), nullable=True),
     Column("cycle", String(20), nullable=True),
@@ -101,7 +103,7 @@ status_history = Table(
     "intake_status_history",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("application_id", String(36), nullable=False),
+    Column("application_id", String(64), nullable=False),
     Column("sequence", Integer, nullable=False),
     Column("stage", String(80), nullable=False),
     Column("previous_stage", String(80), nullable=True),
@@ -117,7 +119,7 @@ application_actions = Table(
     "intake_application_actions",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("application_id", String(36), nullable=False),
+    Column("application_id", String(64), nullable=False),
     Column("kind", String(40), nullable=False),
     Column("actor", String(200), nullable=False),
     Column("detail", JSON, nullable=False),
@@ -140,7 +142,7 @@ partner_links = Table(
     "intake_partner_links",
     metadata,
     Column("link_id", String(32), primary_key=True),
-    Column("application_id", String(36), nullable=False),
+    Column("application_id", String(64), nullable=False),
     Column("command_id", String(200), nullable=False),
     Column("partner_city", String(200), nullable=False),
     Column("partner_email", String(254), nullable=False),

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from services.intake.domain import (
     BudgetLineInput,
@@ -100,20 +101,25 @@ class MemberCreate(Input):
     country: CountryCode
     contacts: list[Contact] = Field(min_length=1, max_length=10)
     sister_cities: list[SisterCity] = Field(default_factory=list, max_length=100)
-    membership_active: bool = True
+    membership_active: StrictBool = True
+
+
+# A field that may be left out but not cleared: null is refused (422), and the schema says so.
+Unset = SkipJsonSchema[None]
 
 
 class MemberUpdate(Input):
-    """What a program officer may change; standing follows report events and is not set here."""
+    """What a program officer may change; standing follows report events and is not set here.
+    Only ``state`` can be cleared (null)."""
 
     model_config = _example({"membership_active": False})
 
-    name: ShortText | None = None
+    name: ShortText | Unset = None
     state: Annotated[str, StringConstraints(max_length=100)] | None = None
-    country: CountryCode | None = None
-    contacts: list[Contact] | None = Field(default=None, min_length=1, max_length=10)
-    sister_cities: list[SisterCity] | None = Field(default=None, max_length=100)
-    membership_active: bool | None = None
+    country: CountryCode | Unset = None
+    contacts: Annotated[list[Contact], Field(min_length=1, max_length=10)] | Unset = None
+    sister_cities: Annotated[list[SisterCity], Field(max_length=100)] | Unset = None
+    membership_active: StrictBool | Unset = None
 
 
 class MemberView(View):
@@ -345,7 +351,7 @@ class AmendmentRequest(Input):
     new_exchange_start: date | None = None
     new_exchange_end: date | None = None
     new_award: Money | None = None
-    cancel_exchange: bool = False
+    cancel_exchange: StrictBool = False
     reason: Reason
 
 

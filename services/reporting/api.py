@@ -8,12 +8,13 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import PlainTextResponse
 
 from services.reporting.analytics.tables import AnalyticsTable, Dimension, TableName, to_csv
-from services.reporting.domain import REPORT_ID_PATTERN, ReportDraft, ReportState
+from services.reporting.domain import REPORT_ID_PATTERN, ReportDraftIn, ReportState
 from services.reporting.persistence import ReportFilter, SummaryFilter
 from services.reporting.schemas import ReportPage, ReportView
 from services.reporting.service import ReportingService
 from shared.auth import OFFICERS, Principal, Role, require
 from shared.errors import ErrorBody
+from shared.http import Offset, limit_query
 from shared.service import the_service
 
 router = APIRouter(prefix="/v1")
@@ -47,8 +48,8 @@ async def list_reports(
     member_id: Annotated[
         str | None, Query(min_length=1, max_length=255, description="Officers only.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: int = limit_query(50, 200),
+    offset: Offset = 0,
 ) -> ReportPage:
     where = ReportFilter(member_id, application_id, state.value if state else None)
     async with service.reading() as work:
@@ -68,10 +69,10 @@ async def get_report(report_id: ReportId, principal: Reader, service: Reporting)
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def save_draft(
-    report_id: ReportId, draft: ReportDraft, principal: Applicant, service: Reporting
+    report_id: ReportId, draft: ReportDraftIn, principal: Applicant, service: Reporting
 ) -> ReportView:
     async with service.work() as work:
-        return await service.save_draft(work, principal, report_id, draft)
+        return await service.save_draft(work, principal, report_id, draft.draft())
 
 
 @router.post(
@@ -84,10 +85,12 @@ async def submit_report(
     report_id: ReportId,
     principal: Applicant,
     service: Reporting,
-    draft: Annotated[ReportDraft | None, Body()] = None,
+    draft: Annotated[ReportDraftIn | None, Body()] = None,
 ) -> ReportView:
     async with service.work() as work:
-        return await service.submit(work, principal, report_id, draft)
+        return await service.submit(
+            work, principal, report_id, draft.draft() if draft is not None else None
+        )
 
 
 async def _filter(

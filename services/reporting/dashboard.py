@@ -236,7 +236,12 @@ async def sign_in(request: Request) -> Response:
     )
 
 
-@router.post("/sign-out", summary="Sign out of the dashboard", response_class=RedirectResponse)
+@router.post(
+    "/sign-out",
+    summary="Sign out of the dashboard",
+    response_class=RedirectResponse,
+    status_code=status.HTTP_303_SEE_OTHER,
+)
 async def sign_out() -> Response:
     response = RedirectResponse("/dashboard", status.HTTP_303_SEE_OTHER)
     response.delete_cookie(COOKIE, path="/dashboard")

@@ -13,10 +13,11 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from shared.contracts.base import Category, Description
 from shared.contracts.intake import BudgetLine
-from shared.contracts.money import MINOR_UNIT_EXPONENT, Money
+from shared.contracts.money import MINOR_UNIT_EXPONENT, Money, Payment, parse_rate
 from shared.contracts.reporting import (
     AttachmentMeta,
     ReportActivity,
@@ -48,26 +49,25 @@ EDITABLE_STATES = frozenset(
 )
 
 
-class SpendingEntry(BaseModel):
-    """One line of actual spending as the applicant enters it; ``converted`` may be left out
-    when the budget recorded a rate for the currency."""
+class SpendingInput(BaseModel):
+    """One line of actual spending as the applicant enters it: what was spent, in the
+    currency it was spent in. Reporting converts it; a converted amount is not taken."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    category: str = Field(min_length=1, max_length=100, description="A budget line's category.")
-    description: str = Field(default="", max_length=500)
-    amount: Money = Field(description="What was spent, in the currency it was spent in.")
+    category: Category = Field(description="A budget line's category.")
+    description: Description = ""
+    amount: Payment = Field(description="What was spent, in the currency it was spent in.")
+
+
+class SpendingEntry(SpendingInput):
+    """A line of spending as stored and shown: with its amount in the award currency."""
+
     converted: Money | None = Field(
         default=None,
-        description="In the award currency; computed from the budget's recorded rate if omitted.",
+        description="In the award currency, converted by reporting at the rate recorded "
+        "with the budget (read only).",
     )
-
-    @field_validator("amount")
-    @classmethod
-    def _not_negative(cls, value: Money) -> Money:
-        if value.amount_minor < 0:
-            raise ValueError("spending cannot be negative")
-        return value
 
     @classmethod
     def of(cls, line: SpendingLine) -> Self:
@@ -80,17 +80,20 @@ class SpendingEntry(BaseModel):
         )
 
 
-class ReportDraft(BaseModel):
-    """A report being written: any part may still be missing; what is there must be valid."""
-
+class _DraftParts(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     participants: ReportParticipants | None = None
     activities: list[ReportActivity] = Field(default_factory=list, max_length=200)
     outcomes: ReportOutcomes | None = None
-    spending: list[SpendingEntry] = Field(default_factory=list, max_length=200)
     attachments: list[AttachmentMeta] = Field(default_factory=list, max_length=50)
     lessons_learned: str = Field(default="", max_length=20_000)
+
+
+class ReportDraft(_DraftParts):
+    """A report being written: any part may still be missing; what is there must be valid."""
+
+    spending: list[SpendingEntry] = Field(default_factory=list, max_length=200)
 
     @classmethod
     def of(cls, content: ReportContent) -> Self:
@@ -103,6 +106,16 @@ class ReportDraft(BaseModel):
             attachments=content.attachments,
             lessons_learned=content.lessons_learned,
         )
+
+
+class ReportDraftIn(_DraftParts):
+    """What the applicant sends: the draft without converted amounts (an applicant who
+    could set them could shrink its spending in the award currency and avoid a refund)."""
+
+    spending: list[SpendingInput] = Field(default_factory=list, max_length=200)
+
+    def draft(self) -> ReportDraft:
+        return ReportDraft.model_validate(self.model_dump())
 
 
 @dataclass(frozen=True)
@@ -133,12 +146,18 @@ def ensure_editable(obligation: Obligation) -> None:
 def conversion_rates(budget_lines: list[BudgetLine], award_currency: str) -> dict[str, Fraction]:
     """Units of the award currency per unit of each budget currency (``Money.converted``).
 
-    The rate is the one recorded at submission: the lines' converted total over their total.
+    The rate is the one recorded with the budget at submission: the lines' ``fx_rate``, or
+    for lines recorded without one, their converted total over their total.
     """
     spent: dict[str, int] = {}
     converted: dict[str, int] = {}
+    recorded: dict[str, Fraction] = {}
     for line in budget_lines:
-        if line.converted.currency != award_currency or line.amount.amount_minor <= 0:
+        if line.converted.currency != award_currency:
+            continue
+        if line.fx_rate is not None:
+            recorded.setdefault(line.amount.currency, parse_rate(line.fx_rate))
+        if line.amount.amount_minor <= 0:
             continue
         spent[line.amount.currency] = spent.get(line.amount.currency, 0) + line.amount.amount_minor
         converted[line.amount.currency] = (
@@ -150,6 +169,7 @@ def conversion_rates(budget_lines: list[BudgetLine], award_currency: str) -> dic
         * Fraction(10) ** (MINOR_UNIT_EXPONENT[currency] - target)
         for currency in spent
     }
+    rates.update(recorded)
     rates[award_currency] = Fraction(1)
     return rates
 
@@ -174,38 +194,17 @@ def resolve_spending(
                     f"use one of: {', '.join(obligation.categories) or 'none'}",
                 )
             )
-        converted = entry.converted
-        if converted is None:
-            rate = rates.get(entry.amount.currency)
-            if rate is None:
-                errors.append(
-                    Problem(
-                        f"{at}.converted",
-                        f"no rate was recorded for {entry.amount.currency}: give the amount in "
-                        f"{award_currency} as well",
-                    )
-                )
-                continue
-            converted = entry.amount.converted(award_currency, rate)
-        elif converted.currency != award_currency:
+        rate = rates.get(entry.amount.currency)
+        if rate is None:
             errors.append(
                 Problem(
-                    f"{at}.converted.currency",
-                    f"must be the award currency {award_currency}",
+                    f"{at}.amount.currency",
+                    f"no rate was recorded for {entry.amount.currency} with the budget: "
+                    f"report the spending in {award_currency} or in a currency of the budget",
                 )
             )
             continue
-        elif converted.amount_minor < 0:
-            errors.append(Problem(f"{at}.converted", "spending cannot be negative"))
-            continue
-        elif entry.amount.currency == award_currency and converted != entry.amount:
-            errors.append(
-                Problem(
-                    f"{at}.converted",
-                    "must equal the amount when it is already in the award currency",
-                )
-            )
-            continue
+        converted = entry.amount.converted(award_currency, rate)
         lines.append(
             SpendingLine(
                 category=entry.category,

@@ -30,6 +30,7 @@ from services.review.schemas import (
 )
 from services.review.service import ReviewService
 from shared.auth import OFFICERS, Principal, Role, require
+from shared.http import Offset, limit_query
 from shared.service import the_service
 
 StatusFilter = Literal["open", "completed", "recused", "reassigned", "all"]
@@ -74,8 +75,8 @@ async def my_queue(
     kind: TaskKind | None = None,
     program_code: IdFilter = None,
     due_before: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: int = limit_query(100, 500),
+    offset: Offset = 0,
 ) -> list[TaskSummary]:
     where = TaskFilter(
         reviewer_id=reviewer_of(principal),
@@ -87,7 +88,7 @@ async def my_queue(
         offset=offset,
     )
     async with review.reading() as work:
-        records = await review.queue(work, where)
+        records = await review.reviewer_queue(work, reviewer_of(principal), where)
     return [TaskSummary.of(record, work.now, officer=False) for record in records]
 
 
@@ -187,8 +188,8 @@ async def all_tasks(
     kind: TaskKind | None = None,
     program_code: IdFilter = None,
     overdue: bool = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: int = limit_query(200, 1000),
+    offset: Offset = 0,
 ) -> list[TaskSummary]:
     async with review.reading() as work:
         where = TaskFilter(

@@ -119,6 +119,23 @@ class ReviewedApplication:
     partner_country: str | None = None
 
 
+def conflict(candidate: Candidate, subject: ReviewedApplication) -> str | None:
+    """Why ``candidate`` has a conflict of interest with ``subject`` (None: it has none).
+
+    Checked when a task is assigned, and again on every read and action of the task: a
+    conflict declared later takes the task away.
+    """
+    if subject.member_city and normalise(candidate.home_city) == normalise(subject.member_city):
+        return "the reviewer's home city is the applicant"
+    if normalise(subject.member_id) in {normalise(m) for m in candidate.conflict_members}:
+        return "the reviewer declared a conflict with the applicant"
+    conflict_cities = {normalise(city) for city in candidate.conflict_cities}
+    for city in (subject.member_city, subject.partner_city):
+        if city and normalise(city) in conflict_cities:
+            return f"the reviewer declared a conflict with {city}"
+    return None
+
+
 def ineligibility(
     candidate: Candidate, subject: ReviewedApplication, excluded: frozenset[str] = frozenset()
 ) -> str | None:
@@ -131,14 +148,9 @@ def ineligibility(
         return "the reviewer is not active"
     if candidate.reviewer_id in excluded:
         return "the reviewer recused on or already held this review"
-    if subject.member_city and normalise(candidate.home_city) == normalise(subject.member_city):
-        return "the reviewer's home city is the applicant"
-    if normalise(subject.member_id) in {normalise(m) for m in candidate.conflict_members}:
-        return "the reviewer declared a conflict with the applicant"
-    conflict_cities = {normalise(city) for city in candidate.conflict_cities}
-    for city in (subject.member_city, subject.partner_city):
-        if city and normalise(city) in conflict_cities:
-            return f"the reviewer declared a conflict with {city}"
+    conflicted = conflict(candidate, subject)
+    if conflicted is not None:
+        return conflicted
     if candidate.open_tasks >= candidate.capacity:
         return "the reviewer is at capacity"
     return None

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.review.domain import Candidate, TaskKind, TaskStatus, TaskTimes, answers_subject
+from shared.contracts.base import NOT_A_CONTRACT_FIELD
 from shared.contracts.programs import Rubric
 from shared.db import Id, UtcDateTime
 from shared.messaging.tables import define_messaging_tables
@@ -44,9 +45,9 @@ reviewers = Table(
     "review_reviewers",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("name", String(200), nullable=False),
+    Column("name", String(200), nullable=False, info=NOT_A_CONTRACT_FIELD),
     Column("email", String(320), nullable=False),
-    Column("home_city", String(120), nullable=False),
+    Column("home_city", String(200), nullable=False),
     Column("home_country", String(2), nullable=True),
     Column("programs", JSON, nullable=False),
     Column("focus_areas", JSON, nullable=False),
@@ -64,16 +65,16 @@ requests = Table(
     "review_requests",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("kind", String(16), nullable=False),
+    Column("kind", String(16), nullable=False, info=NOT_A_CONTRACT_FIELD),
     Column("command_id", String(200), nullable=False, unique=True),
     Column("application_id", String(64), nullable=False),
     Column("round", Integer, nullable=False),
-    Column("report_id", String(64), nullable=True),
+    Column("report_id", String(128), nullable=True),
     Column("member_id", String(64), nullable=False),
-    Column("member_city", String(120), nullable=True),
+    Column("member_city", String(200), nullable=True),
     Column("program_code", String(64), nullable=False),
     Column("focus_area", String(64), nullable=True),
-    Column("partner_city", String(120), nullable=True),
+    Column("partner_city", String(200), nullable=True),
     Column("partner_country", String(2), nullable=True),
     Column("blind_review", Boolean, nullable=False),
     Column("title", Text, nullable=False),
@@ -94,7 +95,7 @@ requests = Table(
 reports = Table(
     "review_reports",
     metadata,
-    Column("report_id", String(64), primary_key=True),
+    Column("report_id", String(128), primary_key=True),
     Column("revision", Integer, primary_key=True),
     Column("application_id", String(64), nullable=False),
     Column("report", JSON, nullable=False),
@@ -106,10 +107,10 @@ tasks = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("request_id", String(36), ForeignKey("review_requests.id"), nullable=False),
-    Column("kind", String(16), nullable=False),
+    Column("kind", String(16), nullable=False, info=NOT_A_CONTRACT_FIELD),
     Column("application_id", String(64), nullable=False),
     Column("round", Integer, nullable=False),
-    Column("report_id", String(64), nullable=True),
+    Column("report_id", String(128), nullable=True),
     Column("slot", Integer, nullable=False),
     Column("reviewer_id", String(64), ForeignKey("review_reviewers.id"), nullable=False),
     Column("status", String(16), nullable=False),
@@ -133,7 +134,7 @@ reviews = Table(
     Column("reviewer_id", String(64), nullable=False),
     Column("application_id", String(64), nullable=False),
     Column("round", Integer, nullable=False),
-    Column("kind", String(16), nullable=False),
+    Column("kind", String(16), nullable=False, info=NOT_A_CONTRACT_FIELD),
     Column("scores", JSON, nullable=False),
     Column("weighted_total_bp", Integer, nullable=False),
     Column("recommendation", String(32), nullable=False),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool
 
 from services.review.domain import (
     RECOMMENDATIONS,
@@ -27,14 +27,15 @@ from services.review.persistence import (
     TaskRecord,
     TaskRow,
 )
+from shared.contracts.base import EMAIL_PATTERN, WholeNumber, whole_number
 from shared.contracts.money import Money
-from shared.contracts.programs import Rubric
+from shared.contracts.programs import CriterionName, Rubric
 from shared.contracts.reporting import ReportContent
 
 ReviewerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
-ShortText = Annotated[str, Field(min_length=1, max_length=120)]
-Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+Email = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
 
 
 class Input(BaseModel):
@@ -74,7 +75,7 @@ class ReviewerIn(Input):
     home_city: ShortText = Field(description="The member city the reviewer lives in.")
     home_country: CountryCode | None = None
     expertise: Expertise = Field(default_factory=Expertise)
-    capacity: StrictInt = Field(default=5, ge=0, le=500, description="Most open tasks at once.")
+    capacity: WholeNumber = Field(default=5, ge=0, le=500, description="Most open tasks at once.")
     active: StrictBool = True
     conflicts: Conflicts = Field(default_factory=Conflicts)
 
@@ -85,7 +86,7 @@ class ReviewerPatch(Input):
     home_city: ShortText | None = None
     home_country: CountryCode | None = None
     expertise: Expertise | None = None
-    capacity: StrictInt | None = Field(default=None, ge=0, le=500)
+    capacity: WholeNumber | None = Field(default=None, ge=0, le=500)
     active: StrictBool | None = None
     conflicts: Conflicts | None = None
 
@@ -278,8 +279,13 @@ class TaskDetail(TaskSummary):
         )
 
 
+# Constraints before the whole-number validator, or the schema loses them (minimum/maximum).
+ScoreValue = Annotated[int, Field(ge=-1000, le=1000), Strict(), BeforeValidator(whole_number)]
+
+
 class ReviewIn(Input):
-    scores: dict[str, StrictInt] = Field(
+    scores: dict[CriterionName, ScoreValue] = Field(
+        max_length=50,
         description="A score for every rubric criterion, inside its range.",
         examples=[{"relevance": 4, "feasibility": 3}],
     )

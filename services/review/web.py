@@ -64,7 +64,7 @@ def _sign_in_again(error: _SignInNeededError, default: str = "") -> HTMLResponse
 
 
 def _csrf(review: ReviewService, token: str) -> str:
-    key = review.runtime.settings.jwt_secret.get_secret_value().encode()
+    key = review.runtime.settings.link_secret.get_secret_value().encode()
     return hmac.new(key, b"inbox-csrf:" + token.encode(), hashlib.sha256).hexdigest()[:40]
 
 

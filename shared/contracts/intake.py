@@ -6,24 +6,42 @@ from datetime import date
 
 from pydantic import Field
 
-from shared.contracts.base import Contract
-from shared.contracts.money import Money
+from shared.contracts.base import (
+    ApplicationId,
+    Category,
+    CityName,
+    CommandId,
+    Contract,
+    Count,
+    CountryCode,
+    Cycle,
+    Description,
+    Email,
+    FocusArea,
+    LongText,
+    MemberId,
+    PersonName,
+    ProgramCode,
+    Reason,
+    Title,
+)
+from shared.contracts.money import ExchangeRate, Money
 from shared.contracts.programs import ProgramRules
 
 
 class PartnerCity(Contract):
-    name: str
-    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO-3166 alpha-2 country code.")
-    contact_name: str
-    contact_email: str
+    name: CityName
+    country: CountryCode
+    contact_name: PersonName
+    contact_email: Email
 
 
 class BudgetLine(Contract):
-    category: str
-    description: str
+    category: Category
+    description: Description
     amount: Money = Field(description="In the currency it will be spent in.")
     converted: Money = Field(description="In the program currency, at the recorded rate.")
-    fx_rate: str | None = Field(
+    fx_rate: ExchangeRate | None = Field(
         default=None,
         description="Rate used for ``converted``: program-currency units per unit of the line's "
         "currency, as decimal text ('1' when the currencies are the same).",
@@ -31,25 +49,25 @@ class BudgetLine(Contract):
 
 
 class ApplicationSubmitted(Contract):
-    application_id: str
-    member_id: str
-    member_name: str
-    member_country: str
-    program_code: str
-    cycle: str
-    focus_area: str
-    title: str
-    summary: str
+    application_id: ApplicationId
+    member_id: MemberId
+    member_name: CityName
+    member_country: CountryCode
+    program_code: ProgramCode
+    cycle: Cycle
+    focus_area: FocusArea
+    title: Title
+    summary: LongText
     partner: PartnerCity
     exchange_start: date
     exchange_end: date
-    adults: int = Field(ge=0)
-    youth: int = Field(ge=0)
-    budget_lines: list[BudgetLine]
+    adults: Count
+    youth: Count
+    budget_lines: list[BudgetLine] = Field(max_length=100)
     requested: Money
     matching_cash: Money
     matching_in_kind: Money
-    contact_emails: list[str]
+    contact_emails: list[Email] = Field(max_length=20)
     member_in_good_standing: bool = Field(
         default=True, description="No overdue report from an earlier grant at submission."
     )
@@ -57,33 +75,33 @@ class ApplicationSubmitted(Contract):
 
 
 class ApplicationWithdrawn(Contract):
-    application_id: str
-    member_id: str
-    reason: str
+    application_id: ApplicationId
+    member_id: MemberId
+    reason: Reason
 
 
 class ApplicationResubmitted(Contract):
-    application_id: str
-    member_id: str
-    revision: int = Field(ge=1)
+    application_id: ApplicationId
+    member_id: MemberId
+    revision: int = Field(ge=1, le=1000)
     requested: Money
-    summary: str
-    budget_lines: list[BudgetLine]
+    summary: LongText
+    budget_lines: list[BudgetLine] = Field(max_length=100)
 
 
 class AmendmentRequested(Contract):
-    application_id: str
-    member_id: str
-    amendment_id: str
+    application_id: ApplicationId
+    member_id: MemberId
+    amendment_id: CommandId
     new_exchange_start: date | None = None
     new_exchange_end: date | None = None
     new_award: Money | None = None
     cancel_exchange: bool = False
-    reason: str
+    reason: Reason
 
 
 class PartnerConfirmed(Contract):
-    application_id: str
-    partner_contact_email: str
+    application_id: ApplicationId
+    partner_contact_email: Email
     confirmed: bool = Field(description="False when the partner declines to take part.")
-    note: str | None = None
+    note: Reason | None = None

@@ -10,7 +10,9 @@ import re
 from fractions import Fraction
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.contracts.base import WholeNumber
 
 # Minor-unit exponents of the currencies a sister-city program is likely to meet.
 # A currency that is not listed here is refused rather than guessed.
@@ -49,20 +51,33 @@ MINOR_UNIT_EXPONENT: dict[str, int] = {
     "BRL": 2,
 }
 
-CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD", "KES"])]
+# The schema lists the known codes, so that a client (or a fuzzer) learns which are taken.
+CurrencyCode = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Z]{3}$",
+        examples=["USD", "KES"],
+        json_schema_extra={"enum": sorted(MINOR_UNIT_EXPONENT)},
+    ),
+]
 
 # The largest amount the system holds, in minor units (ten trillion dollars in cents): far
 # beyond any grant, far inside the 64-bit columns that store amounts and their sums.
 MAX_MINOR_UNITS = 10**15
 
-# An exchange rate as decimal text: units of the target currency per unit of the source.
-RATE_PATTERN = r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,12})?$"
-ExchangeRate = Annotated[str, Field(pattern=RATE_PATTERN, max_length=22, examples=["0.0077", "1"])]
+# An exchange rate as decimal text, more than zero: units of the target currency per unit of
+# the source. The pattern alone says "positive" (a nonzero digit before the point, or one
+# after "0."), so that every rate the schema allows is one the services accept.
+RATE_PATTERN = r"^([1-9][0-9]{0,8}(\.[0-9]{1,12})?|0\.0{0,11}[1-9][0-9]{0,11})$"
+RATE_MAX_LENGTH = 22
+ExchangeRate = Annotated[
+    str, Field(pattern=RATE_PATTERN, max_length=RATE_MAX_LENGTH, examples=["0.0077", "1"])
+]
 
 
 def parse_rate(rate: str) -> Fraction:
     """An exchange rate written as decimal text, exactly (never through a float)."""
-    if not re.fullmatch(RATE_PATTERN, rate) or Fraction(rate) <= 0:
+    if len(rate) > RATE_MAX_LENGTH or not re.fullmatch(RATE_PATTERN, rate):
         raise ValueError(f"exchange rate {rate!r} must be a positive decimal number")
     return Fraction(rate)
 
@@ -71,6 +86,9 @@ def round_half_up(value: Fraction) -> int:
     """The nearest integer, halves away from zero (what a person expects of cents)."""
     magnitude = math.floor(abs(value) + Fraction(1, 2))
     return magnitude if value >= 0 else -magnitude
+
+
+MinorUnits = WholeNumber
 
 
 class CurrencyMismatchError(ValueError):
@@ -85,7 +103,7 @@ class Money(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    amount_minor: StrictInt = Field(
+    amount_minor: MinorUnits = Field(
         ge=-MAX_MINOR_UNITS,
         le=MAX_MINOR_UNITS,
         description="Amount in the currency's minor units.",
@@ -117,6 +135,15 @@ class Money(BaseModel):
     def __sub__(self, other: Any) -> Money:
         other = self._same_currency(other)
         return Money(amount_minor=self.amount_minor - other.amount_minor, currency=self.currency)
+
+    def __eq__(self, other: object) -> bool:
+        # A Payment and a Money of the same amount are the same money.
+        if not isinstance(other, Money):
+            return NotImplemented
+        return (self.amount_minor, self.currency) == (other.amount_minor, other.currency)
+
+    def __hash__(self) -> int:
+        return hash((self.amount_minor, self.currency))
 
     def __neg__(self) -> Money:
         return Money(amount_minor=-self.amount_minor, currency=self.currency)
@@ -176,3 +203,14 @@ class Money(BaseModel):
         whole, fraction = divmod(abs(self.amount_minor), 10**exponent)
         text = f"{whole:,}" if exponent == 0 else f"{whole:,}.{fraction:0{exponent}d}"
         return f"{sign}{text} {self.currency}"
+
+
+class Payment(Money):
+    """An amount that cannot be negative: a budget, a payment, what was spent. A ``Money``
+    is taken where a Payment is expected, if it is not negative."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", from_attributes=True)
+
+    amount_minor: MinorUnits = Field(
+        ge=0, le=MAX_MINOR_UNITS, description="Amount in the currency's minor units, 0 or more."
+    )

@@ -11,11 +11,11 @@ import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 from fractions import Fraction
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from shared.contracts.base import Contract
+from shared.contracts.base import Contract, CountryCode, Cycle, Description, ProgramCode, Title
 from shared.contracts.money import Money
 
 FOCUS_AREA_WORDS = {
@@ -52,16 +52,20 @@ def _percent(basis_points: Fraction) -> str:
     return f"{math.floor(basis_points) / 100:g}%"
 
 
+CriterionName = Annotated[str, Field(min_length=1, max_length=100, examples=["relevance"])]
+Score = Annotated[int, Field(ge=-1000, le=1000)]
+
+
 class RubricCriterion(Contract):
-    name: str = Field(examples=["relevance"])
-    description: str = ""
-    weight: int = Field(ge=1, description="Relative weight of the criterion.")
-    min_score: int = 0
-    max_score: int = Field(default=5, ge=1)
+    name: CriterionName
+    description: Description = ""
+    weight: int = Field(ge=1, le=1000, description="Relative weight of the criterion.")
+    min_score: Score = 0
+    max_score: Score = Field(default=5, ge=1)
 
 
 class Rubric(Contract):
-    criteria: list[RubricCriterion] = Field(min_length=1)
+    criteria: list[RubricCriterion] = Field(min_length=1, max_length=50)
     pass_mark_bp: int = Field(
         ge=0, le=10_000, description="Weighted score needed to pass, in basis points (6000=60%)."
     )
@@ -85,29 +89,31 @@ class Tranche(Contract):
 
 
 class ProgramRules(Contract):
-    code: str
-    name: str
-    catalog_version: str
-    cycle: str = Field(description="Funding cycle, e.g. '2027'.")
+    code: ProgramCode
+    name: Title
+    catalog_version: Annotated[str, Field(min_length=1, max_length=40)]
+    cycle: Cycle = Field(description="Funding cycle, e.g. '2027'.")
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     application_opens: date
     application_closes: date
     exchange_period_start: date
     exchange_period_end: date
-    eligible_partner_countries: list[str] = Field(
-        description="ISO-3166 alpha-2 codes; empty means any country."
+    eligible_partner_countries: list[CountryCode] = Field(
+        max_length=300, description="ISO-3166 alpha-2 codes; empty means any country."
     )
-    applicant_countries: list[str] = Field(default_factory=list)
-    focus_areas: list[Literal["business_and_trade", "youth_and_education", "community_development"]]
+    applicant_countries: list[CountryCode] = Field(default_factory=list, max_length=300)
+    focus_areas: list[
+        Literal["business_and_trade", "youth_and_education", "community_development"]
+    ] = Field(max_length=3)
     youth_program: bool = False
     max_award: Money
     min_matching_bp: int = Field(ge=0, le=10_000)
     annual_budget: Money
-    reviewers_needed: int = Field(ge=1)
+    reviewers_needed: int = Field(ge=1, le=100)
     blind_review: bool = False
     rubric: Rubric
     report_rubric: Rubric
-    tranches: list[Tranche] = Field(min_length=1)
+    tranches: list[Tranche] = Field(min_length=1, max_length=20)
     partner_confirmation_period: timedelta
     review_period: timedelta
     revision_period: timedelta
@@ -115,6 +121,7 @@ class ProgramRules(Contract):
     payment_max_attempts: int = Field(
         default=3,
         ge=1,
+        le=1000,
         description=(
             "Kept for lifecycles started before disbursement became the one owner of "
             "payment retries (GRANTFLOW_DISBURSEMENT_MAX_PAYMENT_ATTEMPTS); ignored since."
@@ -132,8 +139,8 @@ class ProgramRules(Contract):
         ),
     )
     report_due_after: timedelta = Field(description="Report due this long after the exchange.")
-    report_reminders_before: list[timedelta] = Field(default_factory=list)
-    report_reminders_after: list[timedelta] = Field(default_factory=list)
+    report_reminders_before: list[timedelta] = Field(default_factory=list, max_length=20)
+    report_reminders_after: list[timedelta] = Field(default_factory=list, max_length=20)
     report_overdue_after: timedelta = Field(
         default=timedelta(0), description="Grace after the due date before standing is lost."
     )

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shared.contracts.base import Contract
-from shared.contracts.money import Money
+from shared.contracts.base import ApplicationId, Category, Contract, Description, MemberId, ReportId
+from shared.contracts.money import Money, Payment
 
 
 class ReportParticipants(Contract):
@@ -30,19 +30,24 @@ class ReportActivity(Contract):
 
 
 class ReportOutcomes(Contract):
-    agreements_signed: int = Field(default=0, ge=0, description="Agreements or MOUs signed.")
-    trade_leads: int = Field(default=0, ge=0)
-    jobs_created: int = Field(default=0, ge=0)
-    students_exchanged: int = Field(default=0, ge=0)
-    follow_up_projects: int = Field(default=0, ge=0)
+    agreements_signed: int = Field(
+        default=0, ge=0, le=100_000, description="Agreements or MOUs signed."
+    )
+    trade_leads: int = Field(default=0, ge=0, le=100_000)
+    jobs_created: int = Field(default=0, ge=0, le=100_000)
+    students_exchanged: int = Field(default=0, ge=0, le=100_000)
+    follow_up_projects: int = Field(default=0, ge=0, le=100_000)
     narrative: str = Field(default="", max_length=20_000)
 
 
 class SpendingLine(Contract):
-    category: str = Field(min_length=1, max_length=100, description="A budget line's category.")
-    description: str = Field(default="", max_length=500)
-    amount: Money = Field(description="What was spent, in the currency it was spent in.")
-    converted: Money = Field(description="The same amount in the award currency.")
+    category: Category = Field(description="A budget line's category.")
+    description: Description = ""
+    amount: Payment = Field(description="What was spent, in the currency it was spent in.")
+    converted: Payment = Field(
+        description="The same amount in the award currency, converted by reporting at the "
+        "rate recorded with the budget."
+    )
 
 
 class AttachmentMeta(Contract):
@@ -63,11 +68,11 @@ class ReportContent(Contract):
 
 
 class ReportSubmitted(Contract):
-    application_id: str
-    report_id: str
-    member_id: str
+    application_id: ApplicationId
+    report_id: ReportId
+    member_id: MemberId
     actual_spending: Money
-    revision: int = 1
+    revision: int = Field(default=1, ge=1, le=1000)
     due_on: date | None = Field(default=None, description="The due date the report answered.")
     content: ReportContent | None = Field(
         default=None, description="The report itself: reviewers and analytics read it here."
@@ -75,8 +80,8 @@ class ReportSubmitted(Contract):
 
 
 class MemberStandingChanged(Contract):
-    member_id: str
+    member_id: MemberId
     good_standing: bool
     reason: Literal["report_overdue", "report_received", "membership_lapsed", "restored"]
-    application_id: str | None = None
+    application_id: ApplicationId | None = None
     as_of: date

@@ -7,18 +7,38 @@ so a command re-sent after its deadline is recognised as the same command.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared.contracts.base import Contract
+from shared.contracts.base import (
+    ApplicationId,
+    CityName,
+    CommandId,
+    Contract,
+    CountryCode,
+    Cycle,
+    Email,
+    FocusArea,
+    LongText,
+    MemberId,
+    ProgramCode,
+    Reason,
+    Reference,
+    ReportId,
+    Round,
+    Sequence,
+    Stage,
+    TaskId,
+    Title,
+)
 from shared.contracts.intake import BudgetLine
 from shared.contracts.money import Money
 from shared.contracts.programs import Rubric
 
 
 class Deadline(Contract):
-    name: str
+    name: Annotated[str, Field(min_length=1, max_length=80)]
     due_at: datetime
 
 
@@ -44,76 +64,77 @@ EscalationKind = Literal[
 
 
 class ApplicationStatusChanged(Contract):
-    application_id: str
-    member_id: str
-    program_code: str
-    stage: str
-    previous_stage: str | None
-    reason: str | None = None
-    deadlines: list[Deadline] = Field(default_factory=list)
-    action_required: str | None = Field(
+    application_id: ApplicationId
+    member_id: MemberId
+    program_code: ProgramCode
+    stage: Stage
+    previous_stage: Stage | None
+    reason: LongText | None = None
+    deadlines: list[Deadline] = Field(default_factory=list, max_length=20)
+    action_required: LongText | None = Field(
         default=None, description="What the applicant must do next, if anything."
     )
     amounts: Amounts | None = None
-    sequence: int = Field(ge=1, description="Orders status events of one application.")
+    sequence: Sequence = Field(description="Orders status events of one application.")
     waiting_for_officer: list[EscalationKind] = Field(
         default_factory=list,
+        max_length=20,
         description="The kinds of escalation still waiting for a program officer; a kind "
         "raised earlier and missing here has been resolved.",
     )
 
 
 class ReminderDue(Contract):
-    application_id: str
-    member_id: str
+    application_id: ApplicationId
+    member_id: MemberId
     about: Literal["report_due", "report_overdue", "revision_due", "report_changes_due"]
     due_at: datetime
-    message: str
+    message: LongText
 
 
 class RequestPartnerConfirmation(Contract):
-    command_id: str
-    application_id: str
-    partner_city: str
-    partner_contact_email: str
+    command_id: CommandId
+    application_id: ApplicationId
+    partner_city: CityName
+    partner_contact_email: Email
     due_at: datetime
 
 
 class RequestReviews(Contract):
-    command_id: str
-    application_id: str
-    round: int = Field(ge=1)
-    reviews_needed: int = Field(ge=1)
+    command_id: CommandId
+    application_id: ApplicationId
+    round: Round
+    reviews_needed: int = Field(ge=1, le=100)
     due_at: datetime
-    member_id: str
-    member_city: str
-    program_code: str
-    focus_area: str
-    partner_city: str
-    partner_country: str
+    member_id: MemberId
+    member_city: CityName
+    program_code: ProgramCode
+    focus_area: FocusArea
+    partner_city: CityName
+    partner_country: CountryCode
     blind_review: bool
-    title: str
-    summary: str
+    title: Title
+    summary: LongText
     requested: Money
     rubric: Rubric
 
 
 class ReassignReview(Contract):
-    command_id: str
-    application_id: str
-    round: int = Field(ge=1)
-    reason: str
-    task_id: str | None = Field(
+    command_id: CommandId
+    application_id: ApplicationId
+    round: Round
+    reason: Reason
+    task_id: TaskId | None = Field(
         default=None, description="None: every task of the round not yet completed."
     )
 
 
 class RequestReportReview(Contract):
-    command_id: str
-    application_id: str
-    report_id: str
-    member_id: str
-    program_code: str
+    command_id: CommandId
+    application_id: ApplicationId
+    report_id: ReportId
+    member_id: MemberId
+    program_code: ProgramCode
     due_at: datetime
     rubric: Rubric
 
@@ -121,11 +142,11 @@ class RequestReportReview(Contract):
 class LedgerCommand(Contract):
     """A command that moves money: the ledger refuses to apply one idempotency key twice."""
 
-    command_id: str
-    idempotency_key: str
-    application_id: str
-    program_code: str
-    cycle: str
+    command_id: CommandId
+    idempotency_key: Reference
+    application_id: ApplicationId
+    program_code: ProgramCode
+    cycle: Cycle
 
 
 class ReserveFunds(LedgerCommand):
@@ -133,7 +154,7 @@ class ReserveFunds(LedgerCommand):
 
 
 class ReleaseFunds(LedgerCommand):
-    reason: str
+    reason: Reason
     amount: Money | None = Field(default=None, description="None: all that is still reserved.")
 
 
@@ -147,50 +168,51 @@ class PayTranche(LedgerCommand):
     a second payment.
     """
 
-    tranche: int = Field(ge=1)
+    tranche: int = Field(ge=1, le=100)
     amount: Money
-    payee_reference: str = Field(description="The member's payee reference at finance.")
-    memo: str
+    payee_reference: Reference = Field(description="The member's payee reference at finance.")
+    memo: Reason
 
 
 class RequestRefund(LedgerCommand):
     amount: Money
-    reason: str
+    reason: Reason
 
 
 class AdjustAward(LedgerCommand):
     new_award: Money
-    reason: str
+    reason: Reason
 
 
 class RequestReport(Contract):
-    command_id: str
-    application_id: str
-    report_id: str
-    member_id: str
-    program_code: str
+    command_id: CommandId
+    application_id: ApplicationId
+    report_id: ReportId
+    member_id: MemberId
+    program_code: ProgramCode
     due_on: date
-    reminders_at: list[datetime]
-    budget_lines: list[BudgetLine]
+    reminders_at: list[datetime] = Field(max_length=50)
+    budget_lines: list[BudgetLine] = Field(max_length=100)
     awarded: Money
 
 
 class ReportOverdue(Contract):
-    application_id: str
-    report_id: str
-    member_id: str
+    application_id: ApplicationId
+    report_id: ReportId
+    member_id: MemberId
     due_on: date
 
 
 class EscalatedToOfficer(Contract):
-    application_id: str
-    stage: str
-    reason: str
+    application_id: ApplicationId
+    stage: Stage
+    reason: LongText
     kind: EscalationKind = "other"
     sequence: int | None = Field(
         default=None,
         ge=1,
+        le=2**31 - 1,
         description="The sequence of the status event this escalation follows: only a later "
         "status event can say that it was resolved.",
     )
-    program_code: str | None = None
+    program_code: ProgramCode | None = None

@@ -14,6 +14,8 @@ import pytest
 from services.disbursement.app import create_app
 from services.disbursement.settings import DisbursementSettings
 from shared.auth import Role, mint_token
+from shared.contracts.money import Money
+from shared.contracts.topics import DISBURSEMENT_FAILED
 from tests.support.disbursement import (
     WEBHOOK_SECRET,
     Ledger,
@@ -82,7 +84,11 @@ async def test_a_signed_settlement_pays_once_even_when_kafka_brings_it_too(
     response = await client.post("/v1/finance/settlements", content=body, headers=sign(body))
     assert response.status_code == 200, response.text
     assert response.json() == {"instruction_id": instruction, "disposition": "applied"}
-    again = await client.post("/v1/finance/settlements", content=body, headers=sign(body))
+    # Another delivery of the same settlement (signed a second earlier: a new request).
+    earlier = datetime.now(UTC) - timedelta(seconds=1)
+    again = await client.post(
+        "/v1/finance/settlements", content=body, headers=sign(body, at=earlier)
+    )
     assert again.json()["disposition"] == "duplicate"
     assert await ledger.finance(settled(instruction, usd(35_000), "FIN-7")) == "duplicate"
     report = await ledger.report(unique)
@@ -180,7 +186,7 @@ async def test_an_officer_sets_a_budget_and_reads_its_balances(
         headers=officer,
     )
     assert negative.status_code == 422
-    assert negative.json()["detail"][0]["loc"] == ["body", "amount"]
+    assert negative.json()["detail"][0]["loc"] == ["body", "amount", "amount_minor"]
 
 
 async def test_budgets_are_for_program_officers_only(
@@ -201,10 +207,11 @@ async def test_an_officer_reads_payment_history_and_reconciliation_as_csv(
     body = settlement_body(instruction, minor=34_000)
     await client.post("/v1/finance/settlements", content=body, headers=sign(body))
     history = (await client.get(f"/v1/applications/{app}/payments", headers=officer)).json()
-    assert history["disbursed"] == {"amount_minor": 35_000, "currency": "USD"}
+    assert history["disbursed"] == {"amount_minor": 0, "currency": "USD"}
     [payment] = history["payments"]
-    assert (payment["status"], payment["receipts"][0]["channel"]) == ("settled", "webhook")
-    assert [line["kind"] for line in history["ledger"]] == ["reserve", "instruct", "settle"]
+    assert (payment["status"], payment["receipts"][0]["channel"]) == ("escalated", "webhook")
+    assert payment["receipts"][0]["disposition"] == "mismatch"
+    assert [line["kind"] for line in history["ledger"]] == ["reserve", "instruct"]
 
     response = await client.get("/v1/reconciliation?format=csv", headers=officer)
     assert response.headers["content-type"].startswith("text/csv")
@@ -240,3 +247,112 @@ async def test_an_officer_sets_rates_and_payee_currencies(
         f"/v1/payees/{unique}-payee", json={"currency": "KES"}, headers=officer
     )
     assert payee.json() == {"payee_reference": f"{unique}-payee", "currency": "KES"}
+
+
+async def post_settlement(
+    client: httpx.AsyncClient, body: bytes, headers: dict[str, str]
+) -> httpx.Response:
+    return await client.post("/v1/finance/settlements", content=body, headers=headers)
+
+
+async def test_a_repeated_delivery_is_answered_as_before_and_applied_once(
+    client: httpx.AsyncClient, ledger: Ledger, unique: str
+) -> None:
+    instruction = await instructed(ledger, unique, f"{unique}-a")
+    body = settlement_body(instruction)
+    headers = sign(body, delivery="delivery-1")
+    first = await post_settlement(client, body, headers)
+    # Finance did not hear the answer and delivers again: the same id, signed anew.
+    again = await post_settlement(
+        client, body, sign(body, delivery="delivery-1", at=datetime.now(UTC) - timedelta(seconds=2))
+    )
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json() == first.json() == {"instruction_id": instruction, "disposition": "applied"}
+    history = await ledger.history(f"{unique}-a")
+    assert len(history.payments[0].receipts) == 1
+    assert (await ledger.report(unique)).disbursed == usd(35_000)
+
+
+async def test_the_same_signed_settlement_replayed_within_the_window_is_not_processed_again(
+    client: httpx.AsyncClient, ledger: Ledger, unique: str
+) -> None:
+    instruction = await instructed(ledger, unique, f"{unique}-a")
+    body = settlement_body(instruction)
+    captured = sign(body)
+    assert (await post_settlement(client, body, captured)).status_code == 200
+    # An eavesdropper sends the captured request again, under a delivery id of its own.
+    replayed = await post_settlement(client, body, {**captured, "X-Grantflow-Delivery": "evil"})
+    assert replayed.json() == {"instruction_id": instruction, "disposition": "applied"}
+    history = await ledger.history(f"{unique}-a")
+    assert len(history.payments[0].receipts) == 1
+
+
+async def test_a_delivery_without_an_id_is_refused_after_its_signature(
+    client: httpx.AsyncClient, ledger: Ledger, unique: str
+) -> None:
+    instruction = await instructed(ledger, unique, f"{unique}-a")
+    body = settlement_body(instruction)
+    headers = {k: v for k, v in sign(body).items() if k != "X-Grantflow-Delivery"}
+    response = await post_settlement(client, body, headers)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "X-Grantflow-Delivery"
+    assert (await ledger.report(unique)).disbursed == usd(0)
+
+
+async def test_a_signed_settlement_of_a_negative_or_huge_amount_is_refused(
+    client: httpx.AsyncClient, ledger: Ledger, unique: str
+) -> None:
+    instruction = await instructed(ledger, unique, f"{unique}-a")
+    for minor in (-35_000, 2**63):
+        body = settlement_body(instruction, minor=minor)
+        response = await post_settlement(client, body, sign(body))
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["field"].endswith("amount_minor") or minor == 2**63
+    assert (await ledger.report(unique)).disbursed == usd(0)
+
+
+async def test_a_settlement_of_another_amount_is_held_for_an_officer_not_applied(
+    client: httpx.AsyncClient, ledger: Ledger, settings: DisbursementSettings, unique: str
+) -> None:
+    instruction = await instructed(ledger, unique, f"{unique}-a")
+    body = settlement_body(instruction, minor=34_000)
+    response = await post_settlement(client, body, sign(body))
+    assert response.status_code == 409, response.text
+    assert "held for reconciliation" in response.json()["detail"]
+    report = await ledger.report(unique)
+    assert (report.disbursed, report.in_payment) == (usd(0), usd(35_000))
+    findings = (await client.get("/v1/reconciliation", headers=officer_headers(settings))).json()
+    [held] = [f for f in findings["findings"] if f["kind"] == "amount_mismatch"]
+    assert held["instruction_id"] == instruction
+    assert (held["instructed"]["amount_minor"], held["settled"]["amount_minor"]) == (35_000, 34_000)
+    assert "not applied" in held["detail"]
+    # Escalated: the workflow is told the payment failed for good (an officer must look),
+    # and the instruction is not sent to finance again.
+    [escalated] = await ledger.published(f"{unique}-a", DISBURSEMENT_FAILED)
+    assert "held for a program officer" in escalated.payload["reason"]
+    [payment] = (await ledger.history(f"{unique}-a")).payments
+    assert (payment.status, payment.sends) == ("escalated", 1)
+
+
+async def test_a_settlement_on_kafka_in_another_currency_is_held_too(
+    ledger: Ledger, unique: str
+) -> None:
+    instruction = await instructed(ledger, unique, f"{unique}-a")
+    notice = settled(instruction, Money(amount_minor=35_000, currency="EUR"))
+    assert await ledger.finance(notice) == "mismatch"
+    assert (await ledger.report(unique)).disbursed == usd(0)
+    kinds = [finding.kind for finding in (await ledger.reconciliation()).findings]
+    assert "amount_mismatch" in kinds
+
+
+async def test_a_timestamp_of_400_digits_or_an_unknown_field_is_a_clear_refusal(
+    client: httpx.AsyncClient, ledger: Ledger, unique: str
+) -> None:
+    instruction = await instructed(ledger, unique, f"{unique}-a")
+    body = settlement_body(instruction)
+    headers = {**sign(body), "X-Grantflow-Timestamp": "9" * 400}
+    assert (await post_settlement(client, body, headers)).status_code in (401, 422)
+    extra = json.dumps({**json.loads(body), "paid_twice": True}).encode()
+    response = await post_settlement(client, extra, sign(extra))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"].endswith("paid_twice")

@@ -35,11 +35,13 @@ from tests.support.reporting import (
     Event,
     Served,
     again,
+    at,
     budget_line,
     history,
     report_overdue,
     report_requested,
     report_reviewed,
+    reserved,
 )
 
 pytestmark = pytest.mark.postgres
@@ -293,3 +295,40 @@ async def test_rebuild_from_the_topics_equals_the_live_read_model(
     # Rebuilding again over the same database replaces, it does not add.
     again = await rebuild(live.settings, target)
     assert again.applications == 4 and again.events_applied == result.events_applied
+
+
+async def test_an_event_from_a_producer_that_does_not_own_its_topic_is_dead_lettered(
+    live: Live,
+) -> None:
+    """Whoever can write ``grants.funds.reserved.v1`` is not disbursement: the forgery goes
+    to the dead letters with the reason, and the real event with the same id still counts."""
+    application = f"{live.unique}-forged"
+    topic, real = reserved(application, 800_000, when=at("2027-01-21"))
+    forged = real.model_copy(update={"producer": "intake"})
+    await live.publish((topic, forged))
+    dead = live.service.runtime.tables.dead_letters
+
+    async def dead_lettered() -> list[Any]:
+        async with live.service.reading() as work:
+            rows = await work.session.execute(
+                select(dead.c.reason).where(dead.c.topic == live.topic(topic))
+            )
+            return list(rows.scalars())
+
+    async def forged_is_dead() -> bool:
+        return bool(await dead_lettered())
+
+    await eventually(forged_is_dead, timeout=30)
+    [reason] = await dead_lettered()
+    assert "producer 'intake' does not own grants.funds.reserved.v1" in reason
+    await live.publish((topic, real))
+    inbox = messaging.inbox
+
+    async def real_applied() -> bool:
+        async with live.service.reading() as work:
+            found = await work.session.scalar(
+                select(inbox.c.event_id).where(inbox.c.event_id == str(real.event_id))
+            )
+        return found is not None
+
+    await eventually(real_applied, timeout=30)

@@ -298,6 +298,37 @@ async def test_an_invalid_review_is_a_422_naming_the_field_and_changes_nothing(
     assert await open_task_of(review, "expert-a") == task_id
 
 
+async def test_a_conflict_declared_after_assignment_takes_the_task_away_and_reassigns_it(
+    review: ReviewHarness,
+) -> None:
+    await with_panel(review)
+    await review.deliver(request_reviews())
+    task_id = await open_task_of(review, "expert-a")
+    expert = review.as_reviewer("expert-a")
+    assert (await review.client.get(f"/v1/tasks/{task_id}", headers=expert)).status_code == 200
+    declared = await review.client.patch(
+        "/v1/reviewers/expert-a",
+        json={"conflicts": {"members": ["member-kisumu"], "cities": []}},
+        headers=review.as_officer(),
+    )
+    assert declared.status_code == 200, declared.text
+    # Taken away: recorded as a recusal, and the slot went to the next eligible reviewer.
+    [event] = await review.outbox("grants.review.recused.v1")
+    assert (event.payload["task_id"], event.payload["reviewer_id"]) == (task_id, "expert-a")
+    assert "declared after assignment" in event.payload["reason"]
+    assert event.payload["replacement_task_id"] == await open_task_of(review, "generalist")
+    # And the reviewer never sees the application again: not in its queue, not by id.
+    assert (await review.client.get(f"/v1/tasks/{task_id}", headers=expert)).status_code == 404
+    queue = await review.client.get("/v1/tasks?status=all", headers=expert)
+    assert task_id not in {task["task_id"] for task in queue.json()}
+    submitted = await review.client.post(
+        f"/v1/tasks/{task_id}/review",
+        json=review_body(),
+        headers=expert,
+    )
+    assert submitted.status_code == 404
+
+
 async def test_recusal_records_the_conflict_and_hands_the_task_to_someone_else(
     review: ReviewHarness,
 ) -> None:
@@ -329,7 +360,10 @@ async def test_recusal_records_the_conflict_and_hands_the_task_to_someone_else(
         json={"reason": "twice"},
         headers=review.as_reviewer("expert-a"),
     )
-    assert again.status_code == 409
+    # The reviewer never sees that application again, not even the task it left.
+    assert again.status_code == 404
+    seen = await review.client.get(f"/v1/tasks/{task_id}", headers=review.as_reviewer("expert-a"))
+    assert seen.status_code == 404
     # A later round (after a revision) never goes back to the reviewer who recused.
     await review.deliver(request_reviews(round=2, reviews_needed=3))
     round_two = {t.reviewer_id for t in await review.tasks("app-1") if t.round == 2}
@@ -658,7 +692,8 @@ async def test_an_id_with_control_characters_is_a_422_not_a_database_error(
 ) -> None:
     response = await review.client.get("/v1/tasks/a%00b", headers=review.as_reviewer("r-1"))
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["path", "task_id"]
+    # Refused before any route (shared.http.JsonGuard): the path holds a NUL character.
+    assert response.json()["detail"][0]["loc"] == ["path"]
     response = await review.client.get(
         "/v1/officer/tasks", params={"program_code": "A\x00"}, headers=review.as_officer()
     )

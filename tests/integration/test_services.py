@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import inspect
 
 from grantflow.services import SETTINGS_BY_SERVICE
+from shared.auth import Role, mint_token
 from shared.db import create_engine
 from shared.migrations import MIGRATED_SERVICES, upgrade
 from tests.support.processes import Tansu, TemporalDevServer, migrated_sqlite
@@ -69,7 +70,11 @@ async def test_service_answers_health_readiness_and_metrics(
     ready = await running_service.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
-    metrics = (await running_service.get("/metrics")).text
+    assert (await running_service.get("/metrics")).status_code == 401
+    officer = mint_token(SETTINGS_BY_SERVICE["intake"](), role=Role.PROGRAM_OFFICER)
+    metrics = (
+        await running_service.get("/metrics", headers={"Authorization": f"Bearer {officer}"})
+    ).text
     assert "outbox_published_total" in metrics
     assert 'http_requests_total{method="GET",route="/readyz",status="200"}' in metrics
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,16 @@ async def chromium() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-class WithoutBroker:
-    """Serves an app without its broker lifespan (its pages read only the database)."""
+Startup = Callable[[Any], Awaitable[None]]
 
-    def __init__(self, app: Any) -> None:
+
+class WithoutBroker:
+    """Serves an app without its broker lifespan (what it answers reads only the database);
+    its lifespan runs ``startup`` (each step given the app) instead."""
+
+    def __init__(self, app: Any, startup: Sequence[Startup] = ()) -> None:
         self.app = app
+        self.startup = list(startup)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
@@ -56,6 +61,8 @@ class WithoutBroker:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                for step in self.startup:
+                    await step(self.app)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.app.state.runtime.engine.dispose()

@@ -335,13 +335,19 @@ class Ledger:
 
 
 def sign(
-    body: bytes, *, secret: str = WEBHOOK_SECRET, at: datetime | None = None
+    body: bytes,
+    *,
+    secret: str = WEBHOOK_SECRET,
+    at: datetime | None = None,
+    delivery: str | None = None,
 ) -> dict[str, str]:
+    """Headers of a finance system's delivery of ``body``: a new delivery id unless given."""
     timestamp = str(int((at or datetime.now(UTC)).timestamp()))
     signature = hmac.new(
         secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
     ).hexdigest()
     return {
+        "X-Grantflow-Delivery": delivery or uuid.uuid4().hex,
         "X-Grantflow-Timestamp": timestamp,
         "X-Grantflow-Signature": signature,
         "Content-Type": "application/json",

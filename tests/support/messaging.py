@@ -30,7 +30,7 @@ TOPIC = APPLICATION_WITHDRAWN
 def withdrawn(application_id: str, reason: str) -> Envelope[ApplicationWithdrawn]:
     return new_envelope(
         ApplicationWithdrawn(application_id=application_id, member_id="m-1", reason=reason),
-        producer="tests",
+        producer="intake",
         application_id=application_id,
     )
 

@@ -46,7 +46,7 @@ from shared.contracts.reporting import (
     SpendingLine,
 )
 from shared.contracts.review import CriterionScore, ReportReviewed, ReviewCompleted
-from shared.contracts.topics import Topic
+from shared.contracts.topics import ALL_TOPICS, Topic
 from shared.contracts.workflows import (
     Amounts,
     ApplicationStatusChanged,
@@ -168,12 +168,16 @@ def budget_line(currency: str, amount_minor: int, usd_minor: int, category: str)
     )
 
 
+# Who publishes each payload: consumers refuse an event whose producer does not own its topic.
+OWNERS = {topic.payload: topic.owner.value for topic in ALL_TOPICS}
+
+
 def envelope(
     payload: BaseModel, application_id: str, when: datetime, event_id: uuid.UUID | None = None
 ) -> Envelope[Any]:
     return new_envelope(
         payload,
-        producer="tests",
+        producer=OWNERS[type(payload)],
         application_id=application_id,
         occurred_at=when,
         event_id=event_id,

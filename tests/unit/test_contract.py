@@ -68,7 +68,16 @@ def test_production_refuses_default_secrets() -> None:
         IntakeSettings(environment="production")
     with pytest.raises(ValidationError, match="finance_webhook_secret"):
         DisbursementSettings(environment="production", jwt_secret="a-real-secret")
-    assert IntakeSettings(environment="production", jwt_secret="a-real-secret")
+    with pytest.raises(ValidationError, match="event_id_secret must be set in production"):
+        IntakeSettings(environment="production", jwt_secret="j" * 32, link_secret="l" * 32)
+    assert IntakeSettings(
+        environment="production",
+        jwt_secret="j" * 32,
+        link_secret="l" * 32,
+        event_id_secret="e" * 32,
+        database_url="postgresql+asyncpg://grantflow@db/grantflow",
+        public_url="https://grants.example.org",
+    )
 
 
 def test_service_settings_read_their_own_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,3 +87,20 @@ def test_service_settings_read_their_own_prefix(monkeypatch: pytest.MonkeyPatch)
     assert settings.http_port == 9999
     assert settings.kafka_bootstrap_servers == "kafka:9092"
     assert settings.effective_database_url().endswith("data/intake.db")
+
+
+def test_derived_event_ids_are_keyed_with_the_deployments_secret() -> None:
+    from shared.contracts.envelope import configure_event_ids, deterministic_id
+
+    public = deterministic_id("application-app-1", "reserve-funds", "1")
+    try:
+        configure_event_ids("a-secret-of-this-deployment-only-0123456789")
+        keyed = deterministic_id("application-app-1", "reserve-funds", "1")
+        assert keyed == deterministic_id("application-app-1", "reserve-funds", "1")
+        assert keyed != public
+        configure_event_ids("another-deployments-secret-0123456789abcdef")
+        assert deterministic_id("application-app-1", "reserve-funds", "1") != keyed
+    finally:
+        configure_event_ids(None)
+    # Without a secret (development, and the recorded histories): the ids as they were.
+    assert deterministic_id("application-app-1", "reserve-funds", "1") == public

@@ -30,9 +30,13 @@ def test_a_float_amount_is_refused() -> None:
         Money(amount_minor=10.5, currency="USD")  # type: ignore[arg-type]
 
 
-def test_a_float_that_looks_whole_is_refused_too() -> None:
-    with pytest.raises(ValidationError):
-        Money.model_validate({"amount_minor": 100.0, "currency": "USD"})
+def test_json_writes_a_whole_number_either_way_but_text_and_booleans_are_refused() -> None:
+    # JSON has one kind of number: 100.0 is the integer 100 (what the OpenAPI schema's
+    # "integer" allows); 100.5, "100" and true are not minor units.
+    assert Money.model_validate({"amount_minor": 100.0, "currency": "USD"}).amount_minor == 100
+    for wrong in (100.5, "100", True):
+        with pytest.raises(ValidationError):
+            Money.model_validate({"amount_minor": wrong, "currency": "USD"})
 
 
 def test_an_unknown_or_malformed_currency_is_refused() -> None:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from services.reporting.domain import (
     Obligation,
     ReportDraft,
+    ReportDraftIn,
     ReportState,
     SpendingEntry,
     checked_draft,
@@ -96,15 +97,27 @@ def test_a_draft_may_be_incomplete_but_not_wrong() -> None:
                 spending=[
                     SpendingEntry(category="catering", amount=usd(1)),
                     SpendingEntry(category="travel", amount=Money(amount_minor=5, currency="ZAR")),
-                    SpendingEntry(category="travel", amount=usd(5), converted=usd(6)),
                 ]
             ),
             obligation(),
         )
     fields = {problem.field: problem.message for problem in raised.value.problems}
     assert "not a budget line" in fields["spending[0].category"]
-    assert "no rate was recorded for ZAR" in fields["spending[1].converted"]
-    assert "must equal the amount" in fields["spending[2].converted"]
+    assert "no rate was recorded for ZAR" in fields["spending[1].amount.currency"]
+
+
+def test_a_converted_amount_from_the_applicant_is_recomputed_at_the_recorded_rate() -> None:
+    # A stored draft from before the rule, whose applicant wrote 1 USD for 650,000 KES:
+    # reporting converts again (5,000 USD), so the underspend refund cannot be dodged.
+    claimed = SpendingEntry(category="travel", amount=kes(65_000_000), converted=usd(100))
+    content = complete_report(full_draft(spending=[claimed]), obligation(), TODAY)
+    assert [line.converted for line in content.spending] == [usd(500_000)]
+
+
+def test_the_applicants_draft_cannot_carry_converted_amounts() -> None:
+    line = {"category": "travel", "amount": kes(1).model_dump(), "converted": usd(1).model_dump()}
+    with pytest.raises(ValidationError, match="converted"):
+        ReportDraftIn.model_validate({"spending": [line]})
 
 
 def test_submission_names_every_missing_part() -> None:
@@ -135,7 +148,7 @@ def test_an_activity_in_the_future_or_nobody_taking_part_is_refused() -> None:
 def test_contract_rules_refuse_bad_values_by_field() -> None:
     with pytest.raises(ValidationError, match="ends_on must not be before held_on"):
         ReportActivity(title="x", held_on=date(2027, 7, 2), ends_on=date(2027, 7, 1))
-    with pytest.raises(ValidationError, match="spending cannot be negative"):
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
         SpendingEntry(category="travel", amount=usd(-1))
     with pytest.raises(ValidationError, match="extra_forbidden"):
         ReportDraft.model_validate({"state": "approved"})

@@ -63,6 +63,15 @@ class Receipt:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """A delivery to the finance webhook and the answer it got."""
+
+    delivery_id: str
+    status_code: int
+    answer: Any
+
+
+@dataclass(frozen=True)
 class LedgerTransaction:
     id: str
     kind: str

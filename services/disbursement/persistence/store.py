@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -23,6 +24,7 @@ from services.disbursement.domain import (
 from services.disbursement.persistence.records import (
     AppliedKey,
     DeadLetter,
+    Delivery,
     LedgerTransaction,
     Rate,
     Receipt,
@@ -42,6 +44,7 @@ from services.disbursement.persistence.tables import (
     payees,
     receipts,
     transactions,
+    webhook_deliveries,
 )
 from shared.contracts.money import Money
 
@@ -360,6 +363,33 @@ class DisbursementStore:
                 channel=receipt.channel,
                 event_id=event_id,
                 received_at=receipt.received_at,
+            )
+        )
+
+    async def delivery(self, delivery_id: str, signature: str) -> Delivery | None:
+        """The webhook delivery with this id, or with this signature (a replayed request)."""
+        table = webhook_deliveries
+        row = (
+            await self.session.execute(
+                select(table).where(
+                    (table.c.delivery_id == delivery_id) | (table.c.signature == signature)
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        return Delivery(row.delivery_id, row.status_code, json.loads(row.answer))
+
+    async def add_delivery(
+        self, delivery_id: str, signature: str, status_code: int, answer: Any, now: datetime
+    ) -> None:
+        await self.session.execute(
+            webhook_deliveries.insert().values(
+                delivery_id=delivery_id,
+                signature=signature,
+                status_code=status_code,
+                answer=json.dumps(answer),
+                received_at=now,
             )
         )
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
 )
 
+from shared.contracts.base import NOT_A_CONTRACT_FIELD
 from shared.db import Id, UtcDateTime
 from shared.messaging.tables import define_messaging_tables
 
@@ -129,7 +130,7 @@ receipts = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("instruction_id", _Key, nullable=False),
-    Column("outcome", String(10), nullable=False),
+    Column("outcome", String(10), info=NOT_A_CONTRACT_FIELD, nullable=False),
     Column("disposition", String(20), nullable=False),
     Column("finance_reference", _Key, nullable=True),
     Column("amount_minor", BigInteger, nullable=True),
@@ -141,6 +142,18 @@ receipts = Table(
 )
 Index("ix_disbursement_receipts_instruction", receipts.c.instruction_id)
 Index("ix_disbursement_receipts_event", receipts.c.event_id)
+
+# Every delivery to the finance webhook and the answer it got: a repeated delivery (the same
+# id, or the same signed request replayed) is answered the same and applied once.
+webhook_deliveries = Table(
+    "disbursement_webhook_deliveries",
+    metadata,
+    Column("delivery_id", String(100), primary_key=True),
+    Column("signature", String(64), nullable=False, unique=True),
+    Column("status_code", Integer, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+)
 
 fx_rates = Table(
     "disbursement_fx_rates",

@@ -29,6 +29,7 @@ also when finance's answer or the deadline clock causes them.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from services.disbursement.domain import (
     Disposition,
@@ -211,6 +212,21 @@ class Payments(DisbursementBase):
             raise InvalidCommandError(f"no payment instruction {notice.instruction_id}")
         await self.record_settlement(work, notice, channel="kafka", event_id=str(event.event_id))
 
+    async def webhook_delivery(
+        self, work: Work, delivery_id: str, signature: str, notice: FinanceNotice
+    ) -> tuple[int, dict[str, Any]]:
+        """Apply a notice posted to the webhook, once per delivery: a delivery seen before
+        (its id, or its signature: the same signed request replayed) gets its first answer.
+        """
+        store = DisbursementStore(work.session)
+        earlier = await store.delivery(delivery_id, signature)
+        if earlier is not None:
+            return earlier.status_code, earlier.answer
+        disposition = await self.record_settlement(work, notice, channel="webhook")
+        status_code, answer = _webhook_answer(notice, disposition)
+        await store.add_delivery(delivery_id, signature, status_code, answer, work.now)
+        return status_code, answer
+
     async def record_settlement(
         self, work: Work, notice: FinanceNotice, *, channel: str, event_id: str | None = None
     ) -> Disposition:
@@ -236,6 +252,9 @@ class Payments(DisbursementBase):
     ) -> Disposition:
         if instruction.status is InstructionStatus.SETTLED:
             return Disposition.DUPLICATE
+        if notice.amount != instruction.amount:
+            await self._hold(work, instruction, notice)
+            return Disposition.MISMATCH
         store = DisbursementStore(work.session)
         if instruction.status is InstructionStatus.FAILED and settlement_conflicts(
             instruction, await store.award(instruction.application_id)
@@ -261,6 +280,22 @@ class Payments(DisbursementBase):
             _settled(instruction, instruction.command_id, notice.finance_reference),
         )
         return Disposition.APPLIED
+
+    async def _hold(self, work: Work, instruction: Instruction, notice: PaymentSettled) -> None:
+        """Finance paid something else than instructed: nothing moves in the ledger, the
+        instruction is not sent again (finance may have paid), and the payment is escalated
+        (the workflow puts it on the officers' attention list; reconciliation lists it as an
+        amount mismatch). A settlement of the instructed amount still applies later."""
+        if instruction.status is not InstructionStatus.PENDING:
+            return
+        await DisbursementStore(work.session).save_instruction(
+            dataclasses.replace(instruction, status=InstructionStatus.ESCALATED)
+        )
+        reason = (
+            f"finance settled {notice.amount} for an instruction of {instruction.amount}: "
+            "not applied, held for a program officer"
+        )
+        await self._answer_round(work, instruction, _failed(instruction, reason))
 
     async def _fail(
         self, work: Work, instruction: Instruction, notice: PaymentFailed
@@ -320,6 +355,19 @@ class Payments(DisbursementBase):
             )
             await self._answer_round(work, instruction, _failed(instruction, reason))
         return len(overdue)
+
+
+def _webhook_answer(notice: FinanceNotice, disposition: Disposition) -> tuple[int, dict[str, Any]]:
+    """What the webhook answers finance: 404 for an unknown instruction (recorded for
+    reconciliation), 409 for a settlement of another amount (held), else 200."""
+    if disposition is Disposition.UNKNOWN:
+        return 404, {"detail": f"no payment instruction {notice.instruction_id}"}
+    if disposition is Disposition.MISMATCH:
+        return 409, {
+            "detail": f"the settlement of {notice.instruction_id} is for another amount or "
+            "currency than instructed: not applied, held for reconciliation"
+        }
+    return 200, {"instruction_id": notice.instruction_id, "disposition": disposition.value}
 
 
 def _settled(

@@ -23,7 +23,7 @@ from shared.contracts.topics import PAYMENT_FAILED, PAYMENT_SETTLED
 from shared.errors import NotFoundError
 from shared.service import Work
 
-FLAGGED = (Disposition.DUPLICATE, Disposition.UNKNOWN, Disposition.CONFLICT)
+FLAGGED = (Disposition.DUPLICATE, Disposition.UNKNOWN, Disposition.CONFLICT, Disposition.MISMATCH)
 
 
 class PaymentReports(DisbursementBase):

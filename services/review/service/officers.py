@@ -17,6 +17,7 @@ from services.review.schemas import (
     RoundScores,
     ScoresOut,
 )
+from services.review.service.reviewers import take_away_conflicted
 from services.review.service.staffing import assign, pick_one, take_away
 from shared.errors import ConflictError, NotFoundError
 from shared.service import Service, Work
@@ -132,6 +133,8 @@ class OfficerActions(Service):
         values = _profile_values(patch)
         if values:
             await store.update_reviewer(reviewer_id, {**values, "updated_at": work.now})
+        # A conflict declared after assignment takes the task away and gives it to another.
+        await take_away_conflicted(work, reviewer_id)
         return await self.reviewer(work, reviewer_id)
 
     async def reviewer(self, work: Work, reviewer_id: str) -> ReviewerOut:
