@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.intake_submit
 	$(BIN)/python -m bench.disbursement_ledger
 	$(BIN)/python -m bench.lifecycle
+	$(BIN)/python -m bench.system
 
 docs: $(STAMP)
 	$(BIN)/grantflow docs

@@ -100,6 +100,10 @@ def up(
             "--demo", help="Use the demo catalog, whose periods are seconds: a cycle in minutes."
         ),
     ] = False,
+    finance_delay: Annotated[
+        float,
+        typer.Option(min=0.0, help="Seconds the finance simulator takes to settle a payment."),
+    ] = 2.0,
 ) -> None:
     from grantflow.stack.options import StackOptions
     from grantflow.stack.supervisor import run_stack
@@ -120,6 +124,7 @@ def up(
         temporal_ui_port=temporal_ui_port,
         http_port_base=http_port_base,
         demo=demo,
+        finance_delay=finance_delay,
     )
     raise typer.Exit(run_stack(options))
 

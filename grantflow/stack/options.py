@@ -27,7 +27,14 @@ FINANCE_SIM: Final = "finance-sim"
 # Every process ``grantflow up`` may start, by the name of its pid file and log prefix.
 PROCESS_NAMES: Final = (TANSU, TEMPORAL, *SERVICE_NAMES, FINANCE_SIM)
 
-FINANCE_SIM_ARGV: Final = [sys.executable, "-m", "grantflow", "finance-sim", "--delay", "2"]
+# Seconds the finance simulator takes to settle an instruction, unless --finance-delay.
+FINANCE_DELAY: Final = 2.0
+
+
+def finance_sim_argv(delay: float) -> list[str]:
+    return [sys.executable, "-m", "grantflow", "finance-sim", "--delay", str(delay)]
+
+
 # --demo: the catalog whose periods are seconds, so a whole cycle runs in minutes.
 DEMO_CATALOG_ENV: Final = "GRANTFLOW_INTAKE_CATALOG"
 # The embedded stack is a demo: deadlines in seconds rather than hours, unless set.
@@ -92,6 +99,7 @@ class StackOptions:
     temporal_ui_port: int | None = None
     ignored_options: tuple[str, ...] = ()
     demo: bool = False
+    finance_delay: float = FINANCE_DELAY
 
     @classmethod
     def from_settings(
@@ -103,6 +111,7 @@ class StackOptions:
         temporal_ui_port: int | None = None,
         http_port_base: int | None = None,
         demo: bool = False,
+        finance_delay: float = FINANCE_DELAY,
         settings: CommonSettings | None = None,
     ) -> StackOptions:
         """Options from settings (environment) with the command line's ports on top."""
@@ -132,6 +141,7 @@ class StackOptions:
                 services=services,
                 ignored_options=ignored,
                 demo=demo,
+                finance_delay=finance_delay,
             )
         kafka = _first(kafka_port, _port_of(settings.kafka_bootstrap_servers, DEFAULT_KAFKA_PORT))
         temporal = _first(temporal_port, _port_of(settings.temporal_address, DEFAULT_TEMPORAL_PORT))
@@ -147,6 +157,7 @@ class StackOptions:
             temporal_port=temporal,
             temporal_ui_port=ui,
             demo=demo,
+            finance_delay=finance_delay,
         )
 
     def port_claims(self) -> list[PortClaim]:

@@ -31,13 +31,13 @@ from grantflow.stack.banner import ready_banner
 from grantflow.stack.infrastructure import tansu_argv, temporal_argv
 from grantflow.stack.options import (
     FINANCE_SIM,
-    FINANCE_SIM_ARGV,
     PROCESS_NAMES,
     TANSU,
     TEMPORAL,
     ServiceSpec,
     StackOptions,
     StackStartError,
+    finance_sim_argv,
     port_problems,
 )
 from grantflow.stack.processes import Backoff, Child, ChildProcesses, Console, how_it_ended
@@ -185,7 +185,12 @@ class Stack:
                 if not options.external:
                     # The embedded stack has no finance system: play one, over the same
                     # public finance topics a real one would use.
-                    self._launch(FINANCE_SIM, FINANCE_SIM_ARGV, env, infrastructure=False)
+                    self._launch(
+                        FINANCE_SIM,
+                        finance_sim_argv(options.finance_delay),
+                        env,
+                        infrastructure=False,
+                    )
                 await temporal
                 for spec in options.services:
                     if spec.needs_temporal:
