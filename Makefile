@@ -24,7 +24,7 @@ run: $(STAMP)
 	$(BIN)/grantflow up
 
 demo: $(STAMP)
-	$(BIN)/grantflow up --demo
+	$(BIN)/grantflow demo --start
 
 test: lint
 	$(BIN)/python -m pytest

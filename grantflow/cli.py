@@ -129,6 +129,55 @@ def up(
     raise typer.Exit(run_stack(options))
 
 
+DEMO_HELP = (
+    "Play a season of applications at a human pace through the public APIs, as their "
+    "people would: member cities apply one after another; most are awarded, paid, report "
+    "and close, one in each five is declined by its reviewers and one withdrawn. Prints the "
+    "applications by stage as they move, then the outcomes per program, the money per "
+    "program and currency from the ledger, whether the ledger balances, and where to look."
+    "\n\n"
+    "Runs against the stack that grantflow up --demo serves from this folder, or with "
+    "--start starts one here and leaves it running after the summary (Ctrl-C stops it). "
+    "Exit status 0 when every application ended as scripted and the ledger balances."
+)
+
+
+@app.command(help=DEMO_HELP)
+def demo(
+    applications: Annotated[int, typer.Option(min=1, max=500, help="How many to play.")] = 10,
+    pace: Annotated[
+        float, typer.Option(min=0.0, help="Seconds between one application and the next.")
+    ] = 3.0,
+    start: Annotated[
+        bool, typer.Option("--start", help="Start grantflow up --demo in this folder first.")
+    ] = False,
+    http_port_base: Annotated[
+        int | None, typer.Option(help="The stack's services listen on BASE+1 .. BASE+5.")
+    ] = None,
+) -> None:
+    from pathlib import Path
+
+    from grantflow.demo import run_demo, start_stack
+    from grantflow.driver import Endpoints
+    from shared.settings import CommonSettings
+
+    stack = start_stack(Path.cwd(), http_port_base) if start else None
+    endpoints = Endpoints.local(CommonSettings().state_dir.resolve(), http_port_base)
+    as_scripted = False
+    try:
+        as_scripted = asyncio.run(run_demo(endpoints, applications, pace, typer.echo))
+        if stack is not None:
+            typer.echo("the stack keeps running for a look around; Ctrl-C stops it")
+            stack.wait()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C ends the demo; the stack stops below
+    finally:
+        if stack is not None and stack.poll() is None:
+            stack.send_signal(2)
+            stack.wait(30)
+    raise typer.Exit(0 if as_scripted else 1)
+
+
 SETUP_HELP = (
     "Prepare an environment before its processes start: every process's tables, every "
     "topic (partitions, replication factor and min.insync.replicas from the settings) with "

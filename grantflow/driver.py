@@ -287,6 +287,23 @@ class People:
 
         await self.until(f"the report of {application_id}", save_and_submit)
 
+    async def withdraw(self, member_id: str, application_id: str, reason: str) -> None:
+        async def withdraw() -> bool | None:
+            answer = await self._send(
+                "POST",
+                self.endpoints.url("intake", f"/v1/applications/{application_id}/withdraw"),
+                json={"reason": reason},
+                headers=self.applicant(member_id),
+            )
+            if answer is None:
+                return None
+            # 409: withdrawn already (a retry after a lost answer).
+            if answer.status_code not in (200, 202, 409):
+                raise StepTimeoutError(f"withdrawal refused: {answer.status_code} {answer.text}")
+            return True
+
+        await self.until(f"the withdrawal of {application_id}", withdraw)
+
     # -- the partner city ------------------------------------------------------------------
 
     def _find_link(self, application_id: str) -> str | None:
@@ -324,8 +341,11 @@ class People:
 
     # -- reviewers -------------------------------------------------------------------------
 
-    async def review(self, application_id: str, kind: str, count: int) -> None:
-        """Score ``count`` open tasks of ``kind`` for the application, as their reviewers."""
+    async def review(
+        self, application_id: str, kind: str, count: int, *, approve: bool = True
+    ) -> None:
+        """Score ``count`` open tasks of ``kind`` for the application, as their reviewers:
+        well and recommending it, or (``approve=False``) at the bottom of the rubric."""
         done: set[str] = set()
 
         async def open_tasks() -> list[dict[str, Any]] | None:
@@ -352,14 +372,14 @@ class People:
             if not tasks:
                 return
             for task in tasks:
-                if await self._score(task):
+                if await self._score(task, approve=approve):
                     done.add(task["id"])
         if len(done) < count:
             raise StepTimeoutError(
                 f"only {len(done)} of {count} {kind} reviews of {application_id}"
             )
 
-    async def _score(self, task: dict[str, Any]) -> bool:
+    async def _score(self, task: dict[str, Any], *, approve: bool = True) -> bool:
         headers = self.reviewer(task["reviewer_id"])
         url = self.endpoints.url("review", f"/v1/tasks/{task['id']}")
         detail = await self._send("GET", url, headers=headers)
@@ -371,10 +391,14 @@ class People:
             url + "/review",
             headers=headers,
             json={
-                "scores": {c["name"]: c["max_score"] - 1 for c in criteria},
-                "recommendation": "approve",
+                "scores": {
+                    c["name"]: c["max_score"] - 1 if approve else c["min_score"] for c in criteria
+                },
+                "recommendation": "approve" if approve else "decline",
                 "attest_no_conflict": True,
-                "comments": "A sound plan with a committed partner.",
+                "comments": "A sound plan with a committed partner."
+                if approve
+                else "The plan does not show what the exchange would achieve.",
             },
         )
         # 409: reviewed already (a retry after a lost answer) or moved to someone else.
