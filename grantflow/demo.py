@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grantflow.driver import Endpoints, Journey, People, StepTimeoutError
+from grantflow.driver import Endpoints, Journey, Outcome, People, StepTimeoutError
 
 READY_TIMEOUT = 180.0
 # The paths the season's applications take, in turn.
@@ -37,14 +37,10 @@ Say = Callable[[str], None]
 
 
 @dataclass
-class Played:
-    """One scripted application and where it ended."""
+class Played(Outcome):
+    """One scripted application: the path it is to take, and where it is."""
 
-    path: str
-    journey: Journey
-    application_id: str | None = None
-    stage: str | None = None
-    error: str | None = None
+    path: str = "awarded"
 
 
 async def play(people: People, played: Played) -> None:
@@ -52,9 +48,7 @@ async def play(people: People, played: Played) -> None:
     try:
         await people.ensure_member(journey.member_id, journey.city)
         if played.path == "awarded":
-            outcome = await people.live(journey)
-            played.application_id, played.error = outcome.application_id, outcome.error
-            played.stage = outcome.stage
+            await people.live(journey, played)
             return
         played.application_id = application_id = await people.submit(journey)
         await people.confirm_partner(application_id)
@@ -70,22 +64,31 @@ async def play(people: People, played: Played) -> None:
             played.stage = await people.stage(played.application_id)
 
 
-async def watch(people: People, season: list[Played], say: Say, every: float) -> None:
-    """Print the applications by stage whenever that changes, until the task is cancelled."""
-    started = time.monotonic()
-    last = ""
-    while True:
+class Progress:
+    """The applications by stage, printed whenever that changes."""
+
+    def __init__(self, people: People, season: list[Played], say: Say) -> None:
+        self.people, self.season, self.say = people, season, say
+        self.started = time.monotonic()
+        self.last = ""
+
+    async def show(self) -> None:
         stages: Counter[str] = Counter()
-        for played in season:
+        for played in self.season:
             if played.application_id is None:
                 stages["drafting"] += 1
             else:
-                stages[played.stage or await people.stage(played.application_id) or "?"] += 1
+                stage = played.stage or await self.people.stage(played.application_id)
+                stages[stage or "?"] += 1
         line = ", ".join(f"{stage} {count}" for stage, count in sorted(stages.items()))
-        if line != last:
-            say(f"[{time.monotonic() - started:5.0f} s] {line}")
-            last = line
-        await asyncio.sleep(every)
+        if line != self.last:
+            self.say(f"[{time.monotonic() - self.started:5.0f} s] {line}")
+            self.last = line
+
+    async def watch(self, every: float) -> None:
+        while True:
+            await self.show()
+            await asyncio.sleep(every)
 
 
 async def summary(people: People, season: list[Played]) -> tuple[list[str], bool]:
@@ -136,17 +139,12 @@ async def summary(people: People, season: list[Played]) -> tuple[list[str], bool
 
 
 def season_of(applications: int) -> list[Played]:
-    return [
-        Played(
-            PATHS[index % len(PATHS)],
-            Journey(
-                CITIES[index % len(CITIES)][0],
-                CITIES[index % len(CITIES)][1],
-                f"{CITIES[index % len(CITIES)][1]} exchange #{index + 1}",
-            ),
-        )
-        for index in range(applications)
-    ]
+    season = []
+    for index in range(applications):
+        member_id, city = CITIES[index % len(CITIES)]
+        journey = Journey(member_id, city, f"{city} exchange #{index + 1}")
+        season.append(Played(journey, path=PATHS[index % len(PATHS)]))
+    return season
 
 
 async def run_demo(
@@ -156,13 +154,16 @@ async def run_demo(
     people = People(endpoints, step_timeout=600.0)
     season = season_of(applications)
     say(f"playing {applications} applications, one every {pace:g} s: " + ", ".join(PATHS))
-    watcher = asyncio.create_task(watch(people, season, say, every))
+    progress = Progress(people, season, say)
+    watcher = asyncio.create_task(progress.watch(every))
     try:
         players = []
         for played in season:
             players.append(asyncio.create_task(play(people, played)))
             await asyncio.sleep(pace)
         await asyncio.gather(*players)
+        watcher.cancel()
+        await progress.show()
         lines, ended_as_scripted = await summary(people, season)
     finally:
         watcher.cancel()

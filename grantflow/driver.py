@@ -425,9 +425,10 @@ class People:
 
     # -- a whole life ----------------------------------------------------------------------
 
-    async def live(self, journey: Journey) -> Outcome:
-        """Take one application from draft to close-out, as its people would."""
-        outcome = Outcome(journey)
+    async def live(self, journey: Journey, outcome: Outcome | None = None) -> Outcome:
+        """Take one application from draft to close-out, as its people would, filling in
+        ``outcome`` (given: the caller watches it as it goes)."""
+        outcome = outcome or Outcome(journey)
         try:
             application_id = await self.submit(journey)
             outcome.application_id = application_id
