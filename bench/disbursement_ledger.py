@@ -15,6 +15,7 @@ import uuid
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.common import create_database, drop_database, percentile
 from grantflow.stack.infrastructure import Tansu, free_port
 from services.disbursement.app import create_app
 from services.disbursement.consumers import consumers
@@ -37,13 +38,6 @@ from shared.messaging.epoch import prepare_broker
 from shared.messaging.outbox import message_headers
 from shared.migrations import upgrade
 from shared.service import build_runtime, topic_layout
-
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def usd(amount_minor: int) -> Money:
@@ -208,19 +202,10 @@ async def pay_to_settled_latency(database_url: str, payments: int) -> None:
 
 async def postgres_database() -> str | None:
     try:
-        connection = await asyncpg.connect(POSTGRES_ADMIN, timeout=2)
-    except (OSError, asyncpg.PostgresError):
+        async with asyncio.timeout(2):
+            return await create_database()
+    except (OSError, TimeoutError, asyncpg.PostgresError):
         return None
-    name = f"grantflow_bench_{uuid.uuid4().hex[:8]}"
-    await connection.execute(f'CREATE DATABASE "{name}"')
-    await connection.close()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-
-
-async def drop(url: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN)
-    await connection.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    await connection.close()
 
 
 async def main() -> None:
@@ -239,7 +224,7 @@ async def main() -> None:
         await pay_to_settled_latency(urls[-1], options.payments)
     finally:
         if postgres:
-            await drop(postgres)
+            await drop_database(postgres)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
+from bench.common import create_database, drop_database, percentile
 from grantflow.stack.infrastructure import Tansu, free_port, terminate
 from services.intake.domain import DRAFT_EXAMPLE
 from shared.auth import Role, mint_token
@@ -35,10 +35,6 @@ from shared.contracts.topics import broker_topic_names
 from shared.messaging.topics_admin import ensure_topics
 from shared.migrations import upgrade
 from shared.settings import CommonSettings
-
-ADMIN_DSN = os.environ.get(
-    "GRANTFLOW_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 def usd(dollars: int) -> dict[str, Any]:
@@ -93,11 +89,6 @@ def host_speed() -> float:
     return (time.process_time() - started) * 1000
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 @dataclass
 class Stack:
     url: str
@@ -117,10 +108,7 @@ def local_stack() -> Iterator[Stack]:
     """Tansu, a fresh PostgreSQL database and ``grantflow serve intake`` in a subprocess."""
     tansu = Tansu(port=free_port())
     tansu.start()
-    name = f"grantflow_bench_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    database_url = f"{base}/{name}"
+    database_url = asyncio.run(create_database())
     port = free_port()
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     state = tempfile.mkdtemp(prefix="grantflow-bench-")
@@ -149,15 +137,7 @@ def local_stack() -> Iterator[Stack]:
     finally:
         terminate(process, grace=5)
         tansu.stop()
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+        asyncio.run(drop_database(database_url))
 
 
 def _wait_ready(url: str, timeout: float = 60) -> None:

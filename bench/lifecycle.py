@@ -28,6 +28,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 
 with workflow.unsafe.imports_passed_through():
+    from bench.common import percentile
     from bench.standins import KafkaStandIns, program_rules, submission
     from grantflow.stack.infrastructure import Tansu, TemporalDevServer, free_port
     from shared.contracts import topics
@@ -94,11 +95,6 @@ class BareAnswers:
         if step.answer:
             handle = self.client.get_workflow_handle(str(activity.info().workflow_id))
             await handle.signal(BareLifecycleWorkflow.answered)
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 @dataclass

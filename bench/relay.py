@@ -20,6 +20,7 @@ from typing import ClassVar
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import MetaData
 
+from bench.common import percentile
 from grantflow.stack.infrastructure import Tansu, free_port
 from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.intake import ApplicationWithdrawn
@@ -53,11 +54,6 @@ class Arrivals(Service):
 
 def sqlite_file() -> str:
     return f"sqlite+aiosqlite:////tmp/grantflow-bench-{uuid.uuid4().hex[:8]}.db"
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def withdrawn(application_id: str, reason: str) -> Envelope[ApplicationWithdrawn]:

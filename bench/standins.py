@@ -200,6 +200,70 @@ def review(
     )
 
 
+# -- what a service answers a command with when all goes well ----------------------------
+# (the Kafka stand-ins below, and the time-skipping ones of tests/workflows)
+
+
+def partner_confirmed(request: RequestPartnerConfirmation, *, confirmed: bool) -> PartnerConfirmed:
+    return PartnerConfirmed(
+        application_id=request.application_id,
+        partner_contact_email=request.partner_contact_email,
+        confirmed=confirmed,
+    )
+
+
+def funds_reserved(reserve: ReserveFunds) -> FundsReserved:
+    return FundsReserved(
+        application_id=reserve.application_id,
+        command_id=reserve.command_id,
+        amount=reserve.amount,
+    )
+
+
+def tranche_settled(pay: PayTranche) -> DisbursementSettled:
+    return DisbursementSettled(
+        application_id=pay.application_id,
+        command_id=pay.command_id,
+        tranche=pay.tranche,
+        amount=pay.amount,
+        instruction_id=pay.idempotency_key,
+        finance_reference=f"fin-{pay.command_id[:8]}",
+    )
+
+
+def funds_released(release: ReleaseFunds, amount: Money) -> FundsReleased:
+    return FundsReleased(
+        application_id=release.application_id,
+        command_id=release.command_id,
+        amount=amount,
+        program_code=release.program_code,
+        cycle=release.cycle,
+    )
+
+
+def refund_requested(refund: RequestRefund) -> RefundRequested:
+    return RefundRequested(
+        application_id=refund.application_id,
+        command_id=refund.command_id,
+        amount=refund.amount,
+        reason=refund.reason,
+    )
+
+
+def report_reviewed(
+    request: RequestReportReview,
+    outcome: Literal["approved", "changes_requested"] = "approved",
+    comments: str = "",
+) -> ReportReviewed:
+    return ReportReviewed(
+        application_id=request.application_id,
+        report_id=request.report_id,
+        reviewer_id="reviewer-report",
+        outcome=outcome,
+        comments=comments,
+    )
+
+
 # -- stand-in services over Kafka (end-to-end test, benchmark) ---------------------------
 
 
@@ -269,13 +333,7 @@ class KafkaStandIns:
         if command.application_id in self.silent_partners:
             return
         await self._publish(
-            topics.PARTNER_CONFIRMED,
-            command,
-            PartnerConfirmed(
-                application_id=command.application_id,
-                partner_contact_email=command.payload.partner_contact_email,
-                confirmed=True,
-            ),
+            topics.PARTNER_CONFIRMED, command, partner_confirmed(command.payload, confirmed=True)
         )
 
     async def _on_reviews(self, command: Envelope[RequestReviews]) -> None:
@@ -287,57 +345,18 @@ class KafkaStandIns:
             )
 
     async def _on_reserve(self, command: Envelope[ReserveFunds]) -> None:
-        await self._publish(
-            topics.FUNDS_RESERVED,
-            command,
-            FundsReserved(
-                application_id=command.application_id,
-                command_id=command.payload.command_id,
-                amount=command.payload.amount,
-            ),
-        )
+        await self._publish(topics.FUNDS_RESERVED, command, funds_reserved(command.payload))
 
     async def _on_pay(self, command: Envelope[PayTranche]) -> None:
-        pay = command.payload
-        await self._publish(
-            topics.DISBURSEMENT_SETTLED,
-            command,
-            DisbursementSettled(
-                application_id=command.application_id,
-                command_id=pay.command_id,
-                tranche=pay.tranche,
-                amount=pay.amount,
-                instruction_id=pay.idempotency_key,
-                finance_reference=f"fin-{pay.command_id[:8]}",
-            ),
-        )
+        await self._publish(topics.DISBURSEMENT_SETTLED, command, tranche_settled(command.payload))
 
     async def _on_release(self, command: Envelope[ReleaseFunds]) -> None:
         release = command.payload
-        await self._publish(
-            topics.FUNDS_RELEASED,
-            command,
-            FundsReleased(
-                application_id=command.application_id,
-                command_id=release.command_id,
-                amount=release.amount or Money.zero("USD"),
-                program_code=release.program_code,
-                cycle=release.cycle,
-            ),
-        )
+        released = funds_released(release, release.amount or Money.zero("USD"))
+        await self._publish(topics.FUNDS_RELEASED, command, released)
 
     async def _on_refund(self, command: Envelope[RequestRefund]) -> None:
-        refund = command.payload
-        await self._publish(
-            topics.REFUND_REQUESTED,
-            command,
-            RefundRequested(
-                application_id=command.application_id,
-                command_id=refund.command_id,
-                amount=refund.amount,
-                reason=refund.reason,
-            ),
-        )
+        await self._publish(topics.REFUND_REQUESTED, command, refund_requested(command.payload))
 
     async def _on_report(self, command: Envelope[RequestReport]) -> None:
         await self._publish(
@@ -352,13 +371,4 @@ class KafkaStandIns:
         )
 
     async def _on_report_review(self, command: Envelope[RequestReportReview]) -> None:
-        await self._publish(
-            topics.REPORT_REVIEWED,
-            command,
-            ReportReviewed(
-                application_id=command.application_id,
-                report_id=command.payload.report_id,
-                reviewer_id="reviewer-report",
-                outcome="approved",
-            ),
-        )
+        await self._publish(topics.REPORT_REVIEWED, command, report_reviewed(command.payload))

@@ -394,15 +394,7 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
 
-    async def broker_ready() -> None:
-        if not await runtime.broker.ping(timeout=2.0):
-            raise ConnectionError("Kafka broker does not answer")
-
-    add_runtime_routes(
-        app,
-        runtime,
-        readiness_checks={"database": lambda: ping(runtime.engine), "broker": broker_ready},
-    )
+    add_runtime_routes(app, runtime, readiness_checks=runtime_checks(runtime))
     Auth(settings).install(app)
     install_error_handlers(app)
     guard_requests(app, settings)
@@ -420,6 +412,16 @@ def guard_requests(app: FastAPI, settings: CommonSettings) -> None:
     """Bodies over the size limit are refused first, then JSON no contract accepts."""
     app.add_middleware(JsonGuard)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+
+def runtime_checks(runtime: ServiceRuntime) -> dict[str, ReadinessCheck]:
+    """What every runtime needs to be ready: its database and its broker answer."""
+
+    async def broker_ready() -> None:
+        if not await runtime.broker.ping(timeout=2.0):
+            raise ConnectionError("Kafka broker does not answer")
+
+    return {"database": lambda: ping(runtime.engine), "broker": broker_ready}
 
 
 def add_runtime_routes(

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support.databases import (
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_database_url,
+)
 from tests.support.processes import Tansu, TemporalDevServer, free_port, venv_binary
 from workflows.funding.search_attributes import SEARCH_ATTRIBUTES
-
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "GRANTFLOW_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @pytest.fixture(scope="session")
@@ -31,11 +30,9 @@ def tansu() -> Iterator[Tansu]:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped at the end."""
-    name = f"grantflow_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
-    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    name = asyncio.run(create_postgres_database())
+    yield postgres_database_url(name)
+    asyncio.run(drop_postgres_database(name))
 
 
 @pytest.fixture(scope="session")
@@ -57,19 +54,9 @@ def isolated_database_url(request: pytest.FixtureRequest, sqlite_dir: Path) -> I
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{sqlite_dir / f'{uuid.uuid4().hex[:8]}.db'}"
         return
-    name = f"grantflow_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
-    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def _postgres_admin(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+    name = asyncio.run(create_postgres_database())
+    yield postgres_database_url(name)
+    asyncio.run(drop_postgres_database(name))
 
 
 @pytest.fixture

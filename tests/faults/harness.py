@@ -4,7 +4,7 @@
   the worker and the finance simulator) on a fresh PostgreSQL database reached through a
   proxy, with a catalog whose waits are seconds, and can kill -9 any of its processes
   (the supervisor starts them again), stop it with Ctrl-C and start it again.
-- ``PostgresProxy`` stands between the stack and PostgreSQL and can refuse connections.
+- ``postgres_proxy`` stands between the stack and PostgreSQL and can refuse connections.
 - ``Duplicator`` delivers every message twice; ``send_garbage`` publishes malformed ones.
 - ``check_end_state`` is what a program officer would verify after a cycle.
 """
@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,11 +33,11 @@ from shared.auth import Role, mint_token
 from shared.contracts.topics import ALL_TOPICS
 from shared.settings import CommonSettings
 from tests.e2e.test_up import Output, Ports, clean_env
-from tests.support.processes import free_port
+from tests.support.databases import postgres_admin
+from tests.support.processes import TcpProxy
 
 DEMO_CATALOG = Path(__file__).resolve().parents[2] / "services/intake/catalog/programs-demo.json"
 POSTGRES = ("127.0.0.1", 5432)
-POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 READY_TIMEOUT = 120.0
 COPY_HEADER = "x-grantflow-copy"
 
@@ -68,80 +67,16 @@ def fast_catalog(directory: Path) -> Path:
     return path
 
 
-class PostgresProxy:
+def postgres_proxy() -> TcpProxy:
     """A TCP proxy to PostgreSQL that can refuse connections for a while."""
-
-    def __init__(self, target: tuple[str, int] = POSTGRES) -> None:
-        self.target = target
-        self.port = free_port()
-        self._refusing = False
-        self._open: set[asyncio.StreamWriter] = set()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(10)
-
-    async def _serve(self) -> None:
-        self._server = await asyncio.start_server(self._connection, "127.0.0.1", self.port)
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._refusing:
-            writer.transport.abort()
-            return
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._open |= {writer, upstream_writer}
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.transport.abort()
-
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
-        self._open -= {writer, upstream_writer}
-
-    def refuse(self, seconds: float) -> None:
-        """Drop every connection and refuse new ones for ``seconds``."""
-
-        def begin() -> None:
-            self._refusing = True
-            for writer in list(self._open):
-                writer.transport.abort()
-            self._loop.call_later(seconds, self._end_refusal)
-
-        self._loop.call_soon_threadsafe(begin)
-
-    def _end_refusal(self) -> None:
-        self._refusing = False
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-
-async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+    return TcpProxy(lambda: [POSTGRES])
 
 
 @dataclass
 class FaultStack:
     directory: Path
     ports: Ports = field(default_factory=Ports)
-    proxy: PostgresProxy = field(default_factory=PostgresProxy)
+    proxy: TcpProxy = field(default_factory=postgres_proxy)
     database: str = field(default_factory=lambda: f"grantflow_faults_{uuid.uuid4().hex[:10]}")
     process: subprocess.Popen[str] | None = None
     output: Output | None = None
@@ -169,7 +104,7 @@ class FaultStack:
         }
 
     async def create(self) -> None:
-        await _admin(f'CREATE DATABASE "{self.database}"')
+        await postgres_admin(f'CREATE DATABASE "{self.database}"')
         self.proxy.start()
 
     def up(self) -> None:
@@ -246,7 +181,7 @@ class FaultStack:
         self.save_log()
         self.proxy.stop()
         with contextlib.suppress(Exception):
-            await _admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            await postgres_admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
 
 
 # -- faults on the broker ------------------------------------------------------------------

@@ -9,7 +9,7 @@ consumers went on from positions of the old life.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -19,15 +19,7 @@ from shared.db import unit_of_work
 from shared.messaging.epoch import EpochRecord, EpochWatch, faststream_consumers
 from shared.messaging.topics_admin import TopicLayout, ensure_topics
 from tests.support.messaging import TOPIC, Harness, eventually, read_topic, withdrawn
-from tests.support.processes import Tansu, free_port
-
-
-@pytest.fixture
-def own_tansu() -> Iterator[Tansu]:
-    broker = Tansu(port=free_port())
-    broker.start()
-    yield broker
-    broker.stop()
+from tests.support.processes import Tansu
 
 
 class Healing:

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +16,7 @@ import pytest
 from shared.db import unit_of_work
 from shared.messaging.topics_admin import ensure_topics
 from tests.support.messaging import TOPIC, Harness, eventually, read_topic, withdrawn
-from tests.support.processes import Tansu, free_port
-
-
-@pytest.fixture
-def own_tansu() -> Iterator[Tansu]:
-    """A broker of this test's own, so it can be stopped and restarted."""
-    broker = Tansu(port=free_port())
-    broker.start()
-    yield broker
-    broker.stop()
+from tests.support.processes import Tansu
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 from shared.messaging.topics_admin import all_topic_names, describe_partitions
 from shared.migrations import MIGRATED_SERVICES
-from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.support.databases import POSTGRES_ADMIN_DSN
 from tests.support.processes import Tansu, TemporalDevServer, free_port
 from workflows.funding.search_attributes import SEARCH_ATTRIBUTES
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
-import os
 import shutil
 import tempfile
 import uuid
@@ -20,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select, update
@@ -43,11 +41,13 @@ from shared.messaging.broker import EventHandler
 from shared.messaging.consumers import consumer_handlers
 from shared.migrations import upgrade
 from shared.service import ServiceRuntime
+from tests.support.databases import (
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_database_url,
+)
 from tests.support.reporting import report_content
 
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "GRANTFLOW_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 
 
@@ -245,25 +245,15 @@ async def fresh_database(kind: str, directory: Path) -> tuple[str, str | None]:
         path = directory / f"review-{uuid.uuid4().hex[:8]}.db"
         shutil.copyfile(await _migrated_sqlite_template(), path)
         return f"sqlite+aiosqlite:///{path}", None
-    name = f"grantflow_review_{uuid.uuid4().hex[:12]}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0]
-    url = f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+    name = await create_postgres_database("grantflow_review")
+    url = postgres_database_url(name)
     await asyncio.to_thread(upgrade, "review", url)
     return url, name
 
 
 async def drop_database(name: str | None) -> None:
     if name:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+        await drop_postgres_database(name)
 
 
 class Clock:

@@ -35,6 +35,7 @@ from workflows.funding.search_attributes import SEARCH_ATTRIBUTES
 from workflows.settings import WorkflowsSettings
 
 __all__ = [
+    "APPROVED_PATH",
     "RUBRIC",
     "KafkaStandIns",
     "amendment",
@@ -49,6 +50,22 @@ __all__ = [
     "with_pydantic",
     "workflows_settings",
 ]
+
+# The stages an approved application goes through, in order, when nothing goes wrong.
+APPROVED_PATH = (
+    "screening",
+    "partner_confirmation",
+    "review",
+    "awarded",
+    "funds_reservation",
+    "advance_payment",
+    "awaiting_exchange",
+    "report_due",
+    "report_review",
+    "final_payment",
+    "closing",
+    "closed",
+)
 
 
 def amendment(application_id: str, amendment_id: str, **changes: Any) -> Envelope[Any]:

@@ -59,42 +59,44 @@ def test_an_award_account_needs_its_application() -> None:
         Posting("reserve", (Entry(Account.AVAILABLE, None, -5), Entry(Account.RESERVED, None, 5)))
 
 
-def test_a_reservation_is_refused_when_the_budget_is_short_and_says_what_is_left() -> None:
+@pytest.mark.parametrize(
+    ("available", "live_award", "amount", "reason"),
+    [
+        pytest.param(
+            30_000,
+            None,
+            usd(40_000),
+            "the AUPAP 2027 budget has 300.00 USD available, 400.00 USD requested",
+            id="the budget is short, and it says what is left",
+        ),
+        pytest.param(
+            30_000,
+            None,
+            Money(amount_minor=10, currency="EUR"),
+            "budget is in USD",
+            id="in another currency than the budget",
+        ),
+        pytest.param(
+            90_000,
+            award(reserved=10_000, awarded=10_000),
+            usd(10_000),
+            "adjust it instead",
+            id="a second reservation for a live award",
+        ),
+    ],
+)
+def test_a_reservation_is_refused(
+    available: int, live_award: Award | None, amount: Money, reason: str
+) -> None:
     decision = decide_reservation(
-        budget(30_000),
-        None,
+        budget(available),
+        live_award,
         application_id="app-1",
         program_code="AUPAP",
         cycle="2027",
-        amount=usd(40_000),
+        amount=amount,
     )
-    assert decision == Refusal(
-        "the AUPAP 2027 budget has 300.00 USD available, 400.00 USD requested"
-    )
-
-
-def test_a_reservation_in_another_currency_than_the_budget_is_refused() -> None:
-    decision = decide_reservation(
-        budget(30_000),
-        None,
-        application_id="app-1",
-        program_code="AUPAP",
-        cycle="2027",
-        amount=Money(amount_minor=10, currency="EUR"),
-    )
-    assert isinstance(decision, Refusal) and "budget is in USD" in decision.reason
-
-
-def test_a_second_reservation_for_a_live_award_is_refused() -> None:
-    decision = decide_reservation(
-        budget(90_000),
-        award(reserved=10_000, awarded=10_000),
-        application_id="app-1",
-        program_code="AUPAP",
-        cycle="2027",
-        amount=usd(10_000),
-    )
-    assert isinstance(decision, Refusal) and "adjust it instead" in decision.reason
+    assert isinstance(decision, Refusal) and reason in decision.reason
 
 
 def test_a_tranche_cannot_take_more_than_is_reserved() -> None:

@@ -26,21 +26,24 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from bench.standins import (
+    funds_released,
+    funds_reserved,
+    partner_confirmed,
+    refund_requested,
+    report_reviewed,
+    tranche_settled,
+)
 from shared.contracts import topics
 from shared.contracts.disbursement import (
     AwardAdjusted,
     DisbursementFailed,
-    DisbursementSettled,
     FundsRefused,
-    FundsReleased,
-    FundsReserved,
-    RefundRequested,
 )
 from shared.contracts.envelope import Envelope
-from shared.contracts.intake import ApplicationSubmitted, PartnerConfirmed
+from shared.contracts.intake import ApplicationSubmitted
 from shared.contracts.money import Money
 from shared.contracts.reporting import ReportSubmitted
-from shared.contracts.review import ReportReviewed
 from shared.contracts.topics import TOPICS_BY_NAME, Kind, Topic
 from shared.contracts.workflows import (
     AdjustAward,
@@ -177,15 +180,8 @@ class StandInServices:
 
         match command:
             case RequestPartnerConfirmation() if self.partner != "never":
-                await send(
-                    wf.partner_confirmed,
-                    PartnerConfirmed(
-                        application_id=application_id,
-                        partner_contact_email=command.partner_contact_email,
-                        confirmed=self.partner == "confirm",
-                    ),
-                    "intake",
-                )
+                confirmed = partner_confirmed(command, confirmed=self.partner == "confirm")
+                await send(wf.partner_confirmed, confirmed, "intake")
             case RequestReviews() if self.answer_reviews:
                 for index in range(1, command.reviews_needed + 1):
                     completed = review(
@@ -204,28 +200,9 @@ class StandInServices:
                 left = self.reserved.pop(application_id, Money.zero("USD"))
                 paid = self.paid.get(application_id, Money.zero("USD"))
                 released = left - paid if left > paid else Money.zero("USD")
-                await send(
-                    wf.funds_released,
-                    FundsReleased(
-                        application_id=application_id,
-                        command_id=command.command_id,
-                        amount=released,
-                        program_code=command.program_code,
-                        cycle=command.cycle,
-                    ),
-                    "disbursement",
-                )
+                await send(wf.funds_released, funds_released(command, released), "disbursement")
             case RequestRefund():
-                await send(
-                    wf.refund_requested,
-                    RefundRequested(
-                        application_id=application_id,
-                        command_id=command.command_id,
-                        amount=command.amount,
-                        reason=command.reason,
-                    ),
-                    "disbursement",
-                )
+                await send(wf.refund_requested, refund_requested(command), "disbursement")
             case AdjustAward():
                 self.reserved[application_id] = command.new_award
                 await send(
@@ -242,17 +219,9 @@ class StandInServices:
                 await self.submit_report(handle, command.awarded, revision=1)
             case RequestReportReview():
                 outcome = self.report_outcomes.pop(0) if self.report_outcomes else "approved"
-                await send(
-                    wf.report_reviewed,
-                    ReportReviewed(
-                        application_id=application_id,
-                        report_id=command.report_id,
-                        reviewer_id="reviewer-report",
-                        outcome=outcome,
-                        comments="" if outcome == "approved" else "add receipts",
-                    ),
-                    "review",
-                )
+                comments = "" if outcome == "approved" else "add receipts"
+                reviewed = report_reviewed(command, outcome, comments)
+                await send(wf.report_reviewed, reviewed, "review")
             case _:
                 pass
 
@@ -273,15 +242,7 @@ class StandInServices:
             )
             return
         self.reserved[command.application_id] = command.amount
-        await send(
-            wf.funds_reserved,
-            FundsReserved(
-                application_id=command.application_id,
-                command_id=command.command_id,
-                amount=command.amount,
-            ),
-            "disbursement",
-        )
+        await send(wf.funds_reserved, funds_reserved(command), "disbursement")
 
     async def _pay(self, send: Any, command: PayTranche) -> None:
         wf = ExchangeFundingWorkflow
@@ -302,18 +263,7 @@ class StandInServices:
             return
         paid = self.paid.get(command.application_id, Money.zero("USD"))
         self.paid[command.application_id] = paid + command.amount
-        await send(
-            wf.disbursement_settled,
-            DisbursementSettled(
-                application_id=command.application_id,
-                command_id=command.command_id,
-                tranche=command.tranche,
-                amount=command.amount,
-                instruction_id=command.idempotency_key,
-                finance_reference=f"fin-{command.command_id[:8]}",
-            ),
-            "disbursement",
-        )
+        await send(wf.disbursement_settled, tranche_settled(command), "disbursement")
 
     async def submit_report(
         self, handle: WorkflowHandle[Any, Any], awarded: Money, *, revision: int

@@ -25,7 +25,6 @@ from temporalio.worker import Worker
 from shared.auth import Auth
 from shared.clock import Clock, utc_now
 from shared.contracts.stages import FINAL_STAGES, Stage
-from shared.db import ping
 from shared.errors import install_error_handlers
 from shared.logging import configure_logging
 from shared.mail import Mailer
@@ -36,6 +35,7 @@ from shared.service import (
     build_runtime,
     freeze_startup_heap,
     guard_requests,
+    runtime_checks,
     trace_requests,
 )
 from shared.telemetry.tracing import temporal_interceptors
@@ -184,18 +184,13 @@ def create_app(
         if task is None or task.done():
             raise RuntimeError("the Temporal worker is not running")
 
-    async def broker_ready() -> None:
-        if not await runtime.broker.ping(timeout=2.0):
-            raise ConnectionError("Kafka broker does not answer")
-
     add_runtime_routes(
         app,
         runtime,
         readiness_checks={
             "temporal": temporal_ready,
             "worker": worker_ready,
-            "database": lambda: ping(runtime.engine),
-            "broker": broker_ready,
+            **runtime_checks(runtime),
         },
     )
     runtime.gauges.add_labelled(

@@ -1,11 +1,8 @@
 """workflows: outbox, inbox and the healing tables (the workflow's events go out through
 an outbox of their own, so that a broker that forgets them gets them again).
-
-Revision ID: workflows_0001
-Revises:
 """
 
-from shared.migrations import (
+from shared.migrations.messaging import (
     add_healing_tables,
     create_messaging_tables,
     drop_healing_tables,
@@ -14,8 +11,6 @@ from shared.migrations import (
 
 revision = "workflows_0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

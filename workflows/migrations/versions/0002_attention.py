@@ -1,8 +1,4 @@
-"""workflows: the officers' attention list (escalations, and each application's last status).
-
-Revision ID: workflows_0002
-Revises: workflows_0001
-"""
+"""workflows: the officers' attention list (escalations, and each application's last status)."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -11,8 +7,6 @@ from shared.db import Id, UtcDateTime
 
 revision = "workflows_0002"
 down_revision = "workflows_0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,20 +1,7 @@
-"""disbursement: outbox and inbox tables.
+"""disbursement: outbox and inbox tables."""
 
-Revision ID: disbursement_0001
-Revises:
-"""
-
-from shared.migrations import create_messaging_tables, drop_messaging_tables
+from shared.migrations.messaging import messaging_revision
 
 revision = "disbursement_0001"
 down_revision = None
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    create_messaging_tables("disbursement")
-
-
-def downgrade() -> None:
-    drop_messaging_tables("disbursement")
+upgrade, downgrade = messaging_revision("disbursement")

@@ -1,16 +1,12 @@
-"""disbursement: budgets, the double-entry ledger, commands, instructions, settlements.
-
-Revision ID: disbursement_0002
-Revises: disbursement_0001
-"""
+"""disbursement: budgets, the double-entry ledger, commands, instructions, settlements."""
 
 import sqlalchemy as sa
 from alembic import op
 
+from services.disbursement.migrations.retired import create_commands_table
+
 revision = "disbursement_0002"
 down_revision = "disbursement_0001"
-branch_labels = None
-depends_on = None
 
 _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _Key = sa.String(200)
@@ -71,20 +67,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_disbursement_entries_application", "disbursement_entries", ["application_id"]
     )
-    op.create_table(
-        "disbursement_commands",
-        sa.Column("command_id", _Key, primary_key=True),
-        sa.Column("kind", sa.String(20), nullable=False),
-        sa.Column("idempotency_key", _Key, nullable=False),
-        sa.Column("application_id", _Key, nullable=False),
-        sa.Column("outcome", sa.String(20), nullable=False),
-        sa.Column("result_topic", sa.String(255), nullable=True),
-        sa.Column("result_payload", sa.Text, nullable=True),
-        sa.Column("received_at", _When, nullable=False),
-    )
-    op.create_index(
-        "ix_disbursement_commands_key", "disbursement_commands", ["kind", "idempotency_key"]
-    )
+    create_commands_table()
     op.create_table(
         "disbursement_instructions",
         sa.Column("instruction_id", _Key, primary_key=True),

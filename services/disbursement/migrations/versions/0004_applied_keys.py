@@ -5,9 +5,6 @@ Repeats of one command (same ``command_id``) are answered by the shared command 
 ``disbursement_commands`` is the ledger's rule that a new command with the idempotency key
 of an earlier success gets that success: its successes (payments excepted: an instruction
 is its own record) move to ``disbursement_applied_keys``, the first success of each key.
-
-Revision ID: disbursement_0004
-Revises: disbursement_0003
 """
 
 import json
@@ -15,10 +12,10 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
+from services.disbursement.migrations.retired import create_commands_table
+
 revision = "disbursement_0004"
 down_revision = "disbursement_0003"
-branch_labels = None
-depends_on = None
 
 _Key = sa.String(200)
 _When = sa.DateTime(timezone=True)
@@ -86,20 +83,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.create_table(
-        "disbursement_commands",
-        sa.Column("command_id", _Key, primary_key=True),
-        sa.Column("kind", sa.String(20), nullable=False),
-        sa.Column("idempotency_key", _Key, nullable=False),
-        sa.Column("application_id", _Key, nullable=False),
-        sa.Column("outcome", sa.String(20), nullable=False),
-        sa.Column("result_topic", sa.String(255), nullable=True),
-        sa.Column("result_payload", sa.Text, nullable=True),
-        sa.Column("received_at", _When, nullable=False),
-    )
-    op.create_index(
-        "ix_disbursement_commands_key", "disbursement_commands", ["kind", "idempotency_key"]
-    )
+    create_commands_table()
     rows = op.get_bind().execute(sa.select(_applied)).all()
     if rows:
         op.bulk_insert(

@@ -2,9 +2,6 @@
 
 A repeated delivery (the same ``X-Grantflow-Delivery`` id, or the same signed request
 replayed) is answered as before and applied once.
-
-Revision ID: disbursement_0005
-Revises: disbursement_0004
 """
 
 import sqlalchemy as sa
@@ -14,8 +11,6 @@ from shared.db import UtcDateTime
 
 revision = "disbursement_0005"
 down_revision = "disbursement_0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,16 +1,10 @@
-"""intake: members, exchange rates, applications, status history, partner links, mail.
-
-Revision ID: intake_0002
-Revises: intake_0001
-"""
+"""intake: members, exchange rates, applications, status history, partner links, mail."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "intake_0002"
 down_revision = "intake_0001"
-branch_labels = None
-depends_on = None
 
 _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

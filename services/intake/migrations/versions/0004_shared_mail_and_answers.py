@@ -6,9 +6,6 @@
   confirmation (``partner-confirmation:<application id>``), so that a request the
   workflow sends again gets the answer again (``shared.messaging.receipts``).
 - The count of repeated requests per link goes: the command receipts answer a repeat.
-
-Revision ID: intake_0004
-Revises: intake_0003
 """
 
 import sqlalchemy as sa
@@ -16,8 +13,6 @@ from alembic import op
 
 revision = "intake_0004"
 down_revision = "intake_0003"
-branch_labels = None
-depends_on = None
 
 _MAIL_COLUMNS = "kind, recipients, subject, body, application_id, created_at, attempts, last_error"
 # The topic's name without the deployment's prefix (a migration keeps the name it was

@@ -1,16 +1,10 @@
-"""intake: application ids as long as the contract allows (64 characters, was 36).
-
-Revision ID: intake_0005
-Revises: intake_0004
-"""
+"""intake: application ids as long as the contract allows (64 characters, was 36)."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "intake_0005"
 down_revision = "intake_0004"
-branch_labels = None
-depends_on = None
 
 TABLES = (
     "intake_applications",

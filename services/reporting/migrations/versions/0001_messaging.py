@@ -1,20 +1,7 @@
-"""reporting: outbox and inbox tables.
+"""reporting: outbox and inbox tables."""
 
-Revision ID: reporting_0001
-Revises:
-"""
-
-from shared.migrations import create_messaging_tables, drop_messaging_tables
+from shared.migrations.messaging import messaging_revision
 
 revision = "reporting_0001"
 down_revision = None
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    create_messaging_tables("reporting")
-
-
-def downgrade() -> None:
-    drop_messaging_tables("reporting")
+upgrade, downgrade = messaging_revision("reporting")

@@ -1,8 +1,4 @@
-"""reporting: report obligations, their reviews, and the analytics read model.
-
-Revision ID: reporting_0002
-Revises: reporting_0001
-"""
+"""reporting: report obligations, their reviews, and the analytics read model."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -11,8 +7,6 @@ from shared.db import Id
 
 revision = "reporting_0002"
 down_revision = "reporting_0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

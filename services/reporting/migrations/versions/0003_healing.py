@@ -1,8 +1,5 @@
 """reporting: command receipts, dead letters, broker epoch, mail queue (shared.messaging).
 
-Revision ID: reporting_0003
-Revises: reporting_0002
-
 Reporting's consumer kept two inboxes, ``reporting.analytics`` (every event) and
 ``reporting.obligations`` (report requests, overdue notices, reviews), where the shared
 consumer keeps one per topic. An event both inboxes noted becomes one row under its
@@ -12,12 +9,10 @@ topic's name: the analytics row stays, its obligations twin goes first.
 import sqlalchemy as sa
 from alembic import op
 
-from shared.migrations import add_healing_tables, drop_healing_tables
+from shared.migrations.messaging import add_healing_tables, drop_healing_tables
 
 revision = "reporting_0003"
 down_revision = "reporting_0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

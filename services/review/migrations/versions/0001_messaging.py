@@ -1,20 +1,7 @@
-"""review: outbox and inbox tables.
+"""review: outbox and inbox tables."""
 
-Revision ID: review_0001
-Revises:
-"""
-
-from shared.migrations import create_messaging_tables, drop_messaging_tables
+from shared.migrations.messaging import messaging_revision
 
 revision = "review_0001"
 down_revision = None
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    create_messaging_tables("review")
-
-
-def downgrade() -> None:
-    drop_messaging_tables("review")
+upgrade, downgrade = messaging_revision("review")

@@ -1,16 +1,12 @@
-"""review: reviewers, requests, tasks, reviews, recusals, handled commands and mail.
-
-Revision ID: review_0002
-Revises: review_0001
-"""
+"""review: reviewers, requests, tasks, reviews, recusals, handled commands and mail."""
 
 import sqlalchemy as sa
 from alembic import op
 
+from services.review.migrations.retired import create_commands_table, create_mail_table
+
 revision = "review_0002"
 down_revision = "review_0001"
-branch_labels = None
-depends_on = None
 
 _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -114,25 +110,8 @@ def upgrade() -> None:
         _moment("recorded_at"),
     )
     op.create_index("ix_review_recusals_application", "review_recusals", ["application_id"])
-    op.create_table(
-        "review_commands",
-        sa.Column("command_id", sa.String(200), primary_key=True),
-        sa.Column("topic", sa.String(255), nullable=False),
-        _moment("handled_at"),
-    )
-    op.create_table(
-        "review_mail",
-        sa.Column("id", _Id, primary_key=True, autoincrement=True),
-        sa.Column("recipients", sa.JSON, nullable=False),
-        sa.Column("subject", sa.String(300), nullable=False),
-        sa.Column("body", sa.Text, nullable=False),
-        sa.Column("application_id", sa.String(64), nullable=True),
-        _moment("created_at"),
-        _moment("sent_at", nullable=True),
-        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("last_error", sa.Text, nullable=True),
-    )
-    op.create_index("ix_review_mail_unsent", "review_mail", ["sent_at", "id"])
+    create_commands_table()
+    create_mail_table()
 
 
 def downgrade() -> None:

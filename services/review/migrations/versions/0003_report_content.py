@@ -1,16 +1,10 @@
-"""review: the post-exchange reports under review, so that report tasks show them.
-
-Revision ID: review_0003
-Revises: review_0002
-"""
+"""review: the post-exchange reports under review, so that report tasks show them."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "review_0003"
 down_revision = "review_0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

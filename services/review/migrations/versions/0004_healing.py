@@ -1,20 +1,7 @@
-"""review: command receipts, dead letters, broker epoch, mail queue (shared.messaging).
+"""review: command receipts, dead letters, broker epoch, mail queue (shared.messaging)."""
 
-Revision ID: review_0004
-Revises: review_0003
-"""
-
-from shared.migrations import add_healing_tables, drop_healing_tables
+from shared.migrations.messaging import healing_revision
 
 revision = "review_0004"
 down_revision = "review_0003"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    add_healing_tables("review")
-
-
-def downgrade() -> None:
-    drop_healing_tables("review")
+upgrade, downgrade = healing_revision("review")

@@ -8,9 +8,6 @@
   subject (the round, or the report), so that a command sent again after the upgrade gets
   them again. The subjects are written out here as the service computed them at this
   revision (``services.review.domain``).
-
-Revision ID: review_0005
-Revises: review_0004
 """
 
 import json
@@ -18,12 +15,11 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
+from services.review.migrations.retired import create_commands_table, create_mail_table
 from shared.db import Id
 
 revision = "review_0005"
 down_revision = "review_0004"
-branch_labels = None
-depends_on = None
 
 ANSWERS = ("ReviewCompleted", "ReviewerRecused", "ReviewersShort", "ReportReviewed")
 MIGRATED_MAIL_KIND = "review-mail"
@@ -76,30 +72,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.create_table(
-        "review_commands",
-        sa.Column("command_id", sa.String(200), primary_key=True),
-        sa.Column("topic", sa.String(255), nullable=False),
-        sa.Column("handled_at", sa.DateTime(timezone=True), nullable=False),
-    )
+    create_commands_table()
     op.execute(
         "INSERT INTO review_commands (command_id, topic, handled_at)"
         " SELECT command_id, topic, handled_at FROM review_command_receipts"
         " WHERE topic LIKE '%grants.review.reassign.v1'"
     )
-    op.create_table(
-        "review_mail",
-        sa.Column("id", Id, primary_key=True, autoincrement=True),
-        sa.Column("recipients", sa.JSON, nullable=False),
-        sa.Column("subject", sa.String(300), nullable=False),
-        sa.Column("body", sa.Text, nullable=False),
-        sa.Column("application_id", sa.String(64), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("last_error", sa.Text, nullable=True),
-    )
-    op.create_index("ix_review_mail_unsent", "review_mail", ["sent_at", "id"])
+    create_mail_table()
     op.execute(
         "INSERT INTO review_mail"
         " (recipients, subject, body, application_id, created_at, attempts, last_error)"

@@ -3,9 +3,6 @@
 City names of up to 200 characters came from intake into columns of 120: on PostgreSQL the
 review request was dead-lettered and the application never got reviewers. Report ids are
 up to 128 characters.
-
-Revision ID: review_0006
-Revises: review_0005
 """
 
 import sqlalchemy as sa
@@ -13,8 +10,6 @@ from alembic import op
 
 revision = "review_0006"
 down_revision = "review_0005"
-branch_labels = None
-depends_on = None
 
 # (table, column, old length, new length)
 WIDENED = (
