@@ -281,7 +281,7 @@ class People:
             if saved is None or saved.status_code != 200:
                 return None
             sent = await self._send("POST", url + "/submit", headers=headers)
-            if sent is not None and sent.status_code == 422:
+            if sent is not None and sent.status_code in (409, 422):
                 raise StepTimeoutError(f"the report was refused: {sent.text}")
             return True if sent is not None and sent.status_code == 200 else None
 

@@ -1,11 +1,12 @@
 """The one error vocabulary of every service, and the handlers that turn it into HTTP.
 
-A use case raises ``NotFoundError``, ``ForbiddenError``, ``ConflictError``, ``GoneError``
-or ``InvalidError`` (with the fields at fault); ``install_error_handlers`` answers 404,
-403, 409, 410 and 422. Every body has a ``detail``: a sentence, or for 422 a list of
-problems, each with its ``loc`` (FastAPI's shape), the dotted ``field`` and a ``msg`` a
-person can read. A consumer's use case raises ``InvalidCommandError`` for a message that
-can never be processed; the consumer helper dead-letters it.
+A use case raises ``NotFoundError``, ``ForbiddenError``, ``ConflictError``, ``GoneError``,
+``InvalidError`` (the fields at fault in the request) or ``UnmetRulesError`` (the fields at
+fault in what is stored); ``install_error_handlers`` answers 404, 403, 409, 410, 422 and
+409. Every body has a ``detail``: a sentence, or for 422 (and ``UnmetRulesError``'s 409) a
+list of problems, each with its ``loc`` (FastAPI's shape), the dotted ``field`` and a
+``msg`` a person can read. A consumer's use case raises ``InvalidCommandError`` for a
+message that can never be processed; the consumer helper dead-letters it.
 """
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ class InvalidError(ServiceError):
         return cls([Problem(field, message, kind)])
 
 
+class UnmetRulesError(InvalidError):
+    """A well-formed request refused by rules about what is stored (a draft being submitted,
+    a task's rubric, the program catalog): 409, with each problem named like a 422's. The
+    request alone is valid, so no schema can refuse it; only the state the server holds can.
+    """
+
+    status_code = 409
+
+
 class InvalidCommandError(Exception):
     """A consumed message that can never be processed (it goes to the dead letters)."""
 
@@ -103,6 +113,7 @@ _PLAIN_WORDS = {
     "int_parsing": "{field} must be a whole number",
     "bool_type": "{field} must be true or false",
     "bool_parsing": "{field} must be true or false",
+    "datetime_type": "{field} must be a date and time such as 2027-05-10T09:00:00Z",
     "date_from_datetime_parsing": "{field} must be a date such as 2027-05-10",
     "date_parsing": "{field} must be a date such as 2027-05-10",
     "date_type": "{field} must be a date such as 2027-05-10",
@@ -218,15 +229,17 @@ _ERROR_MEANINGS: dict[str, str] = {
     "410": "the link or object is no longer usable",
     "413": "the request body is larger than the service accepts",
     "422": "a field is wrong; each problem names it in plain words",
+    "503": "a dependency does not answer (the token signing keys); try again later",
 }
 _ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
 
 
 def document_errors(app: FastAPI) -> None:
     """Declare in the OpenAPI document, for every route, the errors it can answer, each
-    with the ``ErrorBody`` schema: 401 and 403 where a bearer token is needed, 404 where
-    the path names an object, 413 where there is a body, 422 where there are inputs, and
-    whatever the route declares itself (409, 410 ...)."""
+    with the ``ErrorBody`` schema: 401, 403 and 503 where a bearer token is needed (503
+    while the signing keys of a JWKS URL cannot be fetched), 404 where the path names an
+    object, 413 where there is a body, 422 where there are inputs, and whatever the route
+    declares itself (409, 410, 503 ...)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -252,9 +265,9 @@ def document_errors(app: FastAPI) -> None:
 def _declare_errors(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation["responses"]
     parameters = operation.get("parameters", [])
-    statuses = {status for status in responses if status.startswith("4")}
+    statuses = {status for status in responses if status.startswith("4") or status == "503"}
     if operation.get("security"):
-        statuses |= {"401", "403"}
+        statuses |= {"401", "403", "503"}
     if any(parameter.get("in") == "path" for parameter in parameters):
         statuses.add("404")
     if "requestBody" in operation:
@@ -272,6 +285,8 @@ def _declare_errors(operation: dict[str, Any]) -> None:
         declared = responses.setdefault(status, {})
         declared.setdefault("description", _ERROR_MEANINGS.get(status, "refused"))
         content = declared.setdefault("content", {})
+        if status == "503" and content.get("application/json", {}).get("schema"):
+            continue  # a body of its own (readiness names each dependency)
         content["application/json"] = {"schema": _ERROR_BODY}
         if page:
             content.setdefault("text/html", {})

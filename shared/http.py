@@ -6,7 +6,7 @@ import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Query, Response
@@ -19,6 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import OFFICERS, require
@@ -284,6 +285,14 @@ class _RuntimeCollector:
             yield gauge
 
 
+class Readiness(BaseModel):
+    """What readiness answers, 200 or 503: each dependency and whether it answers."""
+
+    status: Literal["ready", "not ready"]
+    service: str
+    checks: dict[str, str] = Field(description='"ok", or "unavailable: " and why.')
+
+
 def add_operational_routes(
     app: FastAPI,
     *,
@@ -316,7 +325,8 @@ def add_operational_routes(
         "/readyz",
         tags=["operations"],
         summary="Database and broker answer",
-        responses={503: {"description": "a dependency does not answer"}},
+        response_model=Readiness,
+        responses={503: {"description": "a dependency does not answer", "model": Readiness}},
     )
     async def readyz() -> JSONResponse:
         results: dict[str, str] = {}

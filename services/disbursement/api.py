@@ -25,6 +25,7 @@ from services.disbursement.schemas import (
 )
 from services.disbursement.service import DisbursementService
 from shared.auth import OFFICERS, Principal, require
+from shared.http import Offset, limit_query
 from shared.service import the_service
 
 Disbursement = Annotated[DisbursementService, Depends(the_service)]
@@ -61,9 +62,14 @@ router = APIRouter()
 
 
 @router.get("/v1/budgets", tags=["budgets"], summary="Every program budget and its balances")
-async def list_budgets(service: Disbursement, _officer: Officer) -> list[BudgetReport]:
+async def list_budgets(
+    service: Disbursement,
+    _officer: Officer,
+    limit: int = limit_query(100, 500),
+    offset: Offset = 0,
+) -> list[BudgetReport]:
     async with service.reading() as work:
-        return await service.budget_reports(work)
+        return await service.budget_reports(work, limit=limit, offset=offset)
 
 
 @router.get(
@@ -134,15 +140,21 @@ async def reconciliation(
 
 
 @router.get("/v1/fx-rates", tags=["rates"], summary="The exchange rates used for payments")
-async def list_rates(service: Disbursement, _officer: Officer) -> list[RateView]:
+async def list_rates(
+    service: Disbursement,
+    _officer: Officer,
+    limit: int = limit_query(100, 500),
+    offset: Offset = 0,
+) -> list[RateView]:
     async with service.reading() as work:
-        return await service.rates(work)
+        return await service.rates(work, limit=limit, offset=offset)
 
 
 @router.put(
     "/v1/fx-rates/{base_currency}/{quote_currency}",
     tags=["rates"],
     summary="Set the rate from a program currency to a payment currency",
+    responses={409: {"description": "a currency pays in itself at 1, a rate that cannot be set"}},
 )
 async def set_rate(
     base_currency: CurrencyPath,

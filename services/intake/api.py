@@ -34,6 +34,7 @@ from services.intake.schemas import (
     PartnerAnswered,
     ProgramList,
     ProgramView,
+    RateList,
     RateUpdate,
     RateView,
     ResubmitRequest,
@@ -72,7 +73,15 @@ IdempotencyKey = Annotated[
 
 Responses = dict[int | str, dict[str, Any]]
 _NOT_FOUND: Responses = {404: {"description": "no such object, or not yours"}}
-_CONFLICT: Responses = {409: {"description": "the action does not fit the application's state"}}
+_CONFLICT: Responses = {
+    409: {
+        "description": "the action does not fit the application's state, or the application "
+        "breaks a rule of its program (each problem named, as in a 422)"
+    }
+}
+_UNKNOWN_PROGRAM: Responses = {
+    409: {"description": "the catalog has no such program (the problem is named)"}
+}
 _REFUSED: Responses = {
     422: {"description": "a field is wrong; each problem names it in plain words"}
 }
@@ -142,8 +151,13 @@ _ACCEPTED: dict[str, Any] = {
 
 
 @router.get("/programs", tags=["programs"], summary="Funding programs, their rules and windows")
-async def list_programs(_principal: Anyone, service: Intake) -> ProgramList:
-    return service.programs()
+async def list_programs(
+    _principal: Anyone,
+    service: Intake,
+    limit: int = limit_query(100, 500),
+    offset: Offset = 0,
+) -> ProgramList:
+    return service.programs(limit=limit, offset=offset)
 
 
 @router.get(
@@ -208,16 +222,24 @@ async def update_member(
 
 
 @router.get("/exchange-rates", tags=["exchange rates"], summary="The conversion rates in use")
-async def list_rates(_principal: Anyone, service: Intake) -> list[RateView]:
+async def list_rates(
+    _principal: Anyone,
+    service: Intake,
+    limit: int = limit_query(100, 500),
+    offset: Offset = 0,
+) -> RateList:
     async with service.reading() as work:
-        return await service.rates(work)
+        return await service.rates(work, limit=limit, offset=offset)
 
 
 @router.put(
     "/exchange-rates/{from_currency}/{to_currency}",
     tags=["exchange rates"],
     summary="Set a conversion rate (program officers)",
-    responses=_REFUSED,
+    responses={
+        **_REFUSED,
+        409: {"description": "a currency converts to itself at 1, a rate that cannot be set"},
+    },
 )
 async def set_rate(
     from_currency: Currency,
@@ -238,7 +260,7 @@ async def set_rate(
     tags=["applications"],
     status_code=status.HTTP_201_CREATED,
     summary="Start a draft application (it may be incomplete)",
-    responses=_REFUSED,
+    responses={**_UNKNOWN_PROGRAM, **_REFUSED},
 )
 async def create_application(
     body: DraftFields, principal: Applicant, service: Intake

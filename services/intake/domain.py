@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from shared.contracts.base import EMAIL_PATTERN
+from shared.contracts.base import EMAIL_PATTERN, HAS_TEXT, IsoDate, WholeNumber, stripped
 from shared.contracts.intake import BudgetLine
 from shared.contracts.money import Money
 from shared.contracts.programs import ExchangePlan, ProgramRules
@@ -50,17 +50,20 @@ YOUTH_PER_CHAPERONE = 5
 Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 # Some text besides spaces: the schema says so too (the pattern), so that a text it allows is
-# never refused for being empty once stripped.
+# never refused for being empty once stripped. Lengths are of the text as sent (the schema's),
+# and stripping comes after.
 ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"[^\s]")
+    str, StringConstraints(min_length=1, max_length=200, pattern=HAS_TEXT), AfterValidator(stripped)
 ]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10_000)]
+LongText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(stripped)]
 
 
 class Input(BaseModel):
-    """What a caller may send: unknown fields (``status``, ``award``, ``score``) are an error."""
+    """What a caller may send: unknown fields (``status``, ``award``, ``score``) are an error,
+    and so is a value of another JSON type than the schema's (lax mode would read ``false``
+    as 0 and ``0`` as a date)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Contact(Input):
@@ -77,8 +80,8 @@ class PartnerInput(Input):
 
 
 class Delegation(Input):
-    adults: int = Field(ge=0, le=1000)
-    youth: int = Field(default=0, ge=0, le=1000, description="Participants under 18.")
+    adults: WholeNumber = Field(ge=0, le=1000)
+    youth: WholeNumber = Field(default=0, ge=0, le=1000, description="Participants under 18.")
 
 
 class BudgetLineInput(Input):
@@ -88,10 +91,10 @@ class BudgetLineInput(Input):
 
 
 class ExpectedOutcomes(Input):
-    agreements: int = Field(default=0, ge=0, le=10_000)
-    trade_leads: int = Field(default=0, ge=0, le=10_000)
-    students_exchanged: int = Field(default=0, ge=0, le=10_000)
-    follow_up_projects: int = Field(default=0, ge=0, le=10_000)
+    agreements: WholeNumber = Field(default=0, ge=0, le=10_000)
+    trade_leads: WholeNumber = Field(default=0, ge=0, le=10_000)
+    students_exchanged: WholeNumber = Field(default=0, ge=0, le=10_000)
+    follow_up_projects: WholeNumber = Field(default=0, ge=0, le=10_000)
 
 
 # Passes every check with the seeded rate KES->USD 0.0077: 12,000 USD + 400,000 KES
@@ -141,8 +144,8 @@ class DraftFields(Input):
     title: ShortText | None = None
     summary: LongText | None = None
     partner: PartnerInput | None = None
-    exchange_start: date | None = None
-    exchange_end: date | None = None
+    exchange_start: IsoDate | None = None
+    exchange_end: IsoDate | None = None
     delegation: Delegation | None = None
     budget_lines: list[BudgetLineInput] | None = Field(default=None, max_length=100)
     requested: Money | None = Field(default=None, description="In the program's currency.")

@@ -337,13 +337,15 @@ class IntakeStore:
         )
         return {(row.from_currency, to_currency): row.rate for row in rows}
 
-    async def rates(self) -> list[RateRecord]:
+    async def rates(self, *, limit: int, offset: int) -> tuple[list[RateRecord], int]:
+        total = await self.session.scalar(select(func.count()).select_from(exchange_rates))
         rows = await self.session.execute(
-            select(exchange_rates).order_by(
-                exchange_rates.c.to_currency, exchange_rates.c.from_currency
-            )
+            select(exchange_rates)
+            .order_by(exchange_rates.c.to_currency, exchange_rates.c.from_currency)
+            .limit(limit)
+            .offset(offset)
         )
-        return [RateRecord(**row._mapping) for row in rows]
+        return [RateRecord(**row._mapping) for row in rows], int(total or 0)
 
     async def rate(self, from_currency: str, to_currency: str) -> RateRecord | None:
         row = (

@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StringConstraints,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from services.intake.domain import (
@@ -30,13 +39,19 @@ from services.intake.persistence import (
     PartnerLinkRecord,
     StatusRecord,
 )
+from shared.contracts.base import HAS_THREE, MAX_COUNT, IsoDate, stripped, whole_number
 from shared.contracts.intake import BudgetLine
 from shared.contracts.money import ExchangeRate, Money
 from shared.contracts.programs import ProgramRules
 from shared.contracts.workflows import Amounts, Deadline
 
 MemberId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+# Three characters once stripped, and the schema says so (the pattern).
+Reason = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=2000, pattern=HAS_THREE),
+    AfterValidator(stripped),
+]
 
 
 def _example(example: dict[str, Any]) -> ConfigDict:
@@ -72,6 +87,9 @@ class ProgramView(BaseModel):
 class ProgramList(BaseModel):
     catalog_version: str
     programs: list[ProgramView]
+    total: int = Field(description="Programs in the catalog, on every page.")
+    limit: int
+    offset: int
 
 
 # --- members --------------------------------------------------------------------------
@@ -160,6 +178,13 @@ class RateView(View):
     rate: str
     updated_at: datetime
     updated_by: str
+
+
+class RateList(BaseModel):
+    items: list[RateView]
+    total: int
+    limit: int
+    offset: int
 
 
 class StatusEntry(View):
@@ -303,12 +328,15 @@ class ChecksView(BaseModel):
         )
 
 
+# Bounds before the whole-number validator, or the schema loses them (as "ge" and "le").
+DraftVersion = Annotated[int, Field(ge=1, le=MAX_COUNT), Strict(), BeforeValidator(whole_number)]
+
+
 class SubmitRequest(Input):
     model_config = _example({"draft_version": 1})
 
-    draft_version: int | None = Field(
+    draft_version: DraftVersion | None = Field(
         default=None,
-        ge=1,
         description="The draft version whose checks you previewed; 409 if it changed since.",
     )
 
@@ -348,8 +376,8 @@ class AmendmentRequest(Input):
         }
     )
 
-    new_exchange_start: date | None = None
-    new_exchange_end: date | None = None
+    new_exchange_start: IsoDate | None = None
+    new_exchange_end: IsoDate | None = None
     new_award: Money | None = None
     cancel_exchange: StrictBool = False
     reason: Reason
@@ -362,7 +390,7 @@ class PartnerAnswer(Input):
     model_config = _example({"answer": "confirm", "note": "We will host the delegation."})
 
     answer: Literal["confirm", "decline"]
-    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+    note: Annotated[str, StringConstraints(max_length=2000), AfterValidator(stripped)] | None = None
 
 
 class PartnerAnswered(BaseModel):

@@ -34,7 +34,8 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {
         "model": ErrorBody,
-        "description": "The report's state does not allow this (approved, in review)",
+        "description": "The report's state does not allow this (approved, in review), or "
+        "it breaks a rule of its grant or of a complete report (each problem named)",
     }
 }
 

@@ -60,6 +60,7 @@ PAGE_RESPONSES: dict[int | str, dict[str, str]] = {
     303: {"description": "Signed in from ?token=: the same page without the token"},
     401: {"description": "Not signed in: the sign-in form"},
     403: {"description": "Signed in, but not as a program officer"},
+    503: {"description": "Token signing keys are unavailable; try again later"},
 }
 
 

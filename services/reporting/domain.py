@@ -1,8 +1,9 @@
 """Post-exchange reports: what a draft may hold, what a submission needs, who may change it.
 
 Pure rules, no I/O: the use cases in ``service.py`` load an obligation, ask these functions,
-and store the answer. A broken rule raises the shared vocabulary: ``InvalidError`` naming
-each field at fault (422), ``ConflictError`` when the report's state forbids the action (409).
+and store the answer. A broken rule raises the shared vocabulary: ``UnmetRulesError`` naming
+each field at fault (409: the rules read the stored grant and draft, which no schema knows),
+``ConflictError`` when the report's state forbids the action (409).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from shared.contracts.reporting import (
     ReportParticipants,
     SpendingLine,
 )
-from shared.errors import ConflictError, InvalidError, Problem
+from shared.errors import ConflictError, Problem, UnmetRulesError
 
 REPORT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
@@ -80,11 +81,25 @@ class SpendingEntry(SpendingInput):
         )
 
 
+class ActivityInput(BaseModel):
+    """An activity as a draft holds it: the fields of ``ReportActivity``, whose rule that it
+    ends no earlier than it starts is checked on submission (a schema cannot compare two
+    fields, so a draft that breaks it is stored and named by the submission's checks). A
+    ``ReportActivity`` is taken as it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, from_attributes=True)
+
+    title: str = Field(min_length=1, max_length=200)
+    held_on: date
+    ends_on: date | None = Field(default=None, description="Last day, for a multi-day activity.")
+    description: str = Field(default="", max_length=4000)
+
+
 class _DraftParts(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     participants: ReportParticipants | None = None
-    activities: list[ReportActivity] = Field(default_factory=list, max_length=200)
+    activities: list[ActivityInput] = Field(default_factory=list, max_length=200)
     outcomes: ReportOutcomes | None = None
     attachments: list[AttachmentMeta] = Field(default_factory=list, max_length=50)
     lessons_learned: str = Field(default="", max_length=20_000)
@@ -100,7 +115,7 @@ class ReportDraft(_DraftParts):
         """A complete report as the draft it is submitted from."""
         return cls(
             participants=content.participants,
-            activities=content.activities,
+            activities=[ActivityInput.model_validate(a) for a in content.activities],
             outcomes=content.outcomes,
             spending=[SpendingEntry.of(line) for line in content.spending],
             attachments=content.attachments,
@@ -217,16 +232,16 @@ def resolve_spending(
 
 
 def checked_draft(draft: ReportDraft, obligation: Obligation) -> ReportDraft:
-    """The draft to store, with spending converted; raises InvalidError."""
+    """The draft to store, with spending converted; raises UnmetRulesError."""
     ensure_editable(obligation)
     lines, errors = resolve_spending(draft, obligation)
     if errors:
-        raise InvalidError(errors)
+        raise UnmetRulesError(errors)
     return draft.model_copy(update={"spending": [SpendingEntry.of(line) for line in lines]})
 
 
 def complete_report(draft: ReportDraft, obligation: Obligation, today: date) -> ReportContent:
-    """The report as it will be submitted; raises InvalidError naming every gap."""
+    """The report as it will be submitted; raises UnmetRulesError naming every gap."""
     ensure_editable(obligation)
     errors: list[Problem] = []
     if draft.participants is None:
@@ -240,6 +255,8 @@ def complete_report(draft: ReportDraft, obligation: Obligation, today: date) -> 
             errors.append(
                 Problem(f"activities[{index}].held_on", "is in the future: report what was held")
             )
+        if activity.ends_on is not None and activity.ends_on < activity.held_on:
+            errors.append(Problem(f"activities[{index}].ends_on", "must not be before held_on"))
     if draft.outcomes is None:
         errors.append(Problem("outcomes", "required to submit"))
     if not draft.spending:
@@ -249,11 +266,11 @@ def complete_report(draft: ReportDraft, obligation: Obligation, today: date) -> 
     lines, spending_errors = resolve_spending(draft, obligation)
     errors += spending_errors
     if errors:
-        raise InvalidError(errors)
+        raise UnmetRulesError(errors)
     assert draft.participants is not None and draft.outcomes is not None
     return ReportContent(
         participants=draft.participants,
-        activities=draft.activities,
+        activities=[ReportActivity.model_validate(a.model_dump()) for a in draft.activities],
         outcomes=draft.outcomes,
         spending=lines,
         attachments=draft.attachments,

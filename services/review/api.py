@@ -6,7 +6,6 @@ sees its own tasks: another reviewer's task is a 404, exactly like a missing one
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -30,6 +29,7 @@ from services.review.schemas import (
 )
 from services.review.service import ReviewService
 from shared.auth import OFFICERS, Principal, Role, require
+from shared.contracts.base import IsoDateTime
 from shared.http import Offset, limit_query
 from shared.service import the_service
 
@@ -74,7 +74,7 @@ async def my_queue(
     status_filter: Annotated[StatusFilter, Query(alias="status")] = "open",
     kind: TaskKind | None = None,
     program_code: IdFilter = None,
-    due_before: datetime | None = None,
+    due_before: IsoDateTime | None = None,
     limit: int = limit_query(100, 500),
     offset: Offset = 0,
 ) -> list[TaskSummary]:
@@ -107,8 +107,12 @@ async def my_task(principal: Reviewer, review: Review, task_id: TaskId) -> TaskD
     summary="Submit scores, a recommendation and the conflict-of-interest attestation",
     responses={
         **NOT_FOUND,
-        409: {"description": "Already submitted, recused, or reassigned after the deadline."},
-        422: {"description": "A score out of range (named), a missing attestation, ..."},
+        409: {
+            "description": "Already submitted, recused, or reassigned after the deadline; or "
+            "scores or a recommendation that the task's rubric and kind do not allow (each "
+            "problem named)."
+        },
+        422: {"description": "A malformed body, or no attestation of no conflict."},
     },
 )
 async def submit_review(
@@ -139,10 +143,14 @@ officer_router = APIRouter(prefix="/v1", tags=["program officer"])
 
 @officer_router.get("/reviewers", summary="Every reviewer with its open workload")
 async def list_reviewers(
-    _officer: Officer, review: Review, active: bool | None = None
+    _officer: Officer,
+    review: Review,
+    active: bool | None = None,
+    limit: int = limit_query(100, 500),
+    offset: Offset = 0,
 ) -> list[ReviewerOut]:
     async with review.reading() as work:
-        return await review.all_reviewers(work, active)
+        return await review.all_reviewers(work, active, limit=limit, offset=offset)
 
 
 @officer_router.post(
@@ -236,10 +244,14 @@ async def reassign_task(
     responses=NOT_FOUND,
 )
 async def application_requests(
-    _officer: Officer, review: Review, application_id: str
+    _officer: Officer,
+    review: Review,
+    application_id: ApplicationId,
+    limit: int = limit_query(100, 500),
+    offset: Offset = 0,
 ) -> list[RequestOut]:
     async with review.reading() as work:
-        return await review.requests_of(work, application_id)
+        return await review.requests_of(work, application_id, limit=limit, offset=offset)
 
 
 @officer_router.post(
@@ -262,9 +274,14 @@ async def staff_request(
 @officer_router.get(
     "/officer/workload", summary="Open work, overdue tasks and turnaround per reviewer"
 )
-async def workload(_officer: Officer, review: Review) -> list[WorkloadOut]:
+async def workload(
+    _officer: Officer,
+    review: Review,
+    limit: int = limit_query(100, 500),
+    offset: Offset = 0,
+) -> list[WorkloadOut]:
     async with review.reading() as work:
-        lines = await review.workload_report(work)
+        lines = await review.workload_report(work, limit=limit, offset=offset)
     return [WorkloadOut.of(line) for line in lines]
 
 

@@ -342,8 +342,10 @@ class ReviewStore:
         row = await self._one(select(reviewers).where(reviewers.c.id == reviewer_id))
         return ReviewerRow.of(row) if row else None
 
-    async def reviewers(self, active: bool | None = None) -> list[ReviewerRow]:
-        query = select(reviewers).order_by(reviewers.c.id)
+    async def reviewers(
+        self, active: bool | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[ReviewerRow]:
+        query = select(reviewers).order_by(reviewers.c.id).limit(limit).offset(offset)
         if active is not None:
             query = query.where(reviewers.c.active == active)
         return [ReviewerRow.of(row) for row in await self._all(query)]
@@ -377,9 +379,11 @@ class ReviewStore:
         row = await self._one(select(requests).where(requests.c.id == request_id))
         return RequestRow.of(row) if row else None
 
-    async def _requests(self, *where: Any, order: Sequence[Any]) -> list[RequestRow]:
-        rows = await self._all(select(requests).where(*where).order_by(*order))
-        return [RequestRow.of(row) for row in rows]
+    async def _requests(
+        self, *where: Any, order: Sequence[Any], limit: int | None = None, offset: int = 0
+    ) -> list[RequestRow]:
+        query = select(requests).where(*where).order_by(*order).limit(limit).offset(offset)
+        return [RequestRow.of(row) for row in await self._all(query)]
 
     async def round_request(
         self, application_id: str, round: int, *, command_id: str | None = None
@@ -403,10 +407,14 @@ class ReviewStore:
             order=[requests.c.round],
         )
 
-    async def application_requests(self, application_id: str) -> list[RequestRow]:
+    async def application_requests(
+        self, application_id: str, *, limit: int | None = None, offset: int = 0
+    ) -> list[RequestRow]:
         return await self._requests(
             requests.c.application_id == application_id,
             order=[requests.c.kind, requests.c.round],
+            limit=limit,
+            offset=offset,
         )
 
     async def show_report(self, request_id: str, report: dict[str, Any]) -> None:
@@ -551,16 +559,17 @@ class ReviewStore:
             update(tasks).where(tasks.c.id == task_id).values(reminded_at=at)
         )
 
-    async def task_times(self) -> list[TaskTimes]:
-        rows = await self._all(
-            select(
-                tasks.c.reviewer_id,
-                tasks.c.status,
-                tasks.c.assigned_at,
-                tasks.c.due_at,
-                tasks.c.closed_at,
-            )
+    async def task_times(self, reviewer_ids: Sequence[str] | None = None) -> list[TaskTimes]:
+        query = select(
+            tasks.c.reviewer_id,
+            tasks.c.status,
+            tasks.c.assigned_at,
+            tasks.c.due_at,
+            tasks.c.closed_at,
         )
+        if reviewer_ids is not None:
+            query = query.where(tasks.c.reviewer_id.in_(reviewer_ids))
+        rows = await self._all(query)
         return [TaskTimes(row.reviewer_id, TaskStatus(row.status), *row[2:]) for row in rows]
 
     # Reviews and recusals ----------------------------------------------------------------

@@ -80,13 +80,17 @@ class ReviewerIn(Input):
     conflicts: Conflicts = Field(default_factory=Conflicts)
 
 
+# Bounds before the whole-number validator, or the schema loses them (as "ge" and "le").
+Capacity = Annotated[int, Field(ge=0, le=500), Strict(), BeforeValidator(whole_number)]
+
+
 class ReviewerPatch(Input):
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     email: Email | None = None
     home_city: ShortText | None = None
     home_country: CountryCode | None = None
     expertise: Expertise | None = None
-    capacity: WholeNumber | None = Field(default=None, ge=0, le=500)
+    capacity: Capacity | None = None
     active: StrictBool | None = None
     conflicts: Conflicts | None = None
 
@@ -295,7 +299,9 @@ class ReviewIn(Input):
     )
     comments: Annotated[str, Field(max_length=20_000)] = ""
     attest_no_conflict: StrictBool = Field(
-        description="The reviewer attests having no conflict of interest; must be true."
+        description="The reviewer attests having no conflict of interest; must be true "
+        "(a reviewer with a conflict recuses instead).",
+        json_schema_extra={"const": True},
     )
 
 

@@ -9,9 +9,11 @@ A column stores the contract field of its own name, or the one its ``info`` name
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictInt
 
 
 class Contract(BaseModel):
@@ -43,6 +45,30 @@ FocusArea = Annotated[str, _text(40, least=1)]
 # schema's readers and pydantic's must agree on what the pattern allows).
 EMAIL_PATTERN = r"^[^@ \t\n\r\f\v]+@[^@ \t\n\r\f\v]+\.[^@ \t\n\r\f\v]+$"
 
+# Unicode's White_Space, what pydantic strips: \s in ECMA-262 leaves out U+0085, so a fuzzer
+# took "\x85" for text, which pydantic then stripped to nothing.
+WHITE_SPACE = r"\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Some text besides white space (a pattern is searched for, not matched whole).
+HAS_TEXT = f"[^{WHITE_SPACE}]"
+# At least three characters once stripped: two with one or more between them.
+HAS_THREE = rf"{HAS_TEXT}[\s\S]+{HAS_TEXT}"
+_WHITE_SPACE_CHARACTERS = "".join(
+    chr(code)
+    for code in (
+        *range(0x9, 0xE),
+        *(0x20, 0x85, 0xA0, 0x1680),
+        *range(0x2000, 0x200B),
+        *(0x2028, 0x2029, 0x202F, 0x205F, 0x3000),
+    )
+)
+
+
+def stripped(text: str) -> str:
+    """``text`` without the white space around it, as ``WHITE_SPACE`` says (``str.strip``
+    also takes U+001C..U+001F, which the schema counts as text)."""
+    return text.strip(_WHITE_SPACE_CHARACTERS)
+
+
 # What people write.
 CityName = Annotated[str, _text(200, least=1)]
 PersonName = Annotated[str, _text(200, least=1)]
@@ -63,6 +89,33 @@ def whole_number(value: Any) -> Any:
 
 # An integer as JSON (and the OpenAPI schema's "integer") means it: no text, no booleans.
 WholeNumber = Annotated[StrictInt, BeforeValidator(whole_number)]
+
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_ISO_DATE_TIME = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def iso_date(value: Any) -> Any:
+    """A JSON date is text such as ``2027-05-10``; pydantic's lax mode also reads a number as
+    a Unix time, which the schema's ``format: date`` forbids (the strict check refuses it)."""
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return date.fromisoformat(value)
+    return value
+
+
+def iso_date_time(value: Any) -> Any:
+    """An RFC 3339 date-time, with its offset (``2027-05-10T09:00:00Z``), and nothing else:
+    not ``0``, not ``0.5``, which lax mode reads as Unix times."""
+    if isinstance(value, str) and _ISO_DATE_TIME.fullmatch(value):
+        return datetime.fromisoformat(value.upper())
+    return value
+
+
+# Dates and times as the schema describes them: for request fields and query parameters.
+IsoDate = Annotated[date, Strict(), BeforeValidator(iso_date)]
+IsoDateTime = Annotated[datetime, Strict(), BeforeValidator(iso_date_time)]
 
 # Counts and sequence numbers: inside the 32-bit columns that store them.
 MAX_COUNT = 2**31 - 1

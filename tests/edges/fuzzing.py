@@ -6,6 +6,7 @@ All phases (examples, coverage, fuzzing, stateful) and all checks, with a fixed 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,13 +24,22 @@ class Finding:
     check: str
     message: str
     reproduce: str
+    answer: str = ""
 
     def __str__(self) -> str:
-        return f"{self.operation}: {self.check}: {self.message}\n    {self.reproduce}"
+        said = f"\n    answered: {self.answer}" if self.answer else ""
+        return f"{self.operation}: {self.check}: {self.message}\n    {self.reproduce}{said}"
 
 
-def fuzz(app: Any, headers: dict[str, str], *, max_examples: int) -> tuple[list[Finding], int]:
-    """What schemathesis finds in ``app`` called with ``headers``, and how many calls it made."""
+def fuzz(
+    app: Any,
+    headers: dict[str, str],
+    *,
+    max_examples: int,
+    skip: Sequence[tuple[str, str]] = (),
+) -> tuple[list[Finding], int]:
+    """What schemathesis finds in ``app`` called with ``headers``, and how many calls it made;
+    ``skip`` names operations left out, as (method regex, path regex)."""
     config = SchemathesisConfig.from_dict(
         {
             "seed": SEED,
@@ -51,22 +61,32 @@ def fuzz(app: Any, headers: dict[str, str], *, max_examples: int) -> tuple[list[
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config).exclude(
         path="/readyz"
     )
+    for methods, paths in skip:
+        schema = schema.exclude(method_regex=methods, path_regex=paths)
     findings: list[Finding] = []
     calls = 0
     for event in from_schema(schema).execute():
         if isinstance(event, engine_events.ScenarioFinished):
             recorder = event.recorder
             calls += len(recorder.interactions)
-            for checks in recorder.checks.values():
+            for case_id, checks in recorder.checks.items():
                 for check in checks:
                     if check.status is not Status.FAILURE or check.failure_info is None:
                         continue
+                    interaction = recorder.interactions.get(case_id)
+                    response = interaction.response if interaction is not None else None
+                    answer = (
+                        f"{response.status_code} {(response.content or b'')[:400]!r}"
+                        if response is not None
+                        else ""
+                    )
                     findings.append(
                         Finding(
                             recorder.label,
                             check.name,
                             check.failure_info.failure.title,
                             check.failure_info.code_sample[:600],
+                            answer,
                         )
                     )
         elif isinstance(event, engine_events.NonFatalError):

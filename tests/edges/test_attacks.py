@@ -51,7 +51,14 @@ def field_of(response: httpx.Response) -> str:
 LIST_ROUTES = [
     ("intake", "/v1/members"),
     ("intake", "/v1/applications"),
+    ("intake", "/v1/programs"),
+    ("intake", "/v1/exchange-rates"),
     ("review", "/v1/officer/tasks"),
+    ("review", "/v1/reviewers"),
+    ("review", "/v1/officer/workload"),
+    ("review", "/v1/officer/applications/app-1/requests"),
+    ("disbursement", "/v1/budgets"),
+    ("disbursement", "/v1/fx-rates"),
     ("reporting", "/v1/reports"),
 ]
 
@@ -222,8 +229,8 @@ async def test_every_route_declares_its_errors_with_the_error_body(
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             responses = operation["responses"]
-            if operation.get("security") and not {"401", "403"} <= set(responses):
-                missing.append(f"{method} {path}: 401/403")
+            if operation.get("security") and not {"401", "403", "503"} <= set(responses):
+                missing.append(f"{method} {path}: 401/403/503")
             if "{" in path and "404" not in responses:
                 missing.append(f"{method} {path}: 404")
             if "requestBody" in operation and not {"413", "422"} <= set(responses):
@@ -232,4 +239,47 @@ async def test_every_route_declares_its_errors_with_the_error_body(
                 body = response.get("content", {}).get("application/json", {}).get("schema")
                 if status.startswith("4") and body != {"$ref": "#/components/schemas/ErrorBody"}:
                     missing.append(f"{method} {path}: {status} without ErrorBody")
+                if status == "503" and path != "/readyz" and body != _ERROR_BODY:
+                    missing.append(f"{method} {path}: 503 without ErrorBody")
     assert missing == []
+
+
+_ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
+# What pydantic writes for a bound it could not turn into JSON Schema (a bound outside a
+# validator that wraps the type): the schema then allows what the service refuses.
+_NOT_JSON_SCHEMA = {"ge", "gt", "le", "lt", "min_length", "max_length"}
+
+
+def _stray_keywords(node: object, where: str = "") -> list[str]:
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _NOT_JSON_SCHEMA and not where.endswith("/properties"):
+                found.append(f"{where}/{key}")
+            found += _stray_keywords(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found += _stray_keywords(item, f"{where}/{index}")
+    return found
+
+
+@pytest.mark.parametrize("service", ["intake", "review", "disbursement", "reporting"])
+async def test_every_bound_is_written_in_json_schema_words(
+    service: str, clients: dict[str, httpx.AsyncClient]
+) -> None:
+    document = (await clients[service].get("/openapi.json")).json()
+    assert _stray_keywords(document) == []
+
+
+async def test_readiness_declares_its_own_body_for_503(
+    clients: dict[str, httpx.AsyncClient],
+) -> None:
+    document = (await clients["intake"].get("/openapi.json")).json()
+    declared = document["paths"]["/readyz"]["get"]["responses"]["503"]
+    schema = declared["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/Readiness"}
+    assert set(document["components"]["schemas"]["Readiness"]["properties"]) == {
+        "status",
+        "service",
+        "checks",
+    }

@@ -81,13 +81,16 @@ async def test_a_signed_settlement_pays_once_even_when_kafka_brings_it_too(
 ) -> None:
     instruction = await instructed(ledger, unique, f"{unique}-a")
     body = settlement_body(instruction)
-    response = await client.post("/v1/finance/settlements", content=body, headers=sign(body))
+    first = datetime.now(UTC)
+    response = await client.post(
+        "/v1/finance/settlements", content=body, headers=sign(body, at=first)
+    )
     assert response.status_code == 200, response.text
     assert response.json() == {"instruction_id": instruction, "disposition": "applied"}
-    # Another delivery of the same settlement (signed a second earlier: a new request).
-    earlier = datetime.now(UTC) - timedelta(seconds=1)
+    # Another delivery of the same settlement, signed at another second: a new request (the
+    # same second would make the same signature, which is answered as the same delivery).
     again = await client.post(
-        "/v1/finance/settlements", content=body, headers=sign(body, at=earlier)
+        "/v1/finance/settlements", content=body, headers=sign(body, at=first - timedelta(seconds=2))
     )
     assert again.json()["disposition"] == "duplicate"
     assert await ledger.finance(settled(instruction, usd(35_000), "FIN-7")) == "duplicate"
@@ -189,6 +192,46 @@ async def test_an_officer_sets_a_budget_and_reads_its_balances(
     assert negative.json()["detail"][0]["loc"] == ["body", "amount", "amount_minor"]
 
 
+async def test_budgets_and_rates_come_in_pages(
+    client: httpx.AsyncClient, settings: DisbursementSettings, unique: str
+) -> None:
+    officer = officer_headers(settings)
+    for cycle in ("2026", "2027", "2028"):
+        saved = await client.put(
+            f"/v1/budgets/{unique}/{cycle}",
+            json={"amount": {"amount_minor": 100_000, "currency": "USD"}},
+            headers=officer,
+        )
+        assert saved.status_code == 200, saved.text
+    for quote in ("EUR", "GBP", "JPY"):
+        saved = await client.put(f"/v1/fx-rates/USD/{quote}", json={"rate": "2"}, headers=officer)
+        assert saved.status_code == 200, saved.text
+    for route, key in (
+        ("/v1/budgets", ("program_code", "cycle")),
+        ("/v1/fx-rates", ("base_currency", "quote_currency")),
+    ):
+        whole = (await client.get(route, params={"limit": 500}, headers=officer)).json()
+        assert len(whole) >= 3
+        paged = []
+        for at in range(0, len(whole) + 2, 2):
+            page = (
+                await client.get(route, params={"limit": 2, "offset": at}, headers=officer)
+            ).json()
+            assert len(page) == min(2, max(0, len(whole) - at)), (route, at)
+            paged += page
+        assert [tuple(item[k] for k in key) for item in paged] == [
+            tuple(item[k] for k in key) for item in whole
+        ]
+    mine = [
+        budget["cycle"]
+        for budget in (
+            await client.get("/v1/budgets", params={"limit": 500}, headers=officer)
+        ).json()
+        if budget["program_code"] == unique
+    ]
+    assert mine == ["2026", "2027", "2028"]
+
+
 async def test_budgets_are_for_program_officers_only(
     client: httpx.AsyncClient, settings: DisbursementSettings
 ) -> None:
@@ -233,6 +276,9 @@ async def test_an_officer_sets_rates_and_payee_currencies(
     [problem] = unknown.json()["detail"]
     assert (problem["loc"], problem["field"]) == (["path", "quote_currency"], "quote_currency")
     assert "unknown currency code 'XXX'" in problem["msg"]
+    to_itself = await client.put("/v1/fx-rates/USD/USD", json={"rate": "2"}, headers=officer)
+    assert to_itself.status_code == 409, to_itself.text
+    assert "converts to itself at 1" in to_itself.json()["detail"]
     response = await client.put("/v1/fx-rates/USD/KES", json={"rate": "129.5"}, headers=officer)
     assert response.status_code == 200, response.text
     rates = (await client.get("/v1/fx-rates", headers=officer)).json()

@@ -53,7 +53,14 @@ async def svc(
 
 
 def fields(response: Any) -> list[str]:
+    """The fields a malformed request got wrong (422)."""
     assert response.status_code == 422, response.text
+    return [problem["field"] for problem in response.json()["detail"]]
+
+
+def broken_rules(response: Any) -> list[str]:
+    """The fields at fault when what is stored (a draft, the catalog) breaks a rule (409)."""
+    assert response.status_code == 409, response.text
     return [problem["field"] for problem in response.json()["detail"]]
 
 
@@ -153,13 +160,13 @@ async def test_a_draft_may_be_incomplete_and_submission_names_each_missing_field
         f"/v1/applications/{application_id}/submit", headers=svc.applicant(member)
     )
     assert {"program_code", "partner", "budget_lines", "requested", "exchange_start"} <= set(
-        fields(refused)
+        broken_rules(refused)
     )
     assert "the exchange start date is required" in words(refused)
     assert await svc.outbox(APPLICATION_SUBMITTED, application_id) == []
 
 
-async def test_each_refused_rule_is_a_422_naming_the_field_in_plain_words(
+async def test_each_broken_rule_is_a_409_naming_the_field_in_plain_words(
     svc: RunningIntake,
 ) -> None:
     member = await svc.new_member()
@@ -168,7 +175,7 @@ async def test_each_refused_rule_is_a_422_naming_the_field_in_plain_words(
     refused = await svc.client.post(
         f"/v1/applications/{application_id}/submit", headers=svc.applicant(member)
     )
-    assert fields(refused) == ["partner.country", "requested"]
+    assert broken_rules(refused) == ["partner.country", "requested"]
     assert "partners in FR are not eligible for AUPAP" in words(refused)
     assert "must equal the budget total (15,080.00 USD) minus matching funds" in words(refused)
     view = await svc.client.get(f"/v1/applications/{application_id}", headers=svc.applicant(member))
@@ -182,7 +189,7 @@ async def test_a_lapsed_member_or_one_with_an_overdue_report_cannot_submit(
     refused = await svc.client.post(
         f"/v1/applications/{await svc.new_draft(lapsed)}/submit", headers=svc.applicant(lapsed)
     )
-    assert fields(refused) == ["member"]
+    assert broken_rules(refused) == ["member"]
     assert "membership is not active" in words(refused)
 
     overdue = await svc.new_member()
@@ -198,7 +205,7 @@ async def test_a_lapsed_member_or_one_with_an_overdue_report_cannot_submit(
     refused = await svc.client.post(
         f"/v1/applications/{application_id}/submit", headers=svc.applicant(overdue)
     )
-    assert fields(refused) == ["member"]
+    assert broken_rules(refused) == ["member"]
     assert "a report from an earlier grant is overdue" in words(refused)
     member = await svc.client.get(f"/v1/members/{overdue}", headers=svc.applicant(overdue))
     assert member.json()["good_standing"] is False
@@ -335,6 +342,69 @@ async def test_mass_assignment_is_refused_and_nothing_changes(svc: RunningIntake
     assert fields(standing) == ["good_standing"]
 
 
+async def test_a_value_of_another_json_type_is_refused_not_converted(svc: RunningIntake) -> None:
+    member = await svc.new_member()
+    for wrong in (
+        {"exchange_start": 0},
+        {"exchange_start": "20270510"},
+        {"delegation": {"adults": True}},
+        {"expected_outcomes": {"follow_up_projects": False}},
+        {"delegation": {"adults": "6"}},
+    ):
+        refused = await svc.client.post(
+            "/v1/applications", json=draft(**wrong), headers=svc.applicant(member)
+        )
+        assert refused.status_code == 422, (wrong, refused.text)
+    refused = await svc.client.post(
+        "/v1/applications", json=draft(exchange_start=0), headers=svc.applicant(member)
+    )
+    assert words(refused) == "exchange_start must be a date such as 2027-05-10"
+    # 6.0 is the integer 6 in JSON, and a date is its ISO text.
+    created = await svc.client.post(
+        "/v1/applications",
+        json=draft(delegation={"adults": 6.0, "youth": 0}, exchange_start="2027-05-10"),
+        headers=svc.applicant(member),
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["fields"]["delegation"] == {"adults": 6, "youth": 0}
+
+
+async def test_a_program_the_catalog_does_not_have_is_a_409_naming_it(svc: RunningIntake) -> None:
+    member = await svc.new_member()
+    unknown = await svc.client.post(
+        "/v1/applications", json=draft(program_code="NOPE"), headers=svc.applicant(member)
+    )
+    assert broken_rules(unknown) == ["program_code"]
+    assert "there is no program 'NOPE'" in words(unknown)
+
+
+async def test_programs_and_exchange_rates_come_in_pages(svc: RunningIntake) -> None:
+    member = await svc.new_member()
+    headers = svc.applicant(member)
+    second = await svc.client.get("/v1/programs?limit=2&offset=1", headers=headers)
+    assert second.status_code == 200, second.text
+    page = second.json()
+    assert [p["code"] for p in page["programs"]] == ["YAP-TNA", "LEADING-ASIA"]
+    assert (page["total"], page["limit"], page["offset"]) == (5, 2, 1)
+
+    for pair in ("ZAR/USD", "EUR/USD", "GBP/USD"):
+        saved = await svc.client.put(
+            f"/v1/exchange-rates/{pair}", json={"rate": "1.25"}, headers=svc.officer()
+        )
+        assert saved.status_code == 200, saved.text
+    everything = (await svc.client.get("/v1/exchange-rates", headers=headers)).json()
+    assert everything["total"] >= 3
+    assert len(everything["items"]) == everything["total"]
+    pages = [
+        (await svc.client.get(f"/v1/exchange-rates?limit=2&offset={at}", headers=headers)).json()
+        for at in range(0, everything["total"], 2)
+    ]
+    assert [rate for page in pages for rate in page["items"]] == everything["items"]
+    assert {len(page["items"]) for page in pages[:-1]} == {2}
+    too_far = await svc.client.get("/v1/exchange-rates?limit=501", headers=headers)
+    assert fields(too_far) == ["limit"]
+
+
 async def test_money_is_whole_minor_units_and_never_a_float(svc: RunningIntake) -> None:
     member = await svc.new_member()
     half_cent = {"amount_minor": 12.5, "currency": "USD"}
@@ -462,7 +532,7 @@ async def test_resubmission_is_possible_once_per_revision_request(svc: RunningIn
     wrong = await svc.client.post(
         url, json={**body, "requested": usd(9_000)}, headers=svc.applicant(member)
     )
-    assert fields(wrong) == ["requested"]
+    assert broken_rules(wrong) == ["requested"]
     accepted = await svc.client.post(url, json=body, headers=svc.applicant(member))
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["revision"] == 1
@@ -489,7 +559,7 @@ async def test_amendments_are_possible_after_an_award_and_checked_against_the_sn
         json={"new_exchange_end": "2028-02-01", "reason": "Later"},
         headers=svc.applicant(member),
     )
-    assert fields(outside) == ["new_exchange_end"]
+    assert broken_rules(outside) == ["new_exchange_end"]
     accepted = await svc.client.post(url, json=body, headers=svc.applicant(member))
     assert accepted.status_code == 202, accepted.text
     [event] = await svc.outbox(AMENDMENT_REQUESTED, application_id)
@@ -595,8 +665,13 @@ async def test_program_officers_maintain_members_and_exchange_rates(svc: Running
     assert rate.json()["updated_by"] == "program_officer:program_officer"
     listed = await svc.client.get("/v1/exchange-rates", headers=svc.applicant(member))
     assert {"from_currency": "ZAR", "rate": "0.0561"}.items() <= next(
-        r for r in listed.json() if r["from_currency"] == "ZAR"
+        r for r in listed.json()["items"] if r["from_currency"] == "ZAR"
     ).items()
+    to_itself = await svc.client.put(
+        "/v1/exchange-rates/ZAR/ZAR", json={"rate": "2"}, headers=svc.officer()
+    )
+    assert to_itself.status_code == 409, to_itself.text
+    assert "converts to itself at 1" in to_itself.json()["detail"]
     as_float = await svc.client.put(
         "/v1/exchange-rates/ZAR/USD", json={"rate": 0.0561}, headers=svc.officer()
     )

@@ -248,7 +248,7 @@ async def test_standing_and_reminder_events_from_other_services_reach_members_an
     refused = await svc.client.post(
         f"/v1/applications/{other}/submit", headers=svc.applicant(member)
     )
-    assert refused.status_code == 422
+    assert refused.status_code == 409  # the stored member breaks a rule: no schema knows it
     assert [p["field"] for p in refused.json()["detail"]] == ["member"]
 
 

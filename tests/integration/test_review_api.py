@@ -147,6 +147,15 @@ async def test_my_queue_shows_only_my_open_tasks_soonest_due_first(review: Revie
         headers=review.as_reviewer("expert-a"),
     )
     assert [t["application_id"] for t in soon_only.json()] == ["app-soon"]
+    # A number is not a date-time, though lax parsing would read it as Unix time.
+    for not_a_time in ("0", "0.5", "2027-05-10", "2027-05-10T09:00:00"):
+        refused = await review.client.get(
+            "/v1/tasks",
+            params={"due_before": not_a_time},
+            headers=review.as_reviewer("expert-a"),
+        )
+        assert refused.status_code == 422, (not_a_time, refused.text)
+        assert refused.json()["detail"][0]["field"] == "due_before"
 
 
 async def test_blind_review_hides_the_applicant_from_reviewers_not_from_officers(
@@ -220,6 +229,8 @@ async def test_a_second_submission_is_a_conflict(review: ReviewHarness) -> None:
     assert len(await review.outbox("grants.review.completed.v1")) == 1
 
 
+# A review the task's rubric or kind refuses is a 409: the request alone is well-formed, only
+# the stored task says it is not (its schema cannot); a malformed review is a 422.
 @pytest.mark.parametrize(
     ("body", "loc", "words"),
     [
@@ -279,8 +290,12 @@ async def test_a_second_submission_is_a_conflict(review: ReviewHarness) -> None:
         "unknown-field",
     ],
 )
-async def test_an_invalid_review_is_a_422_naming_the_field_and_changes_nothing(
-    review: ReviewHarness, body: dict[str, object], loc: list[str], words: str
+async def test_an_invalid_review_is_refused_naming_the_field_and_changes_nothing(
+    review: ReviewHarness,
+    body: dict[str, object],
+    loc: list[str],
+    words: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     await with_panel(review)
     await review.deliver(request_reviews())
@@ -288,7 +303,14 @@ async def test_an_invalid_review_is_a_422_naming_the_field_and_changes_nothing(
     response = await review.client.post(
         f"/v1/tasks/{task_id}/review", json=body, headers=review.as_reviewer("expert-a")
     )
-    assert response.status_code == 422, response.text
+    against_the_task = request.node.callspec.id in {
+        "score-above-range",
+        "score-below-range",
+        "criterion-missing",
+        "unknown-criterion",
+        "report-outcome-on-application",
+    }
+    assert response.status_code == (409 if against_the_task else 422), response.text
     problems = response.json()["detail"]
     field = ".".join(loc[1:])
     assert any(p["loc"] == loc and p["field"] == field and words in p["msg"] for p in problems), (
@@ -455,7 +477,7 @@ async def test_a_report_review_uses_the_report_rubric_and_outcomes(review: Revie
         json=review_body(scores=scores, recommendation="decline"),
         headers=headers,
     )
-    assert declined.status_code == 422
+    assert declined.status_code == 409, declined.text
     response = await review.client.post(
         f"/v1/tasks/{task.id}/review",
         json=review_body(scores=scores, recommendation="changes_requested", comments="Receipts?"),
@@ -566,6 +588,40 @@ async def test_reviewers_are_managed_by_officers_with_validation(review: ReviewH
     assert body["expertise"]["programs"] == ["AUPAP"]
     inactive = await review.client.get("/v1/reviewers", params={"active": False}, headers=officer)
     assert [r["id"] for r in inactive.json()] == ["r-1"]
+
+
+async def test_reviewers_and_their_workload_come_in_pages(review: ReviewHarness) -> None:
+    await with_panel(review)
+    await review.deliver(request_reviews())
+    officer = review.as_officer()
+    everyone = ["conflicted", "expert-a", "expert-b", "generalist", "local"]
+    for route in ("/v1/reviewers", "/v1/officer/workload"):
+        key = "id" if route == "/v1/reviewers" else "reviewer_id"
+        pages = [
+            (
+                await review.client.get(route, params={"limit": 2, "offset": at}, headers=officer)
+            ).json()
+            for at in (0, 2, 4, 6)
+        ]
+        assert [[line[key] for line in page] for page in pages] == [
+            everyone[0:2],
+            everyone[2:4],
+            everyone[4:],
+            [],
+        ], route
+    # A page of the workload counts each reviewer's own tasks, as the whole list does.
+    whole = (await review.client.get("/v1/officer/workload", headers=officer)).json()
+    page = (
+        await review.client.get("/v1/officer/workload?limit=2&offset=1", headers=officer)
+    ).json()
+    assert page == whole[1:3]
+    requests = "/v1/officer/applications/app-1/requests"
+    first = (await review.client.get(requests, params={"limit": 1}, headers=officer)).json()
+    assert len(first) == 1
+    past = await review.client.get(requests, params={"offset": 1}, headers=officer)
+    assert (past.status_code, past.json()) == (200, [])
+    too_many = await review.client.get("/v1/reviewers?limit=501", headers=officer)
+    assert too_many.status_code == 422
 
 
 async def test_reviewers_are_reminded_once_before_a_task_is_due(review: ReviewHarness) -> None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from shared.auth import OFFICERS, Principal, require
 from shared.contracts.workflows import EscalationKind
+from shared.http import Offset, limit_query
 from shared.service import the_service
 from workflows.attention.schemas import AttentionPage
 from workflows.attention.service import AttentionService
@@ -35,8 +36,8 @@ async def attention_list(
     ] = None,
     kind: Annotated[EscalationKind | None, Query(description="Only this kind.")] = None,
     include_cleared: Annotated[bool, Query(description="Also the resolved items.")] = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: int = limit_query(100, 500),
+    offset: Offset = 0,
 ) -> AttentionPage:
     async with service.reading() as work:
         return await service.attention(

@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from shared.auth import OFFICERS, Principal, require
 from shared.contracts.money import Money
 from shared.errors import ConflictError, NotFoundError
+from shared.http import Offset, limit_query
 from workflows.funding.models import (
     WORKFLOW_ID_PREFIX,
     AmendmentDecision,
@@ -98,9 +99,15 @@ class StuckApplications(BaseModel):
     stuck_for_days: int
     entered_before: datetime
     applications: list[StuckApplication]
+    limit: int
+    offset: int
 
 
-router = APIRouter(prefix="/v1/lifecycle", tags=["lifecycle"])
+router = APIRouter(
+    prefix="/v1/lifecycle",
+    tags=["lifecycle"],
+    responses={503: {"description": "Temporal (or the token signing keys) does not answer."}},
+)
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No lifecycle for this application."}
@@ -125,7 +132,8 @@ async def stuck_applications(
     stage: Annotated[Stage | None, Query(description="Only this stage.")] = None,
     stuck_for_days: Annotated[int, Query(ge=0, le=3650)] = 0,
     program: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,40}$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    limit: int = limit_query(200, 1000),
+    offset: Offset = 0,
 ) -> StuckApplications:
     entered_before = datetime.now(UTC) - timedelta(days=stuck_for_days)
     clauses = [
@@ -138,7 +146,13 @@ async def stuck_applications(
     if program is not None:
         clauses.append(f"GrantflowProgram = '{program}'")
     found: list[StuckApplication] = []
-    async for execution in client.list_workflows(" AND ".join(clauses), limit=limit):
+    # Visibility queries have no offset (and SQL visibility no custom order): the page is
+    # read past the ones before it, in the server's order (the newest start first).
+    skipped = 0
+    async for execution in client.list_workflows(" AND ".join(clauses), limit=offset + limit):
+        if skipped < offset:
+            skipped += 1
+            continue
         attributes = execution.typed_search_attributes
         found.append(
             StuckApplication(
@@ -155,6 +169,8 @@ async def stuck_applications(
         stuck_for_days=stuck_for_days,
         entered_before=entered_before,
         applications=found,
+        limit=limit,
+        offset=offset,
     )
 
 

@@ -117,12 +117,15 @@ class DisbursementStore:
         ).all()
         return balances_of(currency, rows)
 
-    async def budget_list(self) -> list[tuple[str, str, str]]:
+    async def budget_list(
+        self, *, limit: int | None = None, offset: int = 0
+    ) -> list[tuple[str, str, str]]:
         rows = (
             await self.session.execute(
-                select(budgets.c.program_code, budgets.c.cycle, budgets.c.currency).order_by(
-                    budgets.c.program_code, budgets.c.cycle
-                )
+                select(budgets.c.program_code, budgets.c.cycle, budgets.c.currency)
+                .order_by(budgets.c.program_code, budgets.c.cycle)
+                .limit(limit)
+                .offset(offset)
             )
         ).all()
         return [(row.program_code, row.cycle, row.currency) for row in rows]
@@ -484,10 +487,13 @@ class DisbursementStore:
             {"rate": rate.rate, "updated_at": rate.updated_at, "updated_by": rate.updated_by},
         )
 
-    async def rates(self) -> list[Rate]:
+    async def rates(self, *, limit: int | None = None, offset: int = 0) -> list[Rate]:
         rows = (
             await self.session.execute(
-                select(fx_rates).order_by(fx_rates.c.base_currency, fx_rates.c.quote_currency)
+                select(fx_rates)
+                .order_by(fx_rates.c.base_currency, fx_rates.c.quote_currency)
+                .limit(limit)
+                .offset(offset)
             )
         ).all()
         return [

@@ -79,11 +79,11 @@ class Administration(DisbursementBase):
             raise NotFoundError(f"no budget for program {program_code} cycle {cycle}")
         return await self._report(store, program_code, cycle, currency)
 
-    async def budget_reports(self, work: Work) -> list[BudgetReport]:
+    async def budget_reports(self, work: Work, *, limit: int, offset: int) -> list[BudgetReport]:
         store = DisbursementStore(work.session)
         return [
             await self._report(store, code, cycle, currency)
-            for code, cycle, currency in await store.budget_list()
+            for code, cycle, currency in await store.budget_list(limit=limit, offset=offset)
         ]
 
     async def _report(
@@ -101,12 +101,16 @@ class Administration(DisbursementBase):
             parse_rate(rate)
         except ValueError as error:
             raise InvalidError.at("rate", str(error)) from error
+        if base == quote:
+            # What a currency pays in itself is fixed at 1; a stored rate would rescale it.
+            raise ConflictError(f"{base} converts to itself at 1; that rate is fixed")
         recorded = Rate(base, quote, rate, work.now, by)
         await DisbursementStore(work.session).set_rate(recorded)
         return RateView.of(recorded)
 
-    async def rates(self, work: Work) -> list[RateView]:
-        return [RateView.of(rate) for rate in await DisbursementStore(work.session).rates()]
+    async def rates(self, work: Work, *, limit: int, offset: int) -> list[RateView]:
+        store = DisbursementStore(work.session)
+        return [RateView.of(rate) for rate in await store.rates(limit=limit, offset=offset)]
 
     async def set_payee(self, work: Work, payee_reference: str, currency: str) -> PayeeView:
         await DisbursementStore(work.session).set_payee(payee_reference, currency, work.now)

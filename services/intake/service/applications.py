@@ -51,7 +51,7 @@ from shared.contracts.topics import (
     APPLICATION_SUBMITTED,
     APPLICATION_WITHDRAWN,
 )
-from shared.errors import ConflictError, ForbiddenError, InvalidError
+from shared.errors import ConflictError, ForbiddenError, UnmetRulesError
 from shared.service import Work
 
 
@@ -105,7 +105,8 @@ class Applications(IntakeBase):
         rules = self.catalog.get(draft.program_code)
         if draft.program_code and rules is None:
             known = ", ".join(self.catalog.programs)
-            raise InvalidError.at(
+            # The catalog is the server's: a code the schema allows may name no program.
+            raise UnmetRulesError.at(
                 "program_code", f"there is no program {draft.program_code!r}; try {known}", "rule"
             )
         return rules
@@ -243,7 +244,7 @@ class Applications(IntakeBase):
         check = await self._check_draft(work, record, look_for_open=False)
         checked = check.checked
         if not checked.ready:
-            raise InvalidError(checked.problems)
+            raise UnmetRulesError(checked.problems)
         assert checked.rules is not None and checked.pricing is not None
         rules, pricing = checked.rules, checked.pricing
         payload = _submission(record, check.member, rules, pricing)
@@ -332,7 +333,7 @@ class Applications(IntakeBase):
             rates=await store.rates_to(rules.currency, domain.draft_currencies(draft)),
         )
         if not checked.ready:
-            raise InvalidError(checked.problems)
+            raise UnmetRulesError(checked.problems)
         pricing = checked.pricing
         assert pricing is not None and draft.summary
         revision = record.revision + 1
@@ -396,7 +397,7 @@ class Applications(IntakeBase):
             cancel_exchange=request.cancel_exchange,
         )
         if problems:
-            raise InvalidError(problems)
+            raise UnmetRulesError(problems)
         amendment_id = str(uuid.uuid4())
         await work.publish(
             AMENDMENT_REQUESTED,

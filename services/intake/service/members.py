@@ -11,6 +11,7 @@ from services.intake.schemas import (
     MemberView,
     ProgramList,
     ProgramView,
+    RateList,
     RateView,
 )
 from services.intake.service.base import IntakeBase, actor
@@ -23,11 +24,16 @@ from shared.service import Work
 class MembersAndRates(IntakeBase):
     # The program catalog ---------------------------------------------------------------
 
-    def programs(self) -> ProgramList:
+    def programs(self, *, limit: int, offset: int) -> ProgramList:
         today = self.now().date()
+        # The catalog is a file loaded at start, not a table: its page is a slice.
+        page = list(self.catalog.programs.values())[offset : offset + limit]
         return ProgramList(
             catalog_version=self.catalog.version,
-            programs=[ProgramView.of(rules, today) for rules in self.catalog.programs.values()],
+            programs=[ProgramView.of(rules, today) for rules in page],
+            total=len(self.catalog.programs),
+            limit=limit,
+            offset=offset,
         )
 
     def program(self, code: str) -> ProgramView:
@@ -86,8 +92,14 @@ class MembersAndRates(IntakeBase):
 
     # Exchange rates ----------------------------------------------------------------------
 
-    async def rates(self, work: Work) -> list[RateView]:
-        return [RateView.of(rate) for rate in await IntakeStore(work.session).rates()]
+    async def rates(self, work: Work, *, limit: int, offset: int) -> RateList:
+        records, total = await IntakeStore(work.session).rates(limit=limit, offset=offset)
+        return RateList(
+            items=[RateView.of(rate) for rate in records],
+            total=total,
+            limit=limit,
+            offset=offset,
+        )
 
     async def set_rate(
         self, work: Work, principal: Principal, from_currency: str, to_currency: str, rate: str
@@ -97,14 +109,15 @@ class MembersAndRates(IntakeBase):
             for name, code in (("from_currency", from_currency), ("to_currency", to_currency))
             if code not in MINOR_UNIT_EXPONENT
         ]
-        if from_currency == to_currency:
-            problems.append(rule("to_currency", "a currency converts to itself at 1"))
         try:
             parse_rate(rate)
         except ValueError as error:
             problems.append(rule("rate", str(error)))
         if problems:
             raise InvalidError(problems)
+        if from_currency == to_currency:
+            # The rate of a currency to itself is 1, held by the service and never stored.
+            raise ConflictError(f"{from_currency} converts to itself at 1; that rate is fixed")
         saved = RateRecord(from_currency, to_currency, rate, work.now, actor(principal))
         await IntakeStore(work.session).save_rate(saved)
         return RateView.of(saved)

@@ -77,15 +77,14 @@ class OfficerActions(Service):
         )
         return await store.task_record(staffed)
 
-    async def requests_of(self, work: Work, application_id: str) -> list[RequestOut]:
+    async def requests_of(
+        self, work: Work, application_id: str, *, limit: int, offset: int
+    ) -> list[RequestOut]:
         store = ReviewStore(work.session)
-        found = [
-            RequestOut.of(request, await store.request_tasks(request.id))
-            for request in await store.application_requests(application_id)
-        ]
-        if not found:
+        page = await store.application_requests(application_id, limit=limit, offset=offset)
+        if not page and (offset == 0 or not await store.application_requests(application_id)):
             raise NotFoundError(NO_REVIEWS)
-        return found
+        return [RequestOut.of(request, await store.request_tasks(request.id)) for request in page]
 
     async def scores(self, work: Work, application_id: str, threshold_bp: int) -> ScoresOut:
         """Every round's reviews side by side, with the spread between reviewers."""
@@ -103,10 +102,12 @@ class OfficerActions(Service):
             rounds.append(RoundScores.of(request, rows, gap))
         return ScoresOut(application_id=application_id, threshold_bp=threshold_bp, rounds=rounds)
 
-    async def workload_report(self, work: Work) -> list[Workload]:
+    async def workload_report(self, work: Work, *, limit: int, offset: int) -> list[Workload]:
+        """A page of the reviewers, each with the times of its own tasks only."""
         store = ReviewStore(work.session)
-        capacities = {row.id: row.capacity for row in await store.reviewers()}
-        return workload(capacities, await store.task_times(), work.now)
+        page = await store.reviewers(limit=limit, offset=offset)
+        capacities = {row.id: row.capacity for row in page}
+        return workload(capacities, await store.task_times(list(capacities)), work.now)
 
     # The panel of reviewers ---------------------------------------------------------------
 
@@ -146,10 +147,13 @@ class OfficerActions(Service):
         recusals = [Recusal.of(r) for r in await store.reviewer_recusals(reviewer_id)]
         return ReviewerOut.of(row, counts.get(row.id, 0), recusals)
 
-    async def all_reviewers(self, work: Work, active: bool | None) -> list[ReviewerOut]:
+    async def all_reviewers(
+        self, work: Work, active: bool | None, *, limit: int, offset: int
+    ) -> list[ReviewerOut]:
         store = ReviewStore(work.session)
         counts = await store.open_task_counts()
-        return [ReviewerOut.of(row, counts.get(row.id, 0)) for row in await store.reviewers(active)]
+        page = await store.reviewers(active, limit=limit, offset=offset)
+        return [ReviewerOut.of(row, counts.get(row.id, 0)) for row in page]
 
     async def seed_demo_reviewers(self, work: Work) -> int:
         """Add the demo reviewers that are missing; return how many were added."""

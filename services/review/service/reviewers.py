@@ -28,7 +28,7 @@ from shared.contracts.review import (
     ReviewerRecused,
 )
 from shared.contracts.topics import REPORT_REVIEWED, REVIEW_COMPLETED, REVIEWER_RECUSED
-from shared.errors import ConflictError, InvalidError, NotFoundError, Problem
+from shared.errors import ConflictError, InvalidError, NotFoundError, Problem, UnmetRulesError
 from shared.service import Service, Work
 
 REPORT_OUTCOMES: Final = {"approve": "approved", "changes_requested": "changes_requested"}
@@ -73,17 +73,18 @@ class ReviewerActions(Service):
         if task.status is not TaskStatus.OPEN:
             raise ConflictError(f"this task is {task.status.value} and can no longer be submitted")
         request = (await store.task_record(task)).request
+        # What a review may say depends on the stored task (its kind, its rubric's
+        # criteria and ranges), which no schema knows: that is a 409, not a 422.
         problems = check_recommendation(task.kind, submission.recommendation)
         problems += check_scores(request.rubric, submission.scores)
         if not submission.attest_no_conflict:
-            problems.append(
-                Problem(
-                    "attest_no_conflict",
-                    "you must attest that you have no conflict of interest (or recuse instead)",
-                )
+            attest = Problem(
+                "attest_no_conflict",
+                "you must attest that you have no conflict of interest (or recuse instead)",
             )
+            raise InvalidError([attest, *problems])
         if problems:
-            raise InvalidError(problems)
+            raise UnmetRulesError(problems)
         total = request.rubric.weighted_total_bp(submission.scores)
         scores = {c.name: submission.scores[c.name] for c in request.rubric.criteria}
         try:
