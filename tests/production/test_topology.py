@@ -53,7 +53,10 @@ async def test_two_replicas_of_everything_survive_a_kill_of_one_of_each(
     print(f"setup and ten replicas ready after {ready:.1f} s")
 
     settings = CommonSettings(
-        jwt_secret=SECRET, link_secret=SECRET + "-links", environment="production"
+        jwt_secret=SECRET,
+        link_secret=SECRET + "-links",
+        event_id_secret=SECRET + "-event-ids",
+        environment="production",
     )
     people = People(topology.endpoints(), settings, step_timeout=240)
     try:
