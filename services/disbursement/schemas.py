@@ -19,7 +19,7 @@ from services.disbursement.domain import (
     Instruction,
     InstructionStatus,
 )
-from services.disbursement.persistence import LedgerTransaction, Rate, Receipt
+from services.disbursement.persistence import LedgerTransaction, Receipt
 from shared.contracts.finance import PaymentFailed, PaymentSettled
 from shared.contracts.money import (
     MINOR_UNIT_EXPONENT,
@@ -29,6 +29,7 @@ from shared.contracts.money import (
     Payment,
     parse_rate,
 )
+from shared.views import View, copy_of
 
 
 def _known_currency(code: str) -> str:
@@ -41,6 +42,10 @@ KnownCurrency = Annotated[CurrencyCode, AfterValidator(_known_currency)]
 
 
 class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _View(View):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -105,7 +110,7 @@ class BudgetReport(_Schema):
         )
 
 
-class ReceiptView(_Schema):
+class ReceiptView(_View):
     outcome: str
     disposition: str
     finance_reference: str | None
@@ -113,18 +118,6 @@ class ReceiptView(_Schema):
     reason: str | None
     channel: str
     received_at: datetime
-
-    @classmethod
-    def of(cls, receipt: Receipt) -> ReceiptView:
-        return cls(
-            outcome=receipt.outcome,
-            disposition=receipt.disposition.value,
-            finance_reference=receipt.finance_reference,
-            amount=receipt.amount,
-            reason=receipt.reason,
-            channel=receipt.channel,
-            received_at=receipt.received_at,
-        )
 
 
 class PaymentView(_Schema):
@@ -148,23 +141,9 @@ class PaymentView(_Schema):
 
     @classmethod
     def of(cls, instruction: Instruction, receipts: list[Receipt]) -> PaymentView:
-        return cls(
-            instruction_id=instruction.instruction_id,
-            tranche=instruction.tranche,
-            status=instruction.status.value,
-            attempts=instruction.attempts,
-            sends=instruction.sends,
-            payee_reference=instruction.payee_reference,
-            amount=instruction.amount,
-            award_amount=instruction.award_amount,
-            fx_rate=instruction.fx_rate,
-            fx_difference=instruction.fx_difference,
-            value_date=instruction.value_date,
-            due_at=instruction.due_at,
-            last_error=instruction.last_error,
-            finance_reference=instruction.finance_reference,
-            settled_amount=instruction.settled_amount,
-            settled_at=instruction.settled_at,
+        return copy_of(
+            cls,
+            instruction,
             receipts=[
                 ReceiptView.of(receipt)
                 for receipt in receipts
@@ -173,20 +152,11 @@ class PaymentView(_Schema):
         )
 
 
-class LedgerLine(_Schema):
+class LedgerLine(_View):
     kind: str
     reference: str | None
     created_at: datetime
     amounts: dict[str, int] = Field(description="Minor units moved per account.")
-
-    @classmethod
-    def of(cls, transaction: LedgerTransaction) -> LedgerLine:
-        return cls(
-            kind=transaction.kind,
-            reference=transaction.reference,
-            created_at=transaction.created_at,
-            amounts=transaction.amounts,
-        )
 
 
 class PaymentHistory(_Schema):
@@ -378,22 +348,12 @@ class Reconciliation(_Schema):
         return out.getvalue()
 
 
-class RateView(_Schema):
+class RateView(_View):
     base_currency: str
     quote_currency: str
     rate: str
     updated_at: datetime
     updated_by: str
-
-    @classmethod
-    def of(cls, rate: Rate) -> RateView:
-        return cls(
-            base_currency=rate.base_currency,
-            quote_currency=rate.quote_currency,
-            rate=rate.rate,
-            updated_at=rate.updated_at,
-            updated_by=rate.updated_by,
-        )
 
 
 class PayeeView(_Schema):

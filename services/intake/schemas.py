@@ -7,7 +7,7 @@ example, which the authorization test uses to call every route.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -44,6 +44,7 @@ from shared.contracts.intake import BudgetLine
 from shared.contracts.money import ExchangeRate, Money
 from shared.contracts.programs import ProgramRules
 from shared.contracts.workflows import Amounts, Deadline
+from shared.views import View, copy_of
 
 MemberId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
 # Three characters once stripped, and the schema says so (the pattern).
@@ -56,16 +57,6 @@ Reason = Annotated[
 
 def _example(example: dict[str, Any]) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": [example]})
-
-
-class View(BaseModel):
-    """A view whose fields are a record's attributes of the same names."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    @classmethod
-    def of(cls, record: object) -> Self:
-        return cls.model_validate(record)
 
 
 # --- programs -------------------------------------------------------------------------
@@ -263,24 +254,14 @@ class ApplicationView(BaseModel):
         history: list[StatusRecord],
         actions: list[ActionRecord],
     ) -> ApplicationView:
-        return cls(
-            application_id=record.application_id,
-            member_id=record.member_id,
-            program_code=record.program_code,
-            cycle=record.cycle,
-            status=record.status,
-            draft_version=record.draft_version,
-            revision=record.revision,
+        return copy_of(
+            cls,
+            record,
             fields=DraftFields.model_validate(record.draft),
             submitted=SubmittedView.of(record),
-            deadlines=[Deadline.model_validate(item) for item in record.deadlines],
-            action_required=record.action_required,
             amounts=Amounts.model_validate(record.amounts) if record.amounts else None,
-            withdrawal_requested_at=record.withdrawal_requested_at,
             history=[StatusEntry.of(status) for status in history],
             requests=[ActionEntry.of(action) for action in actions],
-            created_at=record.created_at,
-            updated_at=record.updated_at,
         )
 
 

@@ -48,6 +48,26 @@ from shared.service import Service, Work
 logger = logging.getLogger(__name__)
 
 
+async def _standing_changed(
+    work: Work,
+    change: MemberStandingChanged,
+    *,
+    application_id: str,
+    report_id: str,
+    revision: int,
+    subject: str | None = None,
+) -> None:
+    """Tell intake a report moved a member's standing: once per revision and direction."""
+    direction = "standing-restored" if change.good_standing else "standing-lost"
+    await work.publish(
+        topics.MEMBER_STANDING_CHANGED,
+        change,
+        application_id=application_id,
+        event_id=deterministic_id("reporting", report_id, direction, str(revision)),
+        subject=subject,
+    )
+
+
 class ReportingService(Service):
     # Applicants and officers ------------------------------------------------------------
 
@@ -140,8 +160,8 @@ class ReportingService(Service):
         if row.standing_lost and not await store.other_reports_costing_standing(
             row.member_id, report_id
         ):
-            await dataclasses.replace(work, cause=submitted).publish(
-                topics.MEMBER_STANDING_CHANGED,
+            await _standing_changed(
+                dataclasses.replace(work, cause=submitted),
                 MemberStandingChanged(
                     member_id=row.member_id,
                     good_standing=True,
@@ -150,9 +170,8 @@ class ReportingService(Service):
                     as_of=work.now.date(),
                 ),
                 application_id=row.application_id,
-                event_id=deterministic_id(
-                    "reporting", report_id, "standing-restored", str(revision)
-                ),
+                report_id=report_id,
+                revision=revision,
                 subject=subject,
             )
         return await self.report(work, principal, report_id)
@@ -232,19 +251,19 @@ class ReportingService(Service):
         if not loses_standing:
             return
         await store.update_report(notice.report_id, standing_lost=True)
-        await work.publish(
-            topics.MEMBER_STANDING_CHANGED,
-            MemberStandingChanged(
-                member_id=notice.member_id,
-                good_standing=False,
-                reason="report_overdue",
-                application_id=notice.application_id,
-                as_of=as_of,
-            ),
+        lost = MemberStandingChanged(
+            member_id=notice.member_id,
+            good_standing=False,
+            reason="report_overdue",
             application_id=notice.application_id,
-            event_id=deterministic_id(
-                "reporting", notice.report_id, "standing-lost", str(revision)
-            ),
+            as_of=as_of,
+        )
+        await _standing_changed(
+            work,
+            lost,
+            application_id=notice.application_id,
+            report_id=notice.report_id,
+            revision=revision,
         )
 
     @staticmethod

@@ -20,7 +20,6 @@ from services.review.domain import (
     withhold,
 )
 from services.review.persistence import (
-    RecusalRow,
     RequestRow,
     ReviewerRow,
     ReviewRow,
@@ -31,6 +30,7 @@ from shared.contracts.base import EMAIL_PATTERN, WholeNumber, whole_number
 from shared.contracts.money import Money
 from shared.contracts.programs import CriterionName, Rubric
 from shared.contracts.reporting import ReportContent
+from shared.views import View, copy_of
 
 ReviewerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
@@ -43,6 +43,12 @@ class Input(BaseModel):
 
 
 class Output(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Copied(View):
+    """An output whose fields are its record's: ``of(record)`` builds it."""
+
     model_config = ConfigDict(frozen=True)
 
 
@@ -95,20 +101,11 @@ class ReviewerPatch(Input):
     conflicts: Conflicts | None = None
 
 
-class Recusal(Output):
+class Recusal(Copied):
     task_id: str
     application_id: str
     reason: str
     recorded_at: datetime
-
-    @classmethod
-    def of(cls, row: RecusalRow) -> Recusal:
-        return cls(
-            task_id=row.task_id,
-            application_id=row.application_id,
-            reason=row.reason,
-            recorded_at=row.recorded_at,
-        )
 
 
 class ReviewerOut(Output):
@@ -128,20 +125,15 @@ class ReviewerOut(Output):
     def of(
         cls, row: ReviewerRow, open_tasks: int, recusals: list[Recusal] | None = None
     ) -> ReviewerOut:
-        return cls(
-            id=row.id,
-            name=row.name,
-            email=row.email,
-            home_city=row.home_city,
-            home_country=row.home_country,
+        return copy_of(
+            cls,
+            row,
             expertise={
                 "programs": row.programs,
                 "focus_areas": row.focus_areas,
                 "regions": row.regions,
                 "languages": row.languages,
             },
-            capacity=row.capacity,
-            active=row.active,
             conflicts={"members": row.conflict_members, "cities": row.conflict_cities},
             open_tasks=open_tasks,
             recusals=recusals or [],
@@ -185,24 +177,21 @@ class ApplicationView(Output):
     def of(cls, request: RequestRow, *, officer: bool) -> ApplicationView:
         blind = request.blind_review and not officer
         names = (request.member_city, request.partner_city, request.member_id)
-        return cls(
-            application_id=request.application_id,
+        return copy_of(
+            cls,
+            request,
             identity_withheld=blind,
             member_id=None if blind else request.member_id,
             member_city=None if blind else request.member_city,
-            program_code=request.program_code,
-            focus_area=request.focus_area,
             partner_city=None if blind else request.partner_city,
-            partner_country=request.partner_country,
             title=withhold(request.title, names) if blind else request.title,
             summary=withhold(request.summary, names) if blind else request.summary,
             requested=Money.model_validate(request.requested) if request.requested else None,
-            report_id=request.report_id,
             report=ReportView.model_validate(request.report) if request.report else None,
         )
 
 
-class ReviewOut(Output):
+class ReviewOut(Copied):
     task_id: str
     reviewer_id: str
     scores: dict[str, int]
@@ -210,18 +199,6 @@ class ReviewOut(Output):
     recommendation: str
     comments: str
     submitted_at: datetime
-
-    @classmethod
-    def of(cls, row: ReviewRow) -> ReviewOut:
-        return cls(
-            task_id=row.task_id,
-            reviewer_id=row.reviewer_id,
-            scores=row.scores,
-            weighted_total_bp=row.weighted_total_bp,
-            recommendation=row.recommendation,
-            comments=row.comments,
-            submitted_at=row.submitted_at,
-        )
 
 
 class TaskSummary(Output):
@@ -242,18 +219,11 @@ class TaskSummary(Output):
     def of(cls, record: TaskRecord, now: datetime, *, officer: bool) -> TaskSummary:
         task, request = record.task, record.request
         view = ApplicationView.of(request, officer=officer)
-        return cls(
-            id=task.id,
-            kind=task.kind,
-            status=task.status,
-            application_id=task.application_id,
-            round=task.round,
-            report_id=task.report_id,
+        return copy_of(
+            cls,
+            task,
             program_code=request.program_code,
             title=view.title,
-            reviewer_id=task.reviewer_id,
-            assigned_at=task.assigned_at,
-            due_at=task.due_at,
             overdue=task.status is TaskStatus.OPEN and task.due_at < now,
         )
 
@@ -341,17 +311,11 @@ class RequestOut(Output):
 
     @classmethod
     def of(cls, request: RequestRow, tasks: list[TaskRow]) -> RequestOut:
-        return cls(
-            id=request.id,
-            kind=request.kind,
-            application_id=request.application_id,
-            round=request.round,
-            report_id=request.report_id,
-            program_code=request.program_code,
-            reviews_needed=request.reviews_needed,
+        return copy_of(
+            cls,
+            request,
             staffed=request.reviews_needed - len(empty_slots(request.reviews_needed, tasks)),
             completed=sum(t.status is TaskStatus.COMPLETED for t in tasks),
-            due_at=request.due_at,
         )
 
 
@@ -372,15 +336,9 @@ class WorkloadOut(Output):
     @classmethod
     def of(cls, line: Workload) -> WorkloadOut:
         turnaround = line.mean_turnaround
-        return cls(
-            reviewer_id=line.reviewer_id,
-            capacity=line.capacity,
-            open=line.open,
-            overdue=line.overdue,
-            completed=line.completed,
-            completed_late=line.completed_late,
-            recused=line.recused,
-            taken_away=line.taken_away,
+        return copy_of(
+            cls,
+            line,
             mean_turnaround_seconds=(
                 turnaround / timedelta(seconds=1) if turnaround is not None else None
             ),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support.processes import Tansu, free_port
+from tests.support.review import ReviewHarness, fresh_database, review_service
 
 
 @pytest.fixture
@@ -16,3 +18,11 @@ def own_tansu() -> Iterator[Tansu]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+async def review(tmp_path: Path) -> AsyncIterator[ReviewHarness]:
+    """The review service in-process, on a fresh SQLite database of this test's own."""
+    url, _ = await fresh_database("sqlite", tmp_path)
+    async for running in review_service(url, tmp_path):
+        yield running

@@ -27,7 +27,7 @@ from shared.messaging.epoch import prepare_broker
 from shared.messaging.outbox import message_headers
 from shared.migrations import upgrade
 from shared.service import Service, ServiceRuntime, Work, build_runtime, topic_layout
-from tests.support.messaging import eventually, withdrawn
+from tests.support.messaging import eventually, on_test_broker, withdrawn
 from tests.support.processes import Tansu
 from workflows import persistence
 from workflows.settings import WorkflowsSettings
@@ -100,13 +100,9 @@ async def running(
     settings = WorkflowsSettings(
         database_url=isolated_database_url,
         state_dir=tmp_path,
-        kafka_bootstrap_servers=tansu.bootstrap,
-        topic_prefix=prefix,
         dead_letter_after_attempts=2,
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=300,
-        outbox_poll_interval_ms=50,
         broker_epoch_check_ms=300,
+        **on_test_broker(tansu.bootstrap, prefix),
     )
     # As `grantflow up` does: topics first, or a new consumer may not see them for minutes.
     await prepare_broker(tansu.bootstrap, topic_layout(settings), prefix)

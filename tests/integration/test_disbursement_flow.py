@@ -42,6 +42,7 @@ from tests.support.disbursement import (
     sign,
     usd,
 )
+from tests.support.messaging import on_test_broker
 from tests.support.processes import Tansu
 
 ANSWERS = (
@@ -61,12 +62,7 @@ def names(prefix: str) -> list[str]:
 
 @asynccontextmanager
 async def finance_simulator(tansu: Tansu, prefix: str, **behaviour: Any) -> AsyncIterator[None]:
-    settings = CommonSettings(
-        kafka_bootstrap_servers=tansu.bootstrap,
-        topic_prefix=prefix,
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=300,
-    )
+    settings = CommonSettings(**on_test_broker(tansu.bootstrap, prefix))
     stop = asyncio.Event()
     task = asyncio.create_task(run_finance_sim(settings, stop=stop, **behaviour))
     try:

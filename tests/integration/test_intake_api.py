@@ -24,6 +24,7 @@ from shared.contracts.topics import (
 )
 from shared.contracts.workflows import ReminderDue
 from tests.support.intake import (
+    OTHER_PROGRAM,
     TODAY,
     RunningIntake,
     draft,
@@ -238,13 +239,7 @@ async def test_one_open_application_per_member_program_and_cycle(svc: RunningInt
     )
     assert refused.status_code == 409
     # Another program is fine.
-    other_program = await svc.new_draft(
-        member,
-        program_code="SINO-AFRICAN",
-        matching_cash=usd(4_524),
-        matching_in_kind=usd(0),
-        requested=usd(10_556),
-    )
+    other_program = await svc.new_draft(member, **OTHER_PROGRAM)
     accepted = await svc.client.post(
         f"/v1/applications/{other_program}/submit", headers=svc.applicant(member)
     )

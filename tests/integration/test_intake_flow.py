@@ -26,6 +26,7 @@ from shared.contracts.topics import (
 from shared.contracts.workflows import Deadline, ReminderDue
 from shared.messaging.outbox import message_headers
 from tests.support.intake import (
+    OTHER_PROGRAM,
     TODAY,
     RunningIntake,
     link_path,
@@ -34,7 +35,6 @@ from tests.support.intake import (
     running_intake,
     status_event,
     subject,
-    usd,
 )
 from tests.support.messaging import eventually, read_topic
 from tests.support.processes import Tansu
@@ -238,13 +238,7 @@ async def test_standing_and_reminder_events_from_other_services_reach_members_an
         return response.json()["good_standing"] is False
 
     await eventually(standing_lost, timeout=20)
-    other = await svc.new_draft(
-        member,
-        program_code="SINO-AFRICAN",
-        matching_cash=usd(4_524),
-        matching_in_kind=usd(0),
-        requested=usd(10_556),
-    )
+    other = await svc.new_draft(member, **OTHER_PROGRAM)
     refused = await svc.client.post(
         f"/v1/applications/{other}/submit", headers=svc.applicant(member)
     )

@@ -28,7 +28,7 @@ from shared.contracts.topics import broker_topic_names
 from shared.db import create_engine, create_session_factory
 from shared.messaging.topics_admin import ensure_topics
 from shared.migrations import upgrade
-from tests.support.messaging import eventually, read_topic
+from tests.support.messaging import eventually, on_test_broker, read_topic
 from tests.support.processes import Tansu
 from tests.support.reporting import (
     EXPECTED,
@@ -77,12 +77,7 @@ async def live(tansu: Tansu, postgres_url: str, unique: str) -> AsyncIterator[Li
     await ensure_topics(tansu.bootstrap, broker_topic_names(prefix))
     await asyncio.to_thread(upgrade, "reporting", postgres_url)
     settings = ReportingSettings(
-        kafka_bootstrap_servers=tansu.bootstrap,
-        topic_prefix=prefix,
-        database_url=postgres_url,
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=300,
-        outbox_poll_interval_ms=50,
+        database_url=postgres_url, **on_test_broker(tansu.bootstrap, prefix)
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=tansu.bootstrap, enable_idempotence=False, linger_ms=5

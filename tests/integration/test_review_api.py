@@ -7,7 +7,6 @@ outbox, which the relay would publish; the flow through Kafka is in test_review_
 from __future__ import annotations
 
 import email
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -20,22 +19,13 @@ from shared.mail import FileMailer
 from tests.support.review import (
     NOW,
     ReviewHarness,
-    fresh_database,
     reassign,
     report_review,
     report_submitted,
     request_reviews,
     review_body,
-    review_service,
     reviewer,
 )
-
-
-@pytest.fixture
-async def review(tmp_path: Path) -> AsyncIterator[ReviewHarness]:
-    url, _ = await fresh_database("sqlite", tmp_path)
-    async for running in review_service(url, tmp_path):
-        yield running
 
 
 async def with_panel(review: ReviewHarness) -> None:

@@ -35,7 +35,7 @@ from shared.contracts.topics import (
     broker_topic_names,
 )
 from shared.messaging.topics_admin import ensure_topics
-from tests.support.messaging import eventually, publish_envelopes, read_topic
+from tests.support.messaging import eventually, on_test_broker, publish_envelopes, read_topic
 from tests.support.processes import Tansu
 from tests.support.review import (
     drop_database,
@@ -132,11 +132,7 @@ async def live(tansu: Tansu, tmp_path: Path, unique: str) -> AsyncIterator[LiveR
         environment="test",
         database_url=url,
         state_dir=tmp_path,
-        kafka_bootstrap_servers=tansu.bootstrap,
-        topic_prefix=prefix,
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=300,
-        outbox_poll_interval_ms=50,
+        **on_test_broker(tansu.bootstrap, prefix),
     )
     app = create_app(settings)
     try:

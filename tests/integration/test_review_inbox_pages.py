@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from tests.support.review import (
     ReviewHarness,
-    fresh_database,
     report_review,
     report_submitted,
     request_reviews,
-    review_service,
     reviewer,
 )
 
 
 @pytest.fixture
-async def review(tmp_path: Path) -> AsyncIterator[ReviewHarness]:
-    url, _ = await fresh_database("sqlite", tmp_path)
-    async for running in review_service(url, tmp_path):
-        await running.add_reviewers(reviewer("r-1", "Asheville"), reviewer("r-2", "Boise"))
-        await running.deliver(request_reviews(reviews_needed=1))
-        yield running
+async def review(review: ReviewHarness) -> ReviewHarness:
+    """The service with two reviewers and one review request waiting for them."""
+    await review.add_reviewers(reviewer("r-1", "Asheville"), reviewer("r-2", "Boise"))
+    await review.deliver(request_reviews(reviews_needed=1))
+    return review
 
 
 async def signed_in(review: ReviewHarness, reviewer_id: str) -> str:

@@ -16,6 +16,7 @@ from grantflow.services import SETTINGS_BY_SERVICE
 from shared.auth import Role, mint_token
 from shared.db import create_engine
 from shared.migrations import MIGRATED_SERVICES, upgrade
+from tests.support.messaging import on_test_broker
 from tests.support.processes import Tansu, TemporalDevServer, migrated_sqlite
 from workflows.settings import WorkflowsSettings
 
@@ -50,11 +51,7 @@ async def running_service(
     service = request.param
     await asyncio.to_thread(upgrade, service, database_url)
     settings = SETTINGS_BY_SERVICE[service](
-        kafka_bootstrap_servers=tansu.bootstrap,
-        topic_prefix=f"{unique}.",
-        database_url=database_url,
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=300,
+        database_url=database_url, **on_test_broker(tansu.bootstrap, f"{unique}.")
     )
     app: FastAPI = import_module(f"services.{service}.app").create_app(settings)
     async with app.router.lifespan_context(app):

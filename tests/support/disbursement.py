@@ -42,6 +42,7 @@ from shared.messaging.deadletter import PoisonMessage
 from shared.messaging.outbox import message_headers
 from shared.migrations import upgrade
 from shared.service import build_runtime
+from tests.support.messaging import on_test_broker
 
 WEBHOOK_SECRET = "test-webhook-secret"
 
@@ -54,6 +55,30 @@ def _command(payload: BaseModel, application_id: str) -> Envelope[Any]:
     return new_envelope(payload, producer="workflows", application_id=application_id)
 
 
+def _budget_command(
+    kind: type[BaseModel],
+    verb: str,
+    application_id: str,
+    *,
+    program: str,
+    cycle: str,
+    command_id: str | None,
+    key: str | None = None,
+    **fields: Any,
+) -> Envelope[Any]:
+    """A command on an award's money, under a fresh command id unless one is given."""
+    command_id = command_id or f"{application_id}:{verb}:{uuid.uuid4().hex[:6]}"
+    payload = kind(
+        command_id=command_id,
+        idempotency_key=key or command_id,
+        application_id=application_id,
+        program_code=program,
+        cycle=cycle,
+        **fields,
+    )
+    return _command(payload, application_id)
+
+
 def reserve(
     application_id: str,
     amount: Money,
@@ -63,17 +88,15 @@ def reserve(
     command_id: str | None = None,
     key: str | None = None,
 ) -> Envelope[ReserveFunds]:
-    command_id = command_id or f"{application_id}:reserve:{uuid.uuid4().hex[:6]}"
-    return _command(
-        ReserveFunds(
-            command_id=command_id,
-            idempotency_key=key or command_id,
-            application_id=application_id,
-            program_code=program,
-            cycle=cycle,
-            amount=amount,
-        ),
+    return _budget_command(
+        ReserveFunds,
+        "reserve",
         application_id,
+        program=program,
+        cycle=cycle,
+        command_id=command_id,
+        key=key,
+        amount=amount,
     )
 
 
@@ -85,18 +108,15 @@ def release(
     cycle: str = "2027",
     command_id: str | None = None,
 ) -> Envelope[ReleaseFunds]:
-    command_id = command_id or f"{application_id}:release:{uuid.uuid4().hex[:6]}"
-    return _command(
-        ReleaseFunds(
-            command_id=command_id,
-            idempotency_key=command_id,
-            application_id=application_id,
-            program_code=program,
-            cycle=cycle,
-            reason="withdrawn",
-            amount=amount,
-        ),
+    return _budget_command(
+        ReleaseFunds,
+        "release",
         application_id,
+        program=program,
+        cycle=cycle,
+        command_id=command_id,
+        reason="withdrawn",
+        amount=amount,
     )
 
 
@@ -110,19 +130,18 @@ def pay(
     command_id: str | None = None,
     payee: str = "payee-1",
 ) -> Envelope[PayTranche]:
-    return _command(
-        PayTranche(
-            command_id=command_id or f"{application_id}:pay:{tranche}",
-            idempotency_key=f"{application_id}:{tranche}",
-            application_id=application_id,
-            program_code=program,
-            cycle=cycle,
-            tranche=tranche,
-            amount=amount,
-            payee_reference=payee,
-            memo=f"tranche {tranche} of {application_id}",
-        ),
+    return _budget_command(
+        PayTranche,
+        "pay",
         application_id,
+        program=program,
+        cycle=cycle,
+        command_id=command_id or f"{application_id}:pay:{tranche}",
+        key=f"{application_id}:{tranche}",
+        tranche=tranche,
+        amount=amount,
+        payee_reference=payee,
+        memo=f"tranche {tranche} of {application_id}",
     )
 
 
@@ -134,18 +153,15 @@ def refund(
     cycle: str = "2027",
     command_id: str | None = None,
 ) -> Envelope[RequestRefund]:
-    command_id = command_id or f"{application_id}:refund:{uuid.uuid4().hex[:6]}"
-    return _command(
-        RequestRefund(
-            command_id=command_id,
-            idempotency_key=command_id,
-            application_id=application_id,
-            program_code=program,
-            cycle=cycle,
-            amount=amount,
-            reason="exchange cancelled",
-        ),
+    return _budget_command(
+        RequestRefund,
+        "refund",
         application_id,
+        program=program,
+        cycle=cycle,
+        command_id=command_id,
+        amount=amount,
+        reason="exchange cancelled",
     )
 
 
@@ -157,18 +173,15 @@ def adjust(
     cycle: str = "2027",
     command_id: str | None = None,
 ) -> Envelope[AdjustAward]:
-    command_id = command_id or f"{application_id}:adjust:{uuid.uuid4().hex[:6]}"
-    return _command(
-        AdjustAward(
-            command_id=command_id,
-            idempotency_key=command_id,
-            application_id=application_id,
-            program_code=program,
-            cycle=cycle,
-            new_award=new_award,
-            reason="amendment approved",
-        ),
+    return _budget_command(
+        AdjustAward,
+        "adjust",
         application_id,
+        program=program,
+        cycle=cycle,
+        command_id=command_id,
+        new_award=new_award,
+        reason="amendment approved",
     )
 
 
@@ -473,14 +486,9 @@ def service_settings(
     bootstrap: str, database_url: str, prefix: str, **settings: Any
 ) -> DisbursementSettings:
     return DisbursementSettings(
-        kafka_bootstrap_servers=bootstrap,
-        topic_prefix=prefix,
         database_url=database_url,
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=300,
-        outbox_poll_interval_ms=50,
         finance_webhook_secret=WEBHOOK_SECRET,
-        **settings,
+        **on_test_broker(bootstrap, prefix, **settings),
     )
 
 

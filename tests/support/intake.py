@@ -51,6 +51,7 @@ from shared.contracts.workflows import (
 from shared.messaging.topics_admin import ensure_topics
 from shared.migrations import upgrade
 from shared.service import Work
+from tests.support.messaging import on_test_broker
 
 # The day the tests live in: the 2027 catalog's application window is open.
 TODAY = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -88,6 +89,16 @@ def subject(mail: EmailMessage) -> str:
 
 def usd(dollars: int) -> dict[str, Any]:
     return {"amount_minor": dollars * 100, "currency": "USD"}
+
+
+# A draft under another program, its money inside that program's caps: the one-open-
+# application-per-cycle rule must not stop it.
+OTHER_PROGRAM = {
+    "program_code": "SINO-AFRICAN",
+    "matching_cash": usd(4_524),
+    "matching_in_kind": usd(0),
+    "requested": usd(10_556),
+}
 
 
 @dataclass
@@ -321,12 +332,8 @@ async def running_intake(
     """Migrate, create the topics intake uses, start the app and a client on it."""
     await asyncio.to_thread(upgrade, "intake", database_url)
     settings = IntakeSettings(
-        kafka_bootstrap_servers=bootstrap,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        **on_test_broker(bootstrap, f"t{uuid.uuid4().hex[:10]}."),
         database_url=database_url,
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=300,
-        outbox_poll_interval_ms=50,
         state_dir=state_dir,
         log_level="WARNING",
         catalog=options.pop("catalog", "default"),

@@ -27,6 +27,19 @@ from shared.settings import CommonSettings
 TOPIC = APPLICATION_WITHDRAWN
 
 
+def on_test_broker(bootstrap: str, prefix: str, **more: Any) -> dict[str, Any]:
+    """Settings for a process on a test's broker, under topics of its own: consumers join
+    and the outbox relays in a fraction of the production seconds; ``more`` wins."""
+    quick = {
+        "kafka_bootstrap_servers": bootstrap,
+        "topic_prefix": prefix,
+        "kafka_session_timeout_ms": 2000,
+        "kafka_heartbeat_interval_ms": 300,
+        "outbox_poll_interval_ms": 50,
+    }
+    return quick | more
+
+
 def withdrawn(application_id: str, reason: str) -> Envelope[ApplicationWithdrawn]:
     return new_envelope(
         ApplicationWithdrawn(application_id=application_id, member_id="m-1", reason=reason),
@@ -67,13 +80,7 @@ class Harness:
         engine = create_engine(database_url)
         async with engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
-        config = CommonSettings(
-            kafka_bootstrap_servers=bootstrap,
-            topic_prefix=f"{name}.",
-            kafka_session_timeout_ms=2000,
-            kafka_heartbeat_interval_ms=300,
-            **settings,
-        )
+        config = CommonSettings(**on_test_broker(bootstrap, f"{name}.", **settings))
         await ensure_topics(
             bootstrap,
             [TOPIC.qualified(config.topic_prefix), TOPIC.qualified(config.topic_prefix) + ".dlq"],

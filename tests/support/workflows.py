@@ -31,6 +31,7 @@ from shared.contracts.intake import (
 )
 from shared.contracts.topics import broker_topic_names
 from shared.messaging.topics_admin import ensure_topics
+from tests.support.messaging import on_test_broker
 from workflows.funding.search_attributes import SEARCH_ATTRIBUTES
 from workflows.settings import WorkflowsSettings
 
@@ -86,12 +87,8 @@ async def workflows_settings(bootstrap: str, unique: str, **overrides: Any) -> W
     """The workflows process on Tansu for one test: topics of its own (created), quick joins."""
     settings = WorkflowsSettings(
         environment="test",
-        kafka_bootstrap_servers=bootstrap,
-        topic_prefix=f"{unique}.",
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=300,
         log_format="text",
-        **overrides,
+        **on_test_broker(bootstrap, f"{unique}.", **overrides),
     )
     await ensure_topics(bootstrap, broker_topic_names(settings.topic_prefix))
     return settings
