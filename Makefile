@@ -18,7 +18,14 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[embedded,dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+# axe-core, the accessibility check the browser tests run on every page, from npm.
+AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
+$(AXE):
+	@mkdir -p $(VENV)/axe
+	npm install --prefix $(VENV)/axe --no-audit --no-fund --silent axe-core@4
+	@test -f $(AXE)
+
+install: $(STAMP) $(AXE)
 
 run: $(STAMP)
 	$(BIN)/grantflow up
@@ -26,7 +33,7 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/grantflow demo --start
 
-test: lint
+test: lint $(AXE)
 	$(BIN)/python -m pytest
 
 # The fault suite: the real stack killed, restarted, flooded and cut off while

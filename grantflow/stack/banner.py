@@ -31,7 +31,9 @@ def ready_banner(options: StackOptions, seconds: float) -> str:
     ]
     pages = {spec.name: spec.url for spec in options.services}
     extra += [
+        ("applicant portal", f"{pages['intake']}/portal (applicant token)"),
         ("reviewer inbox", f"{pages['review']}/inbox"),
+        ("officer console", f"{pages['workflows']}/console (program officer token)"),
         ("dashboard", f"{pages['reporting']}/dashboard (program officer token)"),
     ]
     label_width = max(len(label) for label, _value in extra)

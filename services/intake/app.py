@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.intake import api
+from services.intake import api, portal
 from services.intake.catalog import load_catalog
 from services.intake.consumers import consumers
 from services.intake.persistence import messaging, metadata
@@ -46,7 +46,7 @@ def create_app(
         service,
         title="grantflow intake",
         description=DESCRIPTION,
-        routers=[api.router],
+        routers=[api.router, portal.router],
     )
     if settings.seeds_demo_data:
         serve = app.router.lifespan_context

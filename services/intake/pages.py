@@ -1,23 +1,15 @@
-"""The one page a partner sister city sees: the confirmation link's page, plain HTML."""
+"""The one page a partner sister city sees: the confirmation link's page, in the shared
+layout (``shared.web``). Its form needs no CSRF value: the link's token is the credential,
+it works once, and the answer it records is the partner's own."""
 
 from __future__ import annotations
 
-from html import escape
+from pathlib import Path
+from typing import Final
 
-_STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;"
-    "line-height:1.5;color:#1f2933}button{font-size:1rem;padding:.5rem 1.25rem;margin-right:.5rem}"
-    "textarea{width:100%;min-height:4rem}.muted{color:#52606d}"
-)
+from shared.web import Pages
 
-
-def _page(title: str, body: str) -> str:
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<meta name='robots' content='noindex'><title>{escape(title)}</title>"
-        f"<style>{_STYLE}</style></head><body>{body}</body></html>"
-    )
+PAGES: Final = Pages(Path(__file__).parent / "templates", title="Exchange confirmation", home="")
 
 
 def confirmation_page(
@@ -30,31 +22,27 @@ def confirmation_page(
     exchange_end: str,
     due: str,
 ) -> str:
-    return _page(
-        "Confirm the exchange",
-        f"<h1>Exchange with {escape(member_name)}</h1>"
-        f"<p>{escape(member_name)} has applied for funding for an exchange with "
-        f"{escape(partner_city)}: <strong>{escape(title)}</strong>, from "
-        f"{escape(exchange_start)} to {escape(exchange_end)}.</p>"
-        f"<p>Does {escape(partner_city)} take part in and host this exchange? "
-        f"<span class='muted'>Please answer by {escape(due)}. The link works once.</span></p>"
-        f"<form method='post' action='{escape(action)}'>"
-        "<p><label for='note'>A note for the applicant (optional)</label><br>"
-        "<textarea id='note' name='note' maxlength='2000'></textarea></p>"
-        "<button type='submit' name='answer' value='confirm'>We confirm</button>"
-        "<button type='submit' name='answer' value='decline'>We decline</button>"
-        "</form>",
+    return PAGES.text(
+        "partner_confirm.html",
+        page_title="Confirm the exchange",
+        action=action,
+        partner_city=partner_city,
+        member_name=member_name,
+        title=title,
+        exchange_start=exchange_start,
+        exchange_end=exchange_end,
+        due=due,
     )
 
 
 def answered_page(confirmed: bool, member_name: str) -> str:
-    said = "confirmed" if confirmed else "declined"
-    return _page(
-        "Thank you",
-        f"<h1>Thank you</h1><p>You {said} the exchange with {escape(member_name)}. "
-        "The applicant and the program officers have been told.</p>",
+    return PAGES.text(
+        "partner_answered.html",
+        page_title="Thank you",
+        said="confirmed" if confirmed else "declined",
+        member_name=member_name,
     )
 
 
 def message_page(title: str, message: str) -> str:
-    return _page(title, f"<h1>{escape(title)}</h1><p>{escape(message)}</p>")
+    return PAGES.text("partner_message.html", page_title=title, message=message)

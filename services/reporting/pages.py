@@ -1,13 +1,17 @@
 """The officers' dashboard as server-rendered HTML: the overview and one page per program.
 
-Everything is in the page: styles inline, charts as inline SVG (``charts.py``), no script.
+Jinja2 templates in ``templates/`` on the shared layout (``shared.web``); everything is in
+the page: the shared stylesheet inline, charts as inline SVG (``charts.py``), no script.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from html import escape
+from pathlib import Path
+from typing import Any, Final
 from urllib.parse import urlencode
+
+from markupsafe import Markup
 
 from services.reporting.analytics.summaries import ApplicationSummary
 from services.reporting.analytics.tables import (
@@ -21,30 +25,9 @@ from services.reporting.analytics.tables import (
 )
 from services.reporting.charts import PALETTE, Series, column_chart, horizontal_bar_chart
 from shared.contracts.money import MINOR_UNIT_EXPONENT, Money
+from shared.web import Pages
 
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:0;color:#1d2733;background:#f5f7fa}
-header{background:#1d3f66;color:#fff;padding:12px 24px;display:flex;gap:24px;
-align-items:center}
-header a{color:#fff}header nav{display:flex;gap:14px;flex-wrap:wrap;flex:1}
-header form{margin:0}main{padding:16px 24px;max-width:1400px}
-.kpis{display:flex;gap:12px;flex-wrap:wrap;margin:8px 0 16px}
-.kpi{background:#fff;border:1px solid #d8dee6;border-radius:6px;padding:10px 14px;
-min-width:150px}
-.kpi b{display:block;font-size:20px}.kpi span{color:#5a6776;font-size:12px}
-.charts{display:flex;flex-wrap:wrap;gap:16px}
-figure.chart{background:#fff;border:1px solid #d8dee6;border-radius:6px;margin:0;
-padding:10px 12px}
-figure.chart h3{margin:0 0 6px;font-size:15px}
-figcaption{color:#34414f;font-size:13px;margin-top:6px}
-.legend{list-style:none;display:flex;gap:12px;padding:0;margin:4px 0;font-size:12px}
-.swatch{display:inline-block;width:10px;height:10px;margin-right:4px}
-table{border-collapse:collapse;background:#fff;margin:8px 0 20px;font-size:13px}
-th,td{border:1px solid #d8dee6;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}
-.exports a{margin-right:10px}
-.notice{background:#fff;border:1px solid #d8dee6;padding:16px;max-width:520px}
-"""
+PAGES: Final = Pages(Path(__file__).parent / "templates", title="Analytics", home="/dashboard")
 
 MEASURE_LABELS = {
     "decision": "Submission to decision",
@@ -80,46 +63,12 @@ def _int(cell: Cell) -> int:
     return cell if isinstance(cell, int) else 0
 
 
-def _page(title: str, body: str, programs: Sequence[tuple[str, str]] = ()) -> str:
-    links = "".join(
-        f"<a href='/dashboard/programs/{escape(code, quote=True)}'>{escape(code)}</a>"
-        for code, _label in programs
-    )
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{escape(title)} · grantflow</title><style>{STYLE}</style></head><body>"
-        f"<header><strong>grantflow analytics</strong><nav><a href='/dashboard'>Overview</a>{links}"
-        "</nav><form method='post' action='/dashboard/sign-out'>"
-        "<button type='submit'>Sign out</button></form></header>"
-        f"<main><h1>{escape(title)}</h1>{body}</main></body></html>"
-    )
-
-
 def sign_in_page(message: str) -> str:
-    body = (
-        f"<div class='notice'><p>{escape(message)}</p>"
-        "<form method='post' action='/dashboard/sign-in'>"
-        "<label>Program officer token<br><input name='token' type='password' size='60' "
-        "autocomplete='off' required></label> <button type='submit'>Sign in</button>"
-        "</form></div>"
-    )
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>Sign in · grantflow</title><style>{STYLE}</style></head><body>"
-        "<header><strong>grantflow analytics</strong></header>"
-        f"<main><h1>Sign in</h1>{body}</main></body></html>"
-    )
+    return PAGES.text("dashboard_sign_in.html", page_title="Sign in", message=message)
 
 
-def forbidden_page(message: str) -> str:
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>Forbidden · grantflow</title><style>{STYLE}</style></head><body>"
-        "<header><strong>grantflow analytics</strong></header>"
-        f"<main><h1>Forbidden</h1><div class='notice'><p>{escape(message)}</p>"
-        "<form method='post' action='/dashboard/sign-out'><button type='submit'>"
-        "Sign in as someone else</button></form></div></main></body></html>"
-    )
+def forbidden_page(message: str, title: str = "Forbidden") -> str:
+    return PAGES.text("dashboard_refused.html", page_title=title, message=message)
 
 
 def programs_of(summaries: Sequence[ApplicationSummary]) -> list[tuple[str, str]]:
@@ -130,7 +79,7 @@ def programs_of(summaries: Sequence[ApplicationSummary]) -> list[tuple[str, str]
     return sorted(labels.items())
 
 
-def _kpis(summaries: Sequence[ApplicationSummary]) -> str:
+def _kpis(summaries: Sequence[ApplicationSummary]) -> list[tuple[str, str]]:
     applications = build_table(TableName.APPLICATIONS, summaries, Dimension.ALL).rows
     reports = build_table(TableName.REPORTS, summaries, Dimension.ALL).rows
     row = applications[0] if applications else {}
@@ -146,14 +95,7 @@ def _kpis(summaries: Sequence[ApplicationSummary]) -> str:
         tiles.append((f"Paid ({currency})", money(_int(money_row["paid_minor"]), currency)))
     if reports:
         tiles.append(("Reports late", str(_int(reports[0]["late"]))))
-    return (
-        "<div class='kpis'>"
-        + "".join(
-            f"<div class='kpi'><b>{escape(value)}</b><span>{escape(name)}</span></div>"
-            for name, value in tiles
-        )
-        + "</div>"
-    )
+    return tiles
 
 
 def _status_chart(summaries: Sequence[ApplicationSummary]) -> str:
@@ -278,12 +220,12 @@ def _heading(column: str) -> str:
     return column.replace("_", " ")
 
 
-def _html_table(table: AnalyticsTable, link_programs: bool = False) -> str:
+def _table(table: AnalyticsTable, link_programs: bool = False) -> dict[str, Any]:
+    """A table as the template shows it: headings, and each cell's text (and link)."""
     columns = [column for column in table.columns if column != "group"]
-    head = "".join(f"<th>{escape(_heading(column))}</th>" for column in columns)
-    body = []
+    rows = []
     for row in table.rows:
-        cells = []
+        cells: list[tuple[str, str]] = []
         for column in columns:
             value = row[column]
             text = "" if value is None else str(value)
@@ -293,51 +235,67 @@ def _html_table(table: AnalyticsTable, link_programs: bool = False) -> str:
                 text = f"{value / 100:.1f} %"
             elif column.endswith("_seconds") and isinstance(value, int):
                 text = duration(value)
+            link = ""
             if link_programs and column == "label":
-                href = f"/dashboard/programs/{escape(str(row['group']), quote=True)}"
-                cells.append(f"<td><a href='{href}'>{escape(text)}</a></td>")
-            else:
-                cells.append(f"<td>{escape(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return (
-        f"<table data-table='{escape(table.table.value)}-{escape(table.group_by.value)}'>"
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-    )
+                link = f"/dashboard/programs/{row['group']}"
+            cells.append((text, link))
+        rows.append(cells)
+    return {
+        "id": f"{table.table.value}-{table.group_by.value}",
+        "head": [_heading(column) for column in columns],
+        "rows": rows,
+    }
 
 
-def _exports(program: str | None) -> str:
+def _exports(program: str | None) -> list[tuple[str, str]]:
     links = []
     for table in TableName:
         query = {"group_by": "program" if program is None else "cycle"}
         if program is not None:
             query["program"] = program
-        href = f"/dashboard/export/{table.value}.csv?{urlencode(query)}"
-        links.append(f"<a href='{escape(href, quote=True)}'>{escape(table.value)}.csv</a>")
-    return "<h2>Exports (CSV)</h2><p class='exports'>" + "".join(links) + "</p>"
+        links.append((f"/dashboard/export/{table.value}.csv?{urlencode(query)}", table.value))
+    return links
 
 
-def overview_page(summaries: Sequence[ApplicationSummary]) -> str:
-    programs = programs_of(summaries)
+def _charts(summaries: Sequence[ApplicationSummary], by: Dimension) -> list[Markup]:
+    # charts.py builds its SVG with every value escaped (it has no template to do it).
     charts = [
         _status_chart(summaries),
-        *_money_charts(summaries, Dimension.PROGRAM),
+        *_money_charts(summaries, by),
         *_cash_flow_charts(summaries),
         _outcomes_chart(summaries),
         _reports_chart(summaries),
         _cycle_chart(summaries),
     ]
-    body = (
-        _kpis(summaries)
-        + "<div class='charts'>"
-        + "".join(charts)
-        + "</div><h2>Programs</h2>"
-        + _html_table(
-            build_table(TableName.APPLICATIONS, summaries, Dimension.PROGRAM), link_programs=True
-        )
-        + _html_table(build_table(TableName.MONEY, summaries, Dimension.PROGRAM))
-        + _exports(None)
+    return [Markup(chart) for chart in charts]
+
+
+def _dashboard(title: str, programs: Sequence[tuple[str, str]], **content: Any) -> str:
+    return PAGES.text(
+        "dashboard.html", page_title=title, heading=title, programs=programs, **content
     )
-    return _page("All programs", body, programs)
+
+
+def overview_page(summaries: Sequence[ApplicationSummary]) -> str:
+    return _dashboard(
+        "All programs",
+        programs_of(summaries),
+        kpis=_kpis(summaries),
+        charts=_charts(summaries, Dimension.PROGRAM),
+        sections=[
+            (
+                "Programs",
+                [
+                    _table(
+                        build_table(TableName.APPLICATIONS, summaries, Dimension.PROGRAM),
+                        link_programs=True,
+                    ),
+                    _table(build_table(TableName.MONEY, summaries, Dimension.PROGRAM)),
+                ],
+            )
+        ],
+        exports=_exports(None),
+    )
 
 
 def program_page(
@@ -346,31 +304,26 @@ def program_page(
     programs: Sequence[tuple[str, str]],
 ) -> str:
     label = dict(programs).get(program_code, program_code)
-    charts = [
-        _status_chart(summaries),
-        *_money_charts(summaries, Dimension.CYCLE),
-        *_cash_flow_charts(summaries),
-        _outcomes_chart(summaries),
-        _reports_chart(summaries),
-        _cycle_chart(summaries),
-    ]
-    breakdowns = "".join(
-        f"<h2>By {dimension.value.replace('_', ' ')}</h2>"
-        + _html_table(build_table(TableName.APPLICATIONS, summaries, dimension))
-        + _html_table(build_table(TableName.MONEY, summaries, dimension))
+    sections = [
+        (
+            f"By {dimension.value.replace('_', ' ')}",
+            [
+                _table(build_table(TableName.APPLICATIONS, summaries, dimension)),
+                _table(build_table(TableName.MONEY, summaries, dimension)),
+            ],
+        )
         for dimension in (
             Dimension.CYCLE,
             Dimension.FOCUS_AREA,
             Dimension.PARTNER_COUNTRY,
             Dimension.MEMBER,
         )
+    ]
+    return _dashboard(
+        f"{label} ({program_code})" if label != program_code else label,
+        programs,
+        kpis=_kpis(summaries),
+        charts=_charts(summaries, Dimension.CYCLE),
+        sections=sections,
+        exports=_exports(program_code),
     )
-    body = (
-        _kpis(summaries)
-        + "<div class='charts'>"
-        + "".join(charts)
-        + "</div>"
-        + breakdowns
-        + _exports(program_code)
-    )
-    return _page(f"{label} ({program_code})" if label != program_code else label, body, programs)

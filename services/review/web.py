@@ -1,37 +1,28 @@
 """The reviewer inbox at ``/inbox``: sign-in, the queue, a task, and its two forms.
 
-A reviewer signs in by pasting its bearer token; the token lives in an HttpOnly,
-SameSite=Strict cookie scoped to ``/inbox``, and every form carries a CSRF value derived
-from it. Pages call the same use cases as the JSON API, with the same rules; the HTML is
-built in ``pages.py``.
+A reviewer signs in by pasting its bearer token (``shared.web.Door``): the token lives in
+an HttpOnly, SameSite=Strict cookie scoped to ``/inbox``, and every form carries a CSRF
+value derived from it. Pages call the same use cases as the JSON API, with the same rules;
+the HTML is rendered in ``pages.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Final
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from services.review.api import Review, TaskId
 from services.review.domain import TaskStatus
-from services.review.pages import (
-    Viewer,
-    not_found_page,
-    queue_page,
-    sign_in_page,
-    task_page,
-)
+from services.review.pages import not_found_page, queue_page, sign_in_page, task_page
 from services.review.persistence import TaskFilter
 from services.review.schemas import ReviewIn
 from services.review.service import ReviewService
-from shared.auth import Auth, InvalidTokenError, Principal, Role, SigningKeysUnavailableError
+from shared.auth import Role
 from shared.errors import (
     ConflictError,
     InvalidError,
@@ -41,85 +32,35 @@ from shared.errors import (
     plain_message,
 )
 from shared.service import Work
+from shared.web import Door, Posted, SignInNeededError, Viewer
 
 COOKIE: Final = "grantflow_review_token"
+DOOR: Final = Door(
+    "/inbox", cookie=COOKIE, roles=(Role.REVIEWER,), refusal="This inbox is for reviewers"
+)
 CLOSED: Final = (TaskStatus.COMPLETED, TaskStatus.RECUSED, TaskStatus.REASSIGNED)
 CLOSED_SHOWN: Final = 20
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
 
 
-class _SignInNeededError(Exception):
-    def __init__(self, message: str = "", status_code: int = 401) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
-
-
-def _sign_in_again(error: _SignInNeededError, default: str = "") -> HTMLResponse:
-    response = sign_in_page(error.message or default, error.status_code)
+def _sign_in_again(request: Request, error: SignInNeededError, default: str = "") -> HTMLResponse:
+    response = sign_in_page(request, error.message or default, error.status_code)
     if error.status_code in (401, 403):  # the cookie's token is no good: forget it
-        response.delete_cookie(COOKIE, path="/inbox")
+        DOOR.forget(response)
     return response
 
 
-def _csrf(review: ReviewService, token: str) -> str:
-    key = review.runtime.settings.link_secret.get_secret_value().encode()
-    return hmac.new(key, b"inbox-csrf:" + token.encode(), hashlib.sha256).hexdigest()[:40]
+def _reviewer_id(viewer: Viewer) -> str:
+    assert viewer.principal.reviewer_id is not None
+    return viewer.principal.reviewer_id
 
 
-async def _verify(request: Request, token: str) -> Principal:
-    auth = request.app.state.auth
-    assert isinstance(auth, Auth)
+async def _posted(request: Request) -> Posted | HTMLResponse:
     try:
-        if auth.verifier.fetches_keys:  # PyJWKClient fetches over blocking urllib
-            principal = await run_in_threadpool(auth.verifier.verify, token)
-        else:
-            principal = auth.verifier.verify(token)
-    except SigningKeysUnavailableError as error:
-        raise _SignInNeededError(
-            "Tokens cannot be checked right now; please try again later.", 503
-        ) from error
-    if principal.role is not Role.REVIEWER:
-        raise _SignInNeededError(
-            f"This inbox is for reviewers; a {principal.role.value} token cannot sign in.", 403
-        )
-    return principal
-
-
-async def _viewer(request: Request, review: ReviewService) -> Viewer:
-    token = request.cookies.get(COOKIE)
-    if not token:
-        raise _SignInNeededError()
-    try:
-        principal = await _verify(request, token)
-    except InvalidTokenError as error:
-        raise _SignInNeededError(f"Please sign in again: {error}.") from error
-    return Viewer(principal, _csrf(review, token))
-
-
-async def _form(request: Request) -> dict[str, str]:
-    fields = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
-    return {name: values[-1] for name, values in fields.items()}
-
-
-class Posted:
-    """A form posted by a signed-in reviewer, its CSRF value checked."""
-
-    def __init__(self, viewer: Viewer, form: dict[str, str]) -> None:
-        self.viewer = viewer
-        self.form = form
-
-
-async def _posted(request: Request, review: Review) -> Posted | HTMLResponse:
-    try:
-        viewer = await _viewer(request, review)
-        form = await _form(request)
-        if not hmac.compare_digest(form.get("csrf", ""), viewer.csrf):
-            raise _SignInNeededError("The form expired; please sign in again.", 403)
-    except _SignInNeededError as error:
-        return _sign_in_again(error, "Please sign in.")
-    return Posted(viewer, form)
+        return await DOOR.posted(request)
+    except SignInNeededError as error:
+        return _sign_in_again(request, error, "Please sign in.")
 
 
 Post = Annotated[Posted | HTMLResponse, Depends(_posted)]
@@ -130,24 +71,12 @@ Post = Annotated[Posted | HTMLResponse, Depends(_posted)]
 
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
-    token = "".join((await _form(request)).get("token", "").split())
-    if token.lower().startswith("bearer"):
-        token = token[len("bearer") :]
     try:
-        await _verify(request, token)
-    except InvalidTokenError as error:
-        return sign_in_page(f"That token cannot be used: {error}.", 401)
-    except _SignInNeededError as error:
-        return sign_in_page(error.message, error.status_code)
+        token = await DOOR.signing_in(request)
+    except SignInNeededError as error:
+        return sign_in_page(request, error.message, error.status_code)
     response = RedirectResponse("/inbox", status_code=303)
-    response.set_cookie(
-        COOKIE,
-        token,
-        path="/inbox",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    DOOR.remember(response, request, token)
     return response
 
 
@@ -156,7 +85,7 @@ async def sign_out(post: Post) -> Response:
     if isinstance(post, HTMLResponse):
         return post
     response = RedirectResponse("/inbox", status_code=303)
-    response.delete_cookie(COOKIE, path="/inbox")
+    DOOR.forget(response)
     return response
 
 
@@ -168,46 +97,48 @@ async def inbox(
     request: Request, review: Review, submitted: str = "", recused: str = ""
 ) -> Response:
     try:
-        viewer = await _viewer(request, review)
-    except _SignInNeededError as error:
+        viewer = await DOOR.viewer(request)
+    except SignInNeededError as error:
         # No cookie at all is no error: just the sign-in form.
-        return _sign_in_again(error) if error.message else sign_in_page()
+        return _sign_in_again(request, error) if error.message else sign_in_page(request)
+    reviewer_id = _reviewer_id(viewer)
     async with review.reading() as work:
         open_tasks = await review.queue(
-            work, TaskFilter(reviewer_id=viewer.reviewer_id, statuses=(TaskStatus.OPEN,))
+            work, TaskFilter(reviewer_id=reviewer_id, statuses=(TaskStatus.OPEN,))
         )
-        closed = await review.queue(
-            work, TaskFilter(reviewer_id=viewer.reviewer_id, statuses=CLOSED)
-        )
+        closed = await review.queue(work, TaskFilter(reviewer_id=reviewer_id, statuses=CLOSED))
     closed.sort(key=lambda record: record.task.closed_at or record.task.assigned_at, reverse=True)
     note = ""
     if submitted:
         note = f"Review submitted for task {submitted}. Thank you."
     elif recused:
         note = f"You recused from task {recused}; it goes to another reviewer."
-    return queue_page(viewer, open_tasks, closed[:CLOSED_SHOWN], work.now, note)
+    return queue_page(request, viewer, open_tasks, closed[:CLOSED_SHOWN], work.now, note)
 
 
 @router.get("/tasks/{task_id}")
 async def task(request: Request, review: Review, task_id: TaskId) -> Response:
     try:
-        viewer = await _viewer(request, review)
-    except _SignInNeededError as error:
-        return _sign_in_again(error, "Please sign in.")
-    return await _task(review, viewer, task_id)
+        viewer = await DOOR.viewer(request)
+    except SignInNeededError as error:
+        return _sign_in_again(request, error, "Please sign in.")
+    return await _task(request, review, viewer, task_id)
 
 
-async def _task(review: ReviewService, viewer: Viewer, task_id: str, **shown: Any) -> HTMLResponse:
+async def _task(
+    request: Request, review: ReviewService, viewer: Viewer, task_id: str, **shown: Any
+) -> HTMLResponse:
     """The task page, as it is now; ``shown``: why a form came back (``task_page``)."""
     try:
         async with review.reading() as work:
-            record = await review.task_for_reviewer(work, viewer.reviewer_id, task_id)
+            record = await review.task_for_reviewer(work, _reviewer_id(viewer), task_id)
     except NotFoundError:
-        return not_found_page(viewer)
-    return task_page(viewer, record, work.now, **shown)
+        return not_found_page(request, viewer)
+    return task_page(request, viewer, record, work.now, **shown)
 
 
 async def _act(
+    request: Request,
     review: ReviewService,
     viewer: Viewer,
     task_id: str,
@@ -219,9 +150,9 @@ async def _act(
         async with review.work() as work:
             await action(work)
     except NotFoundError:
-        return not_found_page(viewer)
+        return not_found_page(request, viewer)
     except ConflictError as error:
-        return await _task(review, viewer, task_id, note=str(error), status_code=409)
+        return await _task(request, review, viewer, task_id, note=str(error), status_code=409)
     return RedirectResponse(f"/inbox?{done}={quote(task_id)}", status_code=303)
 
 
@@ -254,18 +185,19 @@ def _submission(form: dict[str, str]) -> ReviewIn:
 
 
 @router.post("/tasks/{task_id}/review")
-async def submit_review(review: Review, post: Post, task_id: TaskId) -> Response:
+async def submit_review(request: Request, review: Review, post: Post, task_id: TaskId) -> Response:
     if isinstance(post, HTMLResponse):
         return post
     viewer, form = post.viewer, post.form
 
     async def submit(work: Work) -> None:
-        await review.submit_review(work, viewer.reviewer_id, task_id, _submission(form))
+        await review.submit_review(work, _reviewer_id(viewer), task_id, _submission(form))
 
     try:
-        return await _act(review, viewer, task_id, submit, "submitted")
+        return await _act(request, review, viewer, task_id, submit, "submitted")
     except InvalidError as error:
         return await _task(
+            request,
             review,
             viewer,
             task_id,
@@ -277,16 +209,16 @@ async def submit_review(review: Review, post: Post, task_id: TaskId) -> Response
 
 
 @router.post("/tasks/{task_id}/recuse")
-async def recuse(review: Review, post: Post, task_id: TaskId) -> Response:
+async def recuse(request: Request, review: Review, post: Post, task_id: TaskId) -> Response:
     if isinstance(post, HTMLResponse):
         return post
     viewer = post.viewer
     reason = post.form.get("reason", "").strip()
     if len(reason) < 3:
         note = "Please give a reason for the recusal."
-        return await _task(review, viewer, task_id, note=note, status_code=422)
+        return await _task(request, review, viewer, task_id, note=note, status_code=422)
 
     async def leave(work: Work) -> None:
-        await review.recuse(work, viewer.reviewer_id, task_id, reason[:2000])
+        await review.recuse(work, _reviewer_id(viewer), task_id, reason[:2000])
 
-    return await _act(review, viewer, task_id, leave, "recused")
+    return await _act(request, review, viewer, task_id, leave, "recused")

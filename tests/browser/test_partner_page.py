@@ -17,6 +17,7 @@ from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
 from shared.contracts.topics import PARTNER_CONFIRMED
 from shared.migrations import upgrade
+from tests.browser.pages import checked
 from tests.support.browser import WithoutBroker, chromium, served
 from tests.support.intake import RunningIntake, link_path, partner_request, ticking_clock
 
@@ -106,6 +107,7 @@ async def test_a_partner_confirms_with_a_note_and_a_colleagues_open_form_cannot_
         text = await page.locator("body").inner_text()
         assert "Roanoke and Nakuru market traders" in text
         assert "Does Nakuru take part in and host this exchange?" in text
+        await checked(page, "partner-confirmation")
 
         await page.fill("#note", "Our chamber of commerce will host the delegation.")
         async with page.expect_response(lambda response: response.request.method == "POST") as sent:

@@ -13,6 +13,7 @@ from services.reporting.app import create_app
 from services.reporting.settings import ReportingSettings
 from shared.auth import Role, mint_token
 from shared.migrations import upgrade
+from tests.browser.pages import checked
 from tests.support.browser import WithoutBroker, chromium, served
 from tests.support.reporting import consumer_of, history
 
@@ -56,6 +57,7 @@ async def test_an_officer_reads_the_totals_off_the_dashboard_charts(
         await page.goto(f"{base}/dashboard?token={officer}")
         assert page.url == f"{base}/dashboard"  # signed in; the token left the address bar
         assert await page.locator("h1").inner_text() == "All programs"
+        await checked(page, "dashboard")
 
         assert await bar_values(page, "applications-by-status", "Applications") == [
             1,
@@ -80,6 +82,7 @@ async def test_an_officer_reads_the_totals_off_the_dashboard_charts(
         await page.wait_for_url(f"{base}/dashboard/programs/YAP-TNA")
         assert "Young Ambassadors" in await page.locator("h1").inner_text()
         assert "Awarded 12,000.00 USD" in await caption(page, "money-by-cycle-USD")
+        await checked(page)
         assert await caption(page, "applications-by-status") == "2 applications"
         assert all(url.startswith(base) for url in requested), requested
 

@@ -15,6 +15,7 @@ from services.review.service import ReviewService
 from services.review.settings import ReviewSettings
 from shared.auth import Role, mint_token
 from shared.contracts.workflows import RequestReviews
+from tests.browser.pages import checked
 from tests.support.browser import WithoutBroker, chromium, served
 from tests.support.review import Clock, fresh_database, handlers_by_payload, request_reviews
 
@@ -67,10 +68,12 @@ async def test_a_reviewer_signs_in_reviews_a_task_and_sees_it_leave_the_queue(
     await page.wait_for_selector("#queue")
     assert await page.locator("#queue tbody tr").count() == 2
     assert "My queue (2 open)" in await page.inner_text("h2")
+    await checked(page, "inbox-queue")
 
     await page.click("text=Roanoke and Kisumu water committees")
     await page.wait_for_selector("#review-form")
     assert "relevance" in await page.inner_text("#review-form")
+    await checked(page, "inbox-task")
     await page.fill('input[name="score.relevance"]', "4")
     await page.fill('input[name="score.feasibility"]', "3")
     await page.fill('input[name="score.impact"]', "7")

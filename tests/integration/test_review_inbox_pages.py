@@ -52,7 +52,7 @@ async def test_a_review_out_of_range_comes_back_with_the_criterion_named_and_val
     }
     response = await review.client.post(f"/inbox/tasks/{task.id}/review", data=form)
     assert response.status_code == 422
-    assert "criterion &#x27;relevance&#x27; must be scored from 0 to 5, not 9" in response.text
+    assert "Criterion &#39;relevance&#39; must be scored from 0 to 5, not 9." in response.text
     assert 'value="9"' in response.text and "Keep me" in response.text
     assert await review.outbox() == []
     no_attestation = {k: v for k, v in form.items() if k != "attest_no_conflict"}
@@ -107,4 +107,4 @@ async def test_a_report_task_page_shows_the_report_under_review(review: ReviewHa
     assert "The report (revision 1" in report
     assert "Participants: 10 adults, 0 youth" in report
     assert "Trade mission" in report and "Two MOUs signed." in report
-    assert "Partner schools need &lt;a term&#x27;s&gt; notice." in report  # escaped, not markup
+    assert "Partner schools need &lt;a term&#39;s&gt; notice." in report  # escaped, not markup

@@ -42,6 +42,7 @@ from shared.telemetry.tracing import temporal_interceptors
 from workflows.attention.api import router as attention_router
 from workflows.attention.consumers import consumers
 from workflows.attention.service import AttentionService
+from workflows.console.web import router as console_router
 from workflows.funding.activities import OutboxActivities
 from workflows.funding.api import router as lifecycle_router
 from workflows.funding.bridge import Bridge
@@ -172,6 +173,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(lifecycle_router)
     app.include_router(attention_router)
+    app.include_router(console_router)  # the officers' pages at /console
 
     async def temporal_ready() -> None:
         client: Client | None = app.state.temporal
