@@ -8,10 +8,11 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
@@ -89,51 +90,68 @@ async def test_an_officer_goes_from_the_attention_list_to_a_decision(
     page.on("request", lambda request: requested.append(request.url))
     async with funding_worker(funding_client, services) as queue, serving(app) as base:
         handle = await start_lifecycle(funding_client, queue, application)
-        await reach(handle, Stage.PARTNER_CONFIRMATION)
-        await time_skipping_env.sleep(timedelta(days=15))  # past the partner's deadline
-        await reach(handle, Stage.PARTNER_UNCONFIRMED)
-        await escalate(app, app_id)
-
-        await sign_in(page, base, mint_token(settings, role=Role.PROGRAM_OFFICER))
-        row = page.locator(f"#attention tr[data-application-id='{app_id}']")
-        assert "the partner city never confirmed" in await row.inner_text()
-        await checked(page, "console-attention")
-
-        await row.locator("a").click()
-        assert await page.inner_text("#stage") == "partner_unconfirmed"
-        assert "10,000.00 USD" in await page.inner_text("#money")
-        assert "partner_unconfirmed" in await page.inner_text("#history")
-        await checked(page, "console-application")
-
-        # A decision that does not fit the stage: confirmed, then refused with the reason.
-        await page.select_option("#override-outcome", "awarded")
-        await page.fill("#override-reason", "the committee asked for it")
-        await page.click("#override")
-        assert "Override the decision: award." in await page.inner_text("#confirm-words")
-        await checked(page, "console-confirm")
-        await page.click("#confirm")
-        assert "can be overridden only during review" in await page.inner_text(".flash.error")
-
-        # A decision without its reason comes back with the sentence at the field.
-        await page.click("#partner-decide")
-        assert "reason" in (await page.inner_text("#partner-reason-error")).lower()
-        assert await page.get_attribute("#partner-reason", "aria-invalid") == "true"
-        await page.fill("#partner-reason", "the mayor confirmed by phone")
-        await page.click("#partner-decide")
-        assert "Review the application without" in await page.inner_text("#confirm-words")
-        await page.click("#confirm")
-        flash = await page.inner_text(".flash.ok")
-        assert flash == "Done: the application proceeds to review."
-        assert await page.inner_text("#stage") != "partner_unconfirmed"
-
-        await page.click("text=Attention list")
-        await page.fill("#go-to", f" {app_id} ")
-        await page.click("#go")
-        assert await page.inner_text("h1") == f"Application {app_id}"
-
-        await page.click("#sign-out")
-        await page.wait_for_selector("#token")
+        try:
+            await walk_the_console(page, base, settings, app, app_id, handle, time_skipping_env)
+        finally:
+            # A lifecycle left running without its worker would stop the shared
+            # time-skipping server from skipping time for every later test.
+            await handle.terminate("test over")
     assert all(url.startswith(base) for url in requested), "the page loaded a foreign asset"
+
+
+async def walk_the_console(
+    page: Page,
+    base: str,
+    settings: WorkflowsSettings,
+    app: WithoutBroker,
+    app_id: str,
+    handle: WorkflowHandle[Any, Any],
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    await reach(handle, Stage.PARTNER_CONFIRMATION)
+    await time_skipping_env.sleep(timedelta(days=15))  # past the partner's deadline
+    await reach(handle, Stage.PARTNER_UNCONFIRMED)
+    await escalate(app, app_id)
+
+    await sign_in(page, base, mint_token(settings, role=Role.PROGRAM_OFFICER))
+    row = page.locator(f"#attention tr[data-application-id='{app_id}']")
+    assert "the partner city never confirmed" in await row.inner_text()
+    await checked(page, "console-attention")
+
+    await row.locator("a").click()
+    assert await page.inner_text("#stage") == "partner_unconfirmed"
+    assert "10,000.00 USD" in await page.inner_text("#money")
+    assert "partner_unconfirmed" in await page.inner_text("#history")
+    await checked(page, "console-application")
+
+    # A decision that does not fit the stage: confirmed, then refused with the reason.
+    await page.select_option("#override-outcome", "awarded")
+    await page.fill("#override-reason", "the committee asked for it")
+    await page.click("#override")
+    assert "Override the decision: award." in await page.inner_text("#confirm-words")
+    await checked(page, "console-confirm")
+    await page.click("#confirm")
+    assert "can be overridden only during review" in await page.inner_text(".flash.error")
+
+    # A decision without its reason comes back with the sentence at the field.
+    await page.click("#partner-decide")
+    assert "reason" in (await page.inner_text("#partner-reason-error")).lower()
+    assert await page.get_attribute("#partner-reason", "aria-invalid") == "true"
+    await page.fill("#partner-reason", "the mayor confirmed by phone")
+    await page.click("#partner-decide")
+    assert "Review the application without" in await page.inner_text("#confirm-words")
+    await page.click("#confirm")
+    flash = await page.inner_text(".flash.ok")
+    assert flash == "Done: the application proceeds to review."
+    assert await page.inner_text("#stage") != "partner_unconfirmed"
+
+    await page.click("text=Attention list")
+    await page.fill("#go-to", f" {app_id} ")
+    await page.click("#go")
+    assert await page.inner_text("h1") == f"Application {app_id}"
+
+    await page.click("#sign-out")
+    await page.wait_for_selector("#token")
 
 
 async def test_only_officers_sign_in_to_the_console(
