@@ -8,8 +8,13 @@ for every subscriber made with ``shared.messaging.broker.subscriber``:
 - unparseable or invalid (JSON, envelope or payload validation, ``PoisonMessage``): the
   message goes to ``<topic>.dlq`` at once with the reason and its original bytes, and its
   offset is committed;
-- the handler failed: the partition is rewound to the message after a growing pause;
-  after ``max_attempts`` failures it is dead-lettered like a poison message.
+- something the handler needs is not answering (Temporal or the database restarting, a
+  dropped connection: ``DependencyUnavailable`` and connection errors): the partition is
+  rewound to the message after a growing pause, for as long as it takes. The message is
+  not at fault, so these failures never count towards dead-lettering it; a dead letter
+  here would lose an event that nobody sends again (an application submitted);
+- the handler failed otherwise: the partition is rewound to the message after a growing
+  pause; after ``max_attempts`` failures it is dead-lettered like a poison message.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from faststream import BaseMiddleware
 from faststream.exceptions import SubscriberNotFound
 from pydantic import ValidationError
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.clock import utc_now
@@ -42,6 +48,25 @@ logger = logging.getLogger(__name__)
 
 class PoisonMessage(Exception):  # noqa: N818 - the name says what the message is
     """Raised by a handler for a message that can never be processed (e.g. unknown application)."""
+
+
+class DependencyUnavailable(Exception):  # noqa: N818 - the name says what the state is
+    """Raised by a handler when a system it needs is not answering; the message waits."""
+
+
+_UNAVAILABLE = (
+    DependencyUnavailable,
+    ConnectionError,
+    TimeoutError,
+    OperationalError,
+    InterfaceError,
+)
+
+
+def _is_unavailable(error: BaseException) -> bool:
+    if isinstance(error, _UNAVAILABLE):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 _POISON = (
@@ -193,6 +218,7 @@ class DeadLetterPolicy:
     max_backoff: float = 2.0
     by_topic: Counter[str] = field(default_factory=Counter)
     _attempts: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    _waits: int = 0
 
     def __call__(self, msg: Any | None, /, *, context: Any) -> _DeadLetterScope:
         return _DeadLetterScope(msg, context=context, policy=self)
@@ -213,12 +239,26 @@ class DeadLetterPolicy:
         return attempts
 
     async def succeeded(self, record: ConsumerRecord[Any, Any]) -> None:
+        self._waits = 0
         # Only a message that failed before costs a statement on success.
         if self._attempts.pop(message_ref(record), None) is not None and self.store is not None:
             await self.store.forget(record)
 
     def backoff(self, attempts: int) -> float:
         return float(min(self.base_backoff * 2 ** (attempts - 1), self.max_backoff))
+
+    async def wait_for_dependency(self, error: BaseException) -> None:
+        """Pause before the message is tried again; the pause grows while the outage lasts."""
+        self._waits += 1
+        pause = self.backoff(self._waits)
+        if self._waits == 1 or self._waits % 10 == 0:
+            logger.warning(
+                "a system the handler needs is not answering (wait %s), trying again in %.2f s: %r",
+                self._waits,
+                pause,
+                error,
+            )
+        await asyncio.sleep(pause)
 
     async def dead_letter(
         self, record: ConsumerRecord[Any, Any], reason: str, attempts: int, group: str | None
@@ -270,6 +310,10 @@ class _DeadLetterScope(BaseMiddleware):
         if isinstance(exc_val, asyncio.CancelledError):
             return False
         group = getattr(subscriber, "group_id", None)
+        if _is_unavailable(exc_val) and not _is_poison(exc_val):
+            await self.policy.wait_for_dependency(exc_val)
+            consumer.seek(TopicPartition(record.topic, record.partition), record.offset)
+            return True
         if _is_poison(exc_val):
             reason = f"invalid message: {_describe(exc_val)}"
             attempts = 1

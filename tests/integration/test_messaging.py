@@ -12,6 +12,7 @@ import pytest
 from shared.contracts.envelope import Envelope
 from shared.contracts.intake import ApplicationWithdrawn
 from shared.db import unit_of_work
+from shared.messaging.deadletter import DependencyUnavailable
 from shared.messaging.outbox import message_headers
 from tests.support.messaging import Harness, eventually, read_topic, withdrawn
 from tests.support.processes import Tansu
@@ -116,6 +117,29 @@ async def test_handler_failing_for_good_is_dead_lettered_after_n_attempts_withou
     assert body["attempts"] == 4
     assert "the ledger is on fire" in body["reason"]
     assert [row.reason for row in await harness.received_rows()] == ["next one"]
+
+
+async def test_a_dependency_that_is_down_makes_the_message_wait_not_die(harness: Harness) -> None:
+    # Temporal restarting takes seconds; a submission dead-lettered meanwhile is lost for good,
+    # so failures of what the handler needs never count towards the dead-letter limit.
+    outage: list[float] = []
+
+    async def temporal_restarting(event: Envelope[ApplicationWithdrawn]) -> None:
+        if len(outage) < 8:
+            outage.append(time.monotonic())
+            raise DependencyUnavailable("Temporal is not answering")
+
+    await publish_raw(
+        harness, withdrawn("app-1", "waits out the outage").model_dump_json().encode()
+    )
+    policy = await harness.start_consumer(
+        before=temporal_restarting, max_attempts=3, base_backoff=0.02, max_backoff=0.1
+    )
+
+    await eventually(lambda: _count_is(harness, 1))
+    assert len(outage) == 8
+    assert [row.reason for row in await harness.received_rows()] == ["waits out the outage"]
+    assert policy.dead_lettered == 0
 
 
 def harness_topic():  # type: ignore[no-untyped-def]

@@ -8,6 +8,8 @@
 - An event for an application that has no workflow is dead-lettered with the reason
   (after a short grace, since the submission may still be on its way on another topic).
   An event for a lifecycle that has already ended is acknowledged and ignored.
+- While Temporal is not answering (restarting, unreachable) the event waits and is tried
+  again (``DependencyUnavailable``): dead-lettering it would lose a submission for good.
 - A release of funds also wakes the waitlisted applications of the same program: budget
   may be free for them now.
 """
@@ -19,7 +21,7 @@ import contextlib
 import functools
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from faststream.kafka import KafkaBroker, KafkaRouter
@@ -44,13 +46,25 @@ from shared.contracts.intake import (
 from shared.contracts.topics import Topic
 from shared.logging import log_context
 from shared.messaging.broker import subscribe_by_topic
-from shared.messaging.deadletter import PoisonMessage
+from shared.messaging.deadletter import DependencyUnavailable, PoisonMessage
 from workflows.funding.models import FundingInput, Stage, workflow_id
 from workflows.funding.search_attributes import MEMBER, PROGRAM, STAGE, STAGE_ENTERED_AT
 from workflows.funding.workflow import ExchangeFundingWorkflow
 from workflows.settings import WorkflowsSettings
 
 logger = logging.getLogger(__name__)
+
+# What Temporal answers while it restarts or cannot be reached: the request may succeed later.
+_TEMPORAL_UNAVAILABLE = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.ABORTED,
+        RPCStatusCode.UNKNOWN,
+    }
+)
 
 _SAFE_QUERY_VALUE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
@@ -174,7 +188,7 @@ class Bridge:
 
     async def handle(self, topic: Topic, event: Envelope[Any]) -> None:
         """Start or signal the application's workflow for one event."""
-        with _context(event):
+        with _context(event), _waits_for_temporal():
             if topic is topics.APPLICATION_SUBMITTED:
                 await self.start(event)
                 return
@@ -225,6 +239,16 @@ SIGNALS: dict[str, Callable[..., Any]] = {
 
 def _context(event: Envelope[Any]) -> contextlib.AbstractContextManager[None]:
     return log_context(application_id=event.application_id, correlation_id=event.correlation_id)
+
+
+@contextlib.contextmanager
+def _waits_for_temporal() -> Iterator[None]:
+    try:
+        yield
+    except RPCError as error:
+        if error.status in _TEMPORAL_UNAVAILABLE:
+            raise DependencyUnavailable(f"Temporal is not answering: {error}") from error
+        raise
 
 
 async def _exists(handle: WorkflowHandle[Any, Any]) -> bool:
