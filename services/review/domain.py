@@ -14,12 +14,12 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Final, Protocol
 
-from shared.contracts.programs import Rubric
+from shared.contracts.programs import DEFAULT_SCORE_SPREAD_BP, Rubric
 from shared.errors import Problem
 
 # Weighted totals of one application further apart than this (in basis points of the
 # maximum: 2500 = 25 percentage points) are flagged for a program officer.
-SPREAD_FLAG_BP: Final = 2500
+SPREAD_FLAG_BP: Final = DEFAULT_SCORE_SPREAD_BP
 # Reviewers are reminded this long before a task is due, or after four fifths of a shorter
 # review period (a demo catalog's period may be 45 seconds).
 REMINDER_LEAD: Final = timedelta(days=2)

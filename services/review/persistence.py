@@ -417,6 +417,13 @@ class ReviewStore:
             offset=offset,
         )
 
+    async def widen_request(self, request_id: str, reviews_needed: int, due_at: datetime) -> None:
+        await self.session.execute(
+            update(requests)
+            .where(requests.c.id == request_id)
+            .values(reviews_needed=reviews_needed, due_at=due_at)
+        )
+
     async def show_report(self, request_id: str, report: dict[str, Any]) -> None:
         await self.session.execute(
             update(requests).where(requests.c.id == request_id).values(report=report)

@@ -52,6 +52,9 @@ def _percent(basis_points: Fraction) -> str:
     return f"{math.floor(basis_points) / 100:g}%"
 
 
+# Reviewers a quarter of the scale apart do not agree on what they read.
+DEFAULT_SCORE_SPREAD_BP = 2500
+
 CriterionName = Annotated[str, Field(min_length=1, max_length=100, examples=["relevance"])]
 Score = Annotated[int, Field(ge=-1000, le=1000)]
 
@@ -125,6 +128,15 @@ class ProgramRules(Contract):
         description=(
             "Kept for lifecycles started before disbursement became the one owner of "
             "payment retries (GRANTFLOW_DISBURSEMENT_MAX_PAYMENT_ATTEMPTS); ignored since."
+        ),
+    )
+    score_spread_threshold_bp: int = Field(
+        default=DEFAULT_SCORE_SPREAD_BP,
+        ge=0,
+        le=10_000,
+        description=(
+            "When the reviewers' weighted totals lie further apart than this, a program "
+            "officer decides (award, decline or another reviewer) instead of the average."
         ),
     )
     command_resend_after: timedelta = Field(

@@ -58,6 +58,7 @@ EscalationKind = Literal[
     "payment_failing",
     "report_overdue",
     "amendment_waiting",
+    "wide_score_spread",
     "command_unanswered",
     "other",
 ]

@@ -193,6 +193,32 @@ async def test_a_review_request_sent_again_gets_the_reviews_that_are_in_again(
     assert len(await live.tasks("app-lost")) == 2
 
 
+async def test_an_officer_adding_a_reviewer_to_a_round_gets_one_more_task(
+    live: LiveReview,
+) -> None:
+    await live.add_reviewers(
+        reviewer("r-1", "Asheville"), reviewer("r-2", "Boise"), reviewer("r-3", "Chico")
+    )
+    await live.publish(REQUEST_REVIEWS, request_reviews("app-spread", reviews_needed=2))
+    for task in await live.staffed("app-spread", 2):
+        await live.submit(task)
+    assert len(await live.read(REVIEW_COMPLETED, 2)) == 2
+
+    # The two disagreed; an officer asked for a third opinion (the workflow's new command).
+    added_command = "application-app-spread:review:1:added:3"
+    await live.publish(
+        REQUEST_REVIEWS,
+        request_reviews("app-spread", reviews_needed=3, command_id=added_command),
+    )
+    tasks = await live.staffed("app-spread", 3)
+    assert sorted(task.reviewer_id for task in tasks) == ["r-1", "r-2", "r-3"]
+    assert {task.round for task in tasks} == {1}
+    [added] = [task for task in tasks if task.reviewer_id == "r-3"]
+    await live.submit(added)
+    third = await live.read(REVIEW_COMPLETED, 3)
+    assert third[-1]["payload"]["task_id"] == added.id
+
+
 async def test_a_new_reassignment_after_every_review_is_in_gets_the_reviews_again(
     live: LiveReview,
 ) -> None:

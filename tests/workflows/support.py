@@ -96,6 +96,8 @@ class StandInServices:
     sent: list[Sent] = field(default_factory=list)
     partner: Literal["confirm", "decline", "never"] = "confirm"
     review_score: Callable[[int], int] = field(default=lambda _round: 4)
+    # (round, reviewer index) -> score, for reviewers who disagree; overrides review_score.
+    reviewer_score: Callable[[int, int], int] | None = None
     review_recommendation: Literal["approve", "decline", "revise"] = "approve"
     answer_reviews: bool = True
     refusals: int = 0
@@ -184,12 +186,13 @@ class StandInServices:
                 await send(wf.partner_confirmed, confirmed, "intake")
             case RequestReviews() if self.answer_reviews:
                 for index in range(1, command.reviews_needed + 1):
+                    score = (
+                        self.review_score(command.round)
+                        if self.reviewer_score is None
+                        else self.reviewer_score(command.round, index)
+                    )
                     completed = review(
-                        application_id,
-                        command.round,
-                        index,
-                        self.review_score(command.round),
-                        self.review_recommendation,
+                        application_id, command.round, index, score, self.review_recommendation
                     )
                     await send(wf.review_completed, completed, "review")
             case ReserveFunds():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import WorkflowUpdateStage
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 
 from shared.contracts import topics
 from shared.contracts.review import ReviewersShort
@@ -248,3 +248,72 @@ async def test_silent_reservation_asks_an_officer_who_sends_it_again(
     statuses = services.events(topics.APPLICATION_STATUS_CHANGED)
     (resent,) = [s for s in statuses if (s.reason or "").startswith("re-sent")]
     assert resent.reason == "re-sent: reserve by po-1"
+
+
+async def test_reviewers_far_apart_wait_for_an_officer_who_adds_a_reviewer_then_awards(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    # 5, 1, then 4 of 5: weighted totals 10000, 2000 and 8000 bp, never within 2500 bp.
+    services.reviewer_score = lambda _round, index: {1: 5, 2: 1, 3: 4}[index]
+    spreads: list[str] = []
+
+    async def officer_decides(handle: Handle, escalation: Any) -> None:
+        if escalation.kind != "wide_score_spread":
+            return
+        spreads.append(escalation.reason)
+        if len(spreads) == 1:
+            decision = OverrideDecision(outcome="another_review", reason="a third opinion")
+        else:
+            decision = OverrideDecision(outcome="awarded", reason="the project is sound")
+        await handle.start_update(wf.override_decision, decision, wait_for_stage=ACCEPTED)
+
+    services.on_event[topics.ESCALATED_TO_OFFICER.name] = officer_decides
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    assert spreads[0] == (
+        "round 1: the reviewers' weighted totals (2000 bp, 10000 bp) lie 8000 bp apart, "
+        "more than the program's 2500 bp"
+    )
+    assert "(2000 bp, 8000 bp, 10000 bp)" in spreads[1]
+    requests = {r.command_id: r for r in services.commands(topics.REQUEST_REVIEWS)}.values()
+    assert [r.reviews_needed for r in requests] == [2, 3]
+    assert officer_attention(services) == [
+        ("wide_score_spread", True, True),
+        ("wide_score_spread", True, True),
+    ]
+    statuses = services.events(topics.APPLICATION_STATUS_CHANGED)
+    reasons = [s.reason or "" for s in statuses]
+    assert any("another reviewer asked: a third opinion" in reason for reason in reasons)
+    awarded = statuses[services.stages().index("awarded")]
+    assert awarded.reason is not None and "officer override" in awarded.reason
+
+
+async def test_reviewers_far_apart_an_officer_declines_and_another_reviewer_is_refused_before(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    services.reviewer_score = lambda _round, index: {1: 5, 2: 0}[index]
+    refused: list[str] = []
+
+    async def too_early(handle: Handle, _status: Any) -> None:
+        early = OverrideDecision(outcome="another_review", reason="before any review")
+        try:
+            await handle.execute_update(wf.override_decision, early)
+        except WorkflowUpdateFailedError as error:
+            refused.append(str(error.cause))
+
+    async def officer_declines(handle: Handle, escalation: Any) -> None:
+        if escalation.kind == "wide_score_spread":
+            decision = OverrideDecision(outcome="declined", reason="not convincing")
+            await handle.start_update(wf.override_decision, decision, wait_for_stage=ACCEPTED)
+
+    services.on_stage["review"] = too_early
+    services.on_event[topics.ESCALATED_TO_OFFICER.name] = officer_declines
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.DECLINED
+    assert len(refused) == 1 and "only while the reviewers' scores lie too far apart" in refused[0]
+    assert officer_attention(services) == [("wide_score_spread", True, True)]
+    assert not services.commands(topics.RESERVE_FUNDS)

@@ -13,6 +13,7 @@ KIND_WORDS: dict[EscalationKind, str] = {
     "payment_failing": "a payment failed for good",
     "report_overdue": "the post-exchange report is overdue",
     "amendment_waiting": "an amendment waits for a decision",
+    "wide_score_spread": "the reviewers' scores lie far apart",
     "command_unanswered": "a service does not answer",
     "other": "the lifecycle needs an officer",
 }

@@ -137,6 +137,8 @@ class CommandChannel(OfficerRequests):
             waiting.pop("command_unanswered", None)
         if not self._undecided_amendments():
             waiting.pop("amendment_waiting", None)
+        if self._spread_round is None:
+            waiting.pop("wide_score_spread", None)
 
     def _escalate(self, kind: EscalationKind, reason: str) -> None:
         """Ask a program officer to act; the kind waits until its cause is resolved."""

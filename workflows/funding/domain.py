@@ -90,6 +90,18 @@ def review_score_bp(rubric: Rubric, review: ReviewCompleted) -> int:
     return review.weighted_total_bp
 
 
+def wide_spread(rules: ProgramRules, reviews: list[ReviewCompleted]) -> str | None:
+    """Why the reviewers disagree too much for their average to decide; None when they agree."""
+    totals = sorted(review_score_bp(rules.rubric, review) for review in reviews)
+    if len(totals) < 2 or totals[-1] - totals[0] <= rules.score_spread_threshold_bp:
+        return None
+    listed = ", ".join(f"{total} bp" for total in totals)
+    return (
+        f"the reviewers' weighted totals ({listed}) lie {totals[-1] - totals[0]} bp apart, "
+        f"more than the program's {rules.score_spread_threshold_bp} bp"
+    )
+
+
 @dataclass(frozen=True)
 class Decision:
     outcome: Outcome

@@ -58,6 +58,7 @@ ESCALATION_STAGES: dict[EscalationKind, frozenset[Stage]] = {
     "payment_failing": frozenset({Stage.PAYMENT_ESCALATED}),
     "report_overdue": frozenset({Stage.REPORT_OVERDUE}),
     "amendment_waiting": EXCHANGE_AHEAD,
+    "wide_score_spread": frozenset({Stage.REVIEW}),
     "command_unanswered": _OPEN,
     "other": _OPEN,
 }
@@ -134,7 +135,10 @@ class LifecycleView(Model):
 
 
 class OverrideDecision(Model):
-    outcome: Literal["awarded", "declined", "revision_requested"]
+    outcome: Literal["awarded", "declined", "revision_requested", "another_review"] = Field(
+        description="'another_review' asks one more reviewer; only while the reviewers' "
+        "scores lie too far apart for the lifecycle to decide."
+    )
     reason: str = Field(min_length=1, max_length=2000)
     award: Money | None = Field(default=None, description="Awarded amount; default: requested.")
     officer: str = ""

@@ -21,6 +21,8 @@ AMENDMENT_ESCALATION = "amendment-escalation"
 # An officer's re-send of silent commands is announced in a status event, which tells the
 # attention list that the escalation of those commands is over.
 RESEND_ANNOUNCED = "resend-announced"
+# Reviewers' weighted totals further apart than the program's threshold: an officer decides.
+WIDE_SPREAD_TO_OFFICER = "wide-spread-to-officer"
 
 
 def screen_before_shared_rules(application: ApplicationSubmitted) -> list[str]:

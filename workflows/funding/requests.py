@@ -58,6 +58,11 @@ class OfficerRequests(LifecycleState):
             raise ValueError("the application is already declined")
         if decision.outcome == "revision_requested" and self._stage is Stage.REVISION_REQUESTED:
             raise ValueError("a revision is already requested")
+        if decision.outcome == "another_review" and self._spread_round is None:
+            raise ValueError(
+                "another reviewer is asked for only while the reviewers' scores lie too far "
+                "apart for the lifecycle to decide"
+            )
         if decision.award is not None:
             self._check_award(decision.award)
             if decision.outcome != "awarded":

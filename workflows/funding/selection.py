@@ -7,6 +7,8 @@ deadlines, and ask a program officer when nobody answers.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import workflow
 
 from workflows.funding.channel import CommandChannel
@@ -21,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.funding import domain, patches
     from workflows.funding.models import Stage
+    from workflows.funding.state import Command
 
 
 class SelectionStages(CommandChannel):
@@ -110,16 +113,20 @@ class SelectionStages(CommandChannel):
             else:
                 decision = None
 
+    def _reviewers_needed(self, round_: int) -> int:
+        """The program's number, plus the reviewers an officer added to the round."""
+        return self._rules.reviewers_needed + self._added_reviewers.get(round_, 0)
+
     def _valid_reviews(self, round_: int) -> list[ReviewCompleted]:
         recused = self._recusals.get(round_, {})
         reviewers: dict[str, ReviewCompleted] = {}
         for review in self._reviews.get(round_, {}).values():
             if review.task_id not in recused and review.reviewer_id not in reviewers:
                 reviewers[review.reviewer_id] = review
-        return list(reviewers.values())[: self._rules.reviewers_needed]
+        return list(reviewers.values())[: self._reviewers_needed(round_)]
 
     def _enough_reviews(self, round_: int) -> bool:
-        return len(self._valid_reviews(round_)) >= self._rules.reviewers_needed
+        return len(self._valid_reviews(round_)) >= self._reviewers_needed(round_)
 
     def _heard_from_review(self, round_: int) -> bool:
         return round_ in self._reviews or round_ in self._recusals or round_ in self._short
@@ -133,31 +140,12 @@ class SelectionStages(CommandChannel):
             f"review round {round_}: {needed} review(s) requested",
             deadlines={"review_due": due},
         )
-        app = self._app
-        command = self._send(
-            topics.REQUEST_REVIEWS,
-            "review",
-            RequestReviews(
-                command_id=self._command_id("review", str(round_)),
-                application_id=app.application_id,
-                round=round_,
-                reviews_needed=needed,
-                due_at=due,
-                member_id=app.member_id,
-                member_city=app.member_name,
-                program_code=rules.code,
-                focus_area=app.focus_area,
-                partner_city=app.partner.name,
-                partner_country=app.partner.country,
-                blind_review=rules.blind_review,
-                title=app.title,
-                summary=self._summary(),
-                requested=self._requested,
-                rubric=rules.rubric,
-            ),
-        )
+        command = self._request_reviews(round_, needed, due, key=None)
         handled_recusals: dict[str, None] = {}
         escalated_short = False
+        # Reviews of the round were heard before an officer added a reviewer, so hearing
+        # from review says nothing of the added request: it is sent again at each deadline.
+        widened = False
         timeouts = 0
 
         def new_recusals() -> list[ReviewerRecused]:
@@ -185,11 +173,21 @@ class SelectionStages(CommandChannel):
                 return self._take_override()
             if self._enough_reviews(round_):
                 command.closed = True
+                reviews = self._valid_reviews(round_)
+                disagreement = domain.wide_spread(rules, reviews)
+                if disagreement is not None and workflow.patched(patches.WIDE_SPREAD_TO_OFFICER):
+                    settled = await self._officer_settles_spread(round_, disagreement)
+                    if isinstance(settled, domain.Decision):
+                        return settled
+                    due = workflow.now() + rules.review_period
+                    self._enter(Stage.REVIEW, settled, deadlines={"review_due": due})
+                    command = self._request_reviews(
+                        round_, self._reviewers_needed(round_), due, key="added"
+                    )
+                    widened = True
+                    continue
                 return domain.decide(
-                    rules,
-                    self._valid_reviews(round_),
-                    requested=self._requested,
-                    revisions_so_far=self._revision,
+                    rules, reviews, requested=self._requested, revisions_so_far=self._revision
                 )
             for recusal in new_recusals():
                 handled_recusals[recusal.task_id] = None
@@ -220,7 +218,7 @@ class SelectionStages(CommandChannel):
                 )
             elif not in_time and not escalated_short:
                 timeouts += 1
-                if not command.closed:
+                if not command.closed or widened:
                     # Nothing heard for the round at all: the request itself may be lost.
                     self._transmit(command)
                 self._reassign(
@@ -239,6 +237,59 @@ class SelectionStages(CommandChannel):
                     if late
                     else None,
                 )
+
+    def _request_reviews(self, round_: int, needed: int, due: datetime, key: str | None) -> Command:
+        """Ask review for ``needed`` reviews of the round (again, with more, under ``key``)."""
+        app, rules = self._app, self._rules
+        parts = (str(round_),) if key is None else (str(round_), key, str(needed))
+        return self._send(
+            topics.REQUEST_REVIEWS,
+            "review",
+            RequestReviews(
+                command_id=self._command_id("review", *parts),
+                application_id=app.application_id,
+                round=round_,
+                reviews_needed=needed,
+                due_at=due,
+                member_id=app.member_id,
+                member_city=app.member_name,
+                program_code=rules.code,
+                focus_area=app.focus_area,
+                partner_city=app.partner.name,
+                partner_country=app.partner.country,
+                blind_review=rules.blind_review,
+                title=app.title,
+                summary=self._summary(),
+                requested=self._requested,
+                rubric=rules.rubric,
+            ),
+        )
+
+    async def _officer_settles_spread(
+        self, round_: int, disagreement: str
+    ) -> domain.Decision | str:
+        """The reviewers disagree too much: an officer awards, declines or adds a reviewer.
+
+        The officer's decision, or why the round goes on: another reviewer was asked for,
+        whose review joins the round's.
+        """
+        self._spread_round = round_
+        self._enter(
+            Stage.REVIEW,
+            f"round {round_}: {disagreement}; a program officer decides",
+            escalation=("wide_score_spread", f"round {round_}: {disagreement}"),
+        )
+        await self._wait(lambda: self._override is not None)
+        self._spread_round = None
+        request = self._override
+        assert request is not None
+        if request.value.outcome != "another_review":
+            return self._take_override()
+        self._override = None
+        self._added_reviewers[round_] = self._added_reviewers.get(round_, 0) + 1
+        who = f" by {request.value.officer}" if request.value.officer else ""
+        request.accept(f"another reviewer asked{who}")
+        return f"round {round_}: another reviewer asked{who}: {request.value.reason}"
 
     def _reassign(self, round_: int, reason: str, *, task_id: str | None, key: str) -> None:
         """Move one task to another reviewer (``task_id``), or every late task of the round."""
@@ -260,6 +311,8 @@ class SelectionStages(CommandChannel):
         assert request is not None
         self._override = None
         override = request.value
+        # The validator admits another reviewer only while _officer_settles_spread waits.
+        assert override.outcome != "another_review"
         award = None
         if override.outcome == "awarded":
             award = override.award or domain.award_for(self._requested, self._rules)

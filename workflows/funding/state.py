@@ -150,6 +150,9 @@ class LifecycleState:
         # Commands sent, and what they moved.
         self._commands: dict[str, Command] = {}
         self._review_round = 0
+        # The round whose reviewers disagree too much, while an officer decides it.
+        self._spread_round: int | None = None
+        self._added_reviewers: dict[int, int] = {}
         self._revision = 0
         self._requested = submission.payload.requested
         self._exchange_end = submission.payload.exchange_end

@@ -61,6 +61,11 @@ class ReviewCommands(Service):
                     "correlation_id": event.correlation_id,
                 }
             )
+        elif command.reviews_needed > request.reviews_needed:
+            # An officer asked for another reviewer (the reviewers disagreed too much).
+            await store.widen_request(request.id, command.reviews_needed, command.due_at)
+            request = await store.request(request.id)
+            assert request is not None
         else:
             await self._asked_again(work, request)
         fill = await fill_slots(work, store, request)
