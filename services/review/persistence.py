@@ -87,6 +87,8 @@ requests = Table(
     Column("correlation_id", String(64), nullable=False),
     # Report reviews: the report under review (a ReportView), newest revision received.
     Column("report", JSON, nullable=True),
+    # Application reviews: the plan and its money (an ApplicationForReview).
+    Column("application", JSON, nullable=True),
     UniqueConstraint("kind", "application_id", "round", name="uq_review_requests_round"),
 )
 
@@ -222,6 +224,7 @@ class RequestRow:
     received_at: datetime
     correlation_id: str
     report: dict[str, Any] | None
+    application: dict[str, Any] | None
 
     @classmethod
     def of(cls, row: Any) -> RequestRow:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, Stri
 
 from services.review.domain import (
     RECOMMENDATIONS,
+    WITHHELD,
     Spread,
     TaskKind,
     TaskStatus,
@@ -30,6 +31,7 @@ from shared.contracts.base import EMAIL_PATTERN, WholeNumber, whole_number
 from shared.contracts.money import Money
 from shared.contracts.programs import CriterionName, Rubric
 from shared.contracts.reporting import ReportContent
+from shared.contracts.workflows import ApplicationForReview, PartnerForReview
 from shared.views import View, copy_of
 
 ReviewerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -172,11 +174,27 @@ class ApplicationView(Output):
         default=None,
         description="For a report review: the report, in the newest revision received.",
     )
+    details: ApplicationForReview | None = Field(
+        default=None,
+        description="The plan and its money: dates, delegation, partners, budget lines, "
+        "matching funds (blind review withholds the cities' names). Empty for requests made "
+        "before the workflow carried it.",
+    )
 
     @classmethod
     def of(cls, request: RequestRow, *, officer: bool) -> ApplicationView:
         blind = request.blind_review and not officer
-        names = (request.member_city, request.partner_city, request.member_id)
+        details = (
+            ApplicationForReview.model_validate(request.application)
+            if request.application
+            else None
+        )
+        names = (
+            request.member_city,
+            request.partner_city,
+            request.member_id,
+            *(partner.name for partner in (details.partners if details else [])),
+        )
         return copy_of(
             cls,
             request,
@@ -188,7 +206,24 @@ class ApplicationView(Output):
             summary=withhold(request.summary, names) if blind else request.summary,
             requested=Money.model_validate(request.requested) if request.requested else None,
             report=ReportView.model_validate(request.report) if request.report else None,
+            details=_withheld(details, names) if blind and details else details,
         )
+
+
+def _withheld(details: ApplicationForReview, names: tuple[str | None, ...]) -> ApplicationForReview:
+    """The application without the names blind review hides, wherever the applicant wrote them."""
+    return details.model_copy(
+        update={
+            "partners": [
+                PartnerForReview(name=WITHHELD, country=partner.country)
+                for partner in details.partners
+            ],
+            "budget_lines": [
+                line.model_copy(update={"description": withhold(line.description, names)})
+                for line in details.budget_lines
+            ],
+        }
+    )
 
 
 class ReviewOut(Copied):

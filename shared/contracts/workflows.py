@@ -16,6 +16,7 @@ from shared.contracts.base import (
     CityName,
     CommandId,
     Contract,
+    Count,
     CountryCode,
     Cycle,
     Email,
@@ -101,6 +102,25 @@ class RequestPartnerConfirmation(Contract):
     due_at: datetime
 
 
+class PartnerForReview(Contract):
+    name: CityName
+    country: CountryCode
+
+
+class ApplicationForReview(Contract):
+    """What reviewers judge feasibility on, besides the title and summary: the plan and its
+    money. Contacts stay out; blind review withholds the cities' names as well."""
+
+    exchange_start: date
+    exchange_end: date
+    adults: Count
+    youth: Count
+    partners: list[PartnerForReview] = Field(min_length=1, max_length=20)
+    budget_lines: list[BudgetLine] = Field(max_length=100)
+    matching_cash: Money
+    matching_in_kind: Money
+
+
 class RequestReviews(Contract):
     command_id: CommandId
     application_id: ApplicationId
@@ -118,6 +138,11 @@ class RequestReviews(Contract):
     summary: LongText
     requested: Money
     rubric: Rubric
+    application: ApplicationForReview | None = Field(
+        default=None,
+        description="The whole application as reviewers read it; absent from requests sent "
+        "before it was carried.",
+    )
 
 
 class ReassignReview(Contract):

@@ -7,6 +7,7 @@ outbox, which the relay would publish; the flow through Kafka is in test_review_
 from __future__ import annotations
 
 import email
+import json
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -163,12 +164,40 @@ async def test_blind_review_hides_the_applicant_from_reviewers_not_from_officers
     assert application["partner_city"] is None
     assert "Roanoke" not in application["title"] + application["summary"]
     assert "Kisumu" not in application["summary"]
+    details = application["details"]
+    assert details["partners"] == [{"name": "[withheld]", "country": "KE"}]
+    assert "Kisumu" not in json.dumps(details) and "Roanoke" not in json.dumps(details)
+    assert [line["category"] for line in details["budget_lines"]] == ["travel", "lodging"]
     assert seen["rubric"]["criteria"][0]["name"] == "relevance"
     assert seen["recommendations"] == ["approve", "decline", "revise"]
     officer_view = (
         await review.client.get(f"/v1/officer/tasks/{task_id}", headers=review.as_officer())
     ).json()
     assert officer_view["application"]["member_city"] == "Roanoke"
+
+
+async def test_a_reviewer_reads_the_whole_application_to_judge_its_feasibility(
+    review: ReviewHarness,
+) -> None:
+    await with_panel(review)
+    await review.deliver(request_reviews())
+    task_id = await open_task_of(review, "expert-a")
+    seen = (
+        await review.client.get(f"/v1/tasks/{task_id}", headers=review.as_reviewer("expert-a"))
+    ).json()
+    details = seen["application"]["details"]
+    assert details["partners"] == [{"name": "Kisumu", "country": "KE"}]
+    assert (details["adults"], details["youth"]) == (6, 0)
+    assert details["exchange_start"] < details["exchange_end"]
+    assert [
+        (line["category"], line["description"], line["amount"]["amount_minor"])
+        for line in details["budget_lines"]
+    ] == [
+        ("travel", "Flights Kisumu to Roanoke for six engineers", 1_800_000),
+        ("lodging", "Host families, one month", 700_000),
+    ]
+    assert details["matching_cash"] == {"amount_minor": 500_000, "currency": "USD"}
+    assert details["matching_in_kind"] == {"amount_minor": 300_000, "currency": "USD"}
 
 
 async def test_a_submitted_review_publishes_its_scores_and_weighted_total(

@@ -31,11 +31,18 @@ from services.review.service import ReviewService
 from services.review.settings import ReviewSettings
 from shared.auth import Role, mint_token
 from shared.contracts.envelope import Envelope, new_envelope
+from shared.contracts.intake import BudgetLine
 from shared.contracts.money import Money
 from shared.contracts.programs import Rubric, RubricCriterion
 from shared.contracts.reporting import ReportSubmitted
 from shared.contracts.topics import Topic
-from shared.contracts.workflows import ReassignReview, RequestReportReview, RequestReviews
+from shared.contracts.workflows import (
+    ApplicationForReview,
+    PartnerForReview,
+    ReassignReview,
+    RequestReportReview,
+    RequestReviews,
+)
 from shared.mail import FileMailer, Mailer, MailRelay
 from shared.messaging.broker import EventHandler
 from shared.messaging.consumers import consumer_handlers
@@ -123,9 +130,37 @@ def request_reviews(
             summary=summary,
             requested=Money(amount_minor=2_500_000, currency="USD"),
             rubric=rubric(),
+            application=application_for_review(partner_city, partner_country),
         ),
         producer="workflows",
         application_id=application_id,
+    )
+
+
+def application_for_review(partner_city: str, partner_country: str) -> ApplicationForReview:
+    usd = "USD"
+    return ApplicationForReview(
+        exchange_start=(NOW + timedelta(days=90)).date(),
+        exchange_end=(NOW + timedelta(days=120)).date(),
+        adults=6,
+        youth=0,
+        partners=[PartnerForReview(name=partner_city, country=partner_country)],
+        budget_lines=[
+            BudgetLine(
+                category="travel",
+                description=f"Flights {partner_city} to Roanoke for six engineers",
+                amount=Money(amount_minor=1_800_000, currency=usd),
+                converted=Money(amount_minor=1_800_000, currency=usd),
+            ),
+            BudgetLine(
+                category="lodging",
+                description="Host families, one month",
+                amount=Money(amount_minor=700_000, currency=usd),
+                converted=Money(amount_minor=700_000, currency=usd),
+            ),
+        ],
+        matching_cash=Money(amount_minor=500_000, currency=usd),
+        matching_in_kind=Money(amount_minor=300_000, currency=usd),
     )
 
 

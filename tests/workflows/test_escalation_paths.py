@@ -279,6 +279,11 @@ async def test_reviewers_far_apart_wait_for_an_officer_who_adds_a_reviewer_then_
     assert "(2000 bp, 8000 bp, 10000 bp)" in spreads[1]
     requests = {r.command_id: r for r in services.commands(topics.REQUEST_REVIEWS)}.values()
     assert [r.reviews_needed for r in requests] == [2, 3]
+    # Reviewers judge feasibility on the whole application, not on its summary alone.
+    for request in requests:
+        assert request.application is not None
+        assert [p.name for p in request.application.partners] == ["Kisumu"]
+        assert request.application.budget_lines
     assert officer_attention(services) == [
         ("wide_score_spread", True, True),
         ("wide_score_spread", True, True),

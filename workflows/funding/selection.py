@@ -17,6 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from shared.contracts import topics
     from shared.contracts.review import ReviewCompleted, ReviewerRecused
     from shared.contracts.workflows import (
+        ApplicationForReview,
+        PartnerForReview,
         ReassignReview,
         RequestPartnerConfirmation,
         RequestReviews,
@@ -262,7 +264,23 @@ class SelectionStages(CommandChannel):
                 summary=self._summary(),
                 requested=self._requested,
                 rubric=rules.rubric,
+                application=self._for_review(),
             ),
+        )
+
+    def _for_review(self) -> ApplicationForReview:
+        """The application under review: a revision brings its own budget."""
+        app = self._app
+        revised = self._resubmissions.get(self._revision)
+        return ApplicationForReview(
+            exchange_start=app.exchange_start,
+            exchange_end=app.exchange_end,
+            adults=app.adults,
+            youth=app.youth,
+            partners=[PartnerForReview(name=app.partner.name, country=app.partner.country)],
+            budget_lines=revised.budget_lines if revised else app.budget_lines,
+            matching_cash=app.matching_cash,
+            matching_in_kind=app.matching_in_kind,
         )
 
     async def _officer_settles_spread(

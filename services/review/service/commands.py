@@ -59,6 +59,9 @@ class ReviewCommands(Service):
                     "due_at": command.due_at,
                     "received_at": work.now,
                     "correlation_id": event.correlation_id,
+                    "application": command.application.model_dump(mode="json")
+                    if command.application
+                    else None,
                 }
             )
         elif command.reviews_needed > request.reviews_needed:
