@@ -539,6 +539,8 @@ WITHDRAWN = "withdrawn"
 TERMINAL_STAGES = frozenset(stage.value for stage in NOT_OPEN_STAGES)
 REVISION_STAGES = frozenset({Stage.REVISION_REQUESTED.value})
 AWARD_STAGES = frozenset({Stage.AWARDED.value})
+# The final payment is being made or was made: the award can no longer change.
+PAID_OUT_STAGES = frozenset({Stage.FINAL_PAYMENT.value, Stage.CLOSING.value})
 
 
 def open_key(member_id: str, program_code: str, cycle: str) -> str:

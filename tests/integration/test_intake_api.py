@@ -564,6 +564,11 @@ async def test_amendments_are_possible_after_an_award_and_checked_against_the_sn
         == (event["payload"]["amendment_id"])
     )
     assert accepted.json()["amounts"]["awarded"] == usd(10_000)
+    # Once the final payment is under way the award can no longer change.
+    await svc.feed_status(application_id, "final_payment", 7, previous="report_review")
+    too_late = await svc.client.post(url, json=body, headers=svc.applicant(member))
+    assert too_late.status_code == 409
+    assert "before the final payment" in too_late.text
 
 
 async def test_a_catalog_change_never_changes_a_submitted_application(svc: RunningIntake) -> None:

@@ -8,7 +8,7 @@ cause was resolved: that is how the officers' attention list reads them
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
@@ -217,11 +217,84 @@ async def test_amendment_waits_for_an_officer_until_decided(
     assert officer_attention(services) == [("amendment_waiting", True, True)]
     statuses = services.events(topics.APPLICATION_STATUS_CHANGED)
     waiting = [s for s in statuses if "amendment_waiting" in s.waiting_for_officer]
+    # Acknowledged at once, in the stage it arrived in, then waiting until decided.
     assert [(s.stage, s.reason) for s in waiting] == [
-        ("awaiting_exchange", "the advance is paid; waiting for the exchange to end")
+        ("advance_payment", "amendment am-2 received; a program officer decides it"),
+        ("awaiting_exchange", "the advance is paid; waiting for the exchange to end"),
     ]
     (report,) = services.commands(topics.REQUEST_REPORT)
     assert report.due_on == new_end + timedelta(days=31)
+
+
+async def test_amendment_approved_before_the_exchange_wait_is_applied_when_it_begins(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    application = await lifecycle.application()
+    new_end = application.payload.exchange_end + timedelta(days=5)
+    answers: list[str] = []
+
+    async def asked_and_approved_during_the_advance(handle: Handle, status: Any) -> None:
+        requested = amendment(status.application_id, "am-4", new_exchange_end=new_end)
+        await handle.signal(wf.amendment_requested, requested)
+        decision = AmendmentDecision(amendment_id="am-4", officer="po-1")
+        answers.append((await handle.execute_update(wf.approve_amendment, decision)).message)
+
+    services.on_stage["advance_payment"] = asked_and_approved_during_the_advance
+
+    result = await lifecycle.run(services, application)
+
+    assert result.stage is Stage.CLOSED
+    assert answers == ["amendment am-4 approved; applied when the wait for the exchange begins"]
+    (report,) = services.commands(topics.REQUEST_REPORT)
+    assert report.due_on == new_end + timedelta(days=31)
+    assert officer_attention(services) == [("amendment_waiting", True, True)]
+
+
+async def test_amendment_after_the_exchange_cuts_the_award_below_what_was_paid_and_refunds(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    refused: list[str] = []
+    answers: list[str] = []
+
+    async def member_and_officer_during_the_report_review(handle: Handle, status: Any) -> None:
+        later = amendment(status.application_id, "am-late", new_exchange_end=date.today())
+        cut = amendment(status.application_id, "am-cut", new_award=usd(5_000), reason="fewer came")
+        await handle.signal(wf.amendment_requested, later)
+        await handle.signal(wf.amendment_requested, cut)
+        try:
+            await handle.execute_update(
+                wf.approve_amendment, AmendmentDecision(amendment_id="am-late")
+            )
+        except WorkflowUpdateFailedError as error:
+            refused.append(str(error.cause))
+        await handle.execute_update(
+            wf.approve_amendment,
+            AmendmentDecision(amendment_id="am-late", approve=False, reason="too late"),
+        )
+        decision = AmendmentDecision(amendment_id="am-cut", officer="po-1")
+        answers.append((await handle.execute_update(wf.approve_amendment, decision)).message)
+
+    services.on_stage["report_review"] = member_and_officer_during_the_report_review
+
+    result = await lifecycle.run(services)
+
+    assert result.stage is Stage.CLOSED
+    assert len(refused) == 1 and "only the award can still change" in refused[0]
+    assert answers == ["amendment am-cut approved; applied before the final payment"]
+    (adjust,) = services.commands(topics.ADJUST_AWARD)
+    assert adjust.new_award == usd(5_000)
+    # 7,000 was paid in advance: the 2,000 above the new award comes back, nothing more is paid.
+    (refund,) = services.commands(topics.REQUEST_REFUND)
+    assert refund.amount == usd(2_000)
+    assert [(p.tranche, p.amount) for p in services.commands(topics.PAY_TRANCHE)] == [
+        (1, usd(7_000))
+    ]
+    assert result.amounts.awarded == usd(5_000)
+    assert result.amounts.paid == usd(7_000) and result.amounts.refunded == usd(2_000)
+    assert officer_attention(services) == [
+        ("amendment_waiting", True, True),
+        ("amendment_waiting", True, True),
+    ]
 
 
 async def test_silent_reservation_asks_an_officer_who_sends_it_again(

@@ -32,7 +32,13 @@ with workflow.unsafe.imports_passed_through():
         ReviewersShort,
     )
     from workflows.funding import patches
-    from workflows.funding.models import EXCHANGE_AHEAD, NOT_WITHDRAWABLE, Stage, WithdrawRequest
+    from workflows.funding.models import (
+        EXCHANGE_AHEAD,
+        EXCHANGE_OVER,
+        NOT_WITHDRAWABLE,
+        Stage,
+        WithdrawRequest,
+    )
 
 
 class ServiceEvents(CommandChannel):
@@ -126,15 +132,21 @@ class ServiceEvents(CommandChannel):
             return
         amendment = event.payload
         self._amendments[amendment.amendment_id] = amendment
-        if (
-            self._stage in EXCHANGE_AHEAD
-            and not self._finished
-            and workflow.patched(patches.AMENDMENT_ESCALATION)
+        if self._finished:
+            return
+        waiting = f"amendment {amendment.amendment_id} waits for a decision: {amendment.reason}"
+        if self._stage in EXCHANGE_AHEAD | EXCHANGE_OVER and workflow.patched(
+            patches.AMENDMENTS_UNTIL_FINAL_PAYMENT
         ):
-            self._escalate(
-                "amendment_waiting",
-                f"amendment {amendment.amendment_id} waits for a decision: {amendment.reason}",
+            # Acknowledged at once: the applicant sees (and is mailed) that it is waiting.
+            self._enter(
+                self._stage,
+                f"amendment {amendment.amendment_id} received; a program officer decides it",
+                deadlines=dict(self._deadlines),
+                escalation=("amendment_waiting", waiting),
             )
+        elif self._stage in EXCHANGE_AHEAD and workflow.patched(patches.AMENDMENT_ESCALATION):
+            self._escalate("amendment_waiting", waiting)
 
     @workflow.signal
     def report_submitted(self, event: Envelope[ReportSubmitted]) -> None:

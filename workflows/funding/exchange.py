@@ -48,6 +48,13 @@ class ExchangeStages(MoneyTracking):
         if self._exchange_wait_began is None:
             self._exchange_wait_began = workflow.now()
         while True:
+            if self._approved_for_later:
+                amendment = self._approved_for_later.pop(0)
+                if amendment.cancel_exchange:
+                    await self._cancel_exchange(amendment)
+                    return False
+                reason = await self._apply_amendment(amendment)
+                continue
             ends_at = self._exchange_ends_at()
             self._enter(
                 Stage.AWAITING_EXCHANGE,
@@ -87,6 +94,13 @@ class ExchangeStages(MoneyTracking):
         return f"amendment {amendment.amendment_id} approved: " + (
             "; ".join(changes) or "no change"
         )
+
+    async def _apply_award_changes(self) -> None:
+        """Before the final payment: the award changes approved after the exchange."""
+        while self._approved_for_later:
+            amendment = self._approved_for_later.pop(0)
+            reason = await self._apply_amendment(amendment)
+            self._enter(self._stage, reason)
 
     async def _cancel_exchange(self, amendment: AmendmentRequested) -> None:
         self._enter(Stage.CANCELLING, f"exchange cancelled: {amendment.reason}")

@@ -48,6 +48,19 @@ EXCHANGE_AHEAD = frozenset(
         Stage.AWAITING_EXCHANGE,
     }
 )
+# The exchange is over but the final payment is not made: an approved amendment can still
+# change the award (a cut below what was paid is refunded) before the final payment.
+EXCHANGE_OVER = frozenset(
+    {
+        Stage.REPORT_DUE,
+        Stage.REPORT_OVERDUE,
+        Stage.REPORT_REVIEW,
+        Stage.REPORT_CHANGES_REQUESTED,
+    }
+)
+# An amendment decided in these stages is applied at the next point that can take it: when
+# the wait for the exchange begins, or before the final payment.
+DECIDED_FOR_LATER = (EXCHANGE_AHEAD - AMENDABLE) | EXCHANGE_OVER
 _OPEN = frozenset(Stage) - FINAL_STAGES
 # Where an escalation of each kind can still be acted upon: leaving them resolves it (a
 # partner decided, a round decided, a payment sent again, a report arrived).
@@ -57,7 +70,7 @@ ESCALATION_STAGES: dict[EscalationKind, frozenset[Stage]] = {
     "reviews_late": frozenset({Stage.REVIEW}),
     "payment_failing": frozenset({Stage.PAYMENT_ESCALATED}),
     "report_overdue": frozenset({Stage.REPORT_OVERDUE}),
-    "amendment_waiting": EXCHANGE_AHEAD,
+    "amendment_waiting": EXCHANGE_AHEAD | EXCHANGE_OVER,
     "wide_score_spread": frozenset({Stage.REVIEW}),
     "command_unanswered": _OPEN,
     "other": _OPEN,

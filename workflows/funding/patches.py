@@ -21,6 +21,9 @@ AMENDMENT_ESCALATION = "amendment-escalation"
 # An officer's re-send of silent commands is announced in a status event, which tells the
 # attention list that the escalation of those commands is over.
 RESEND_ANNOUNCED = "resend-announced"
+# Amendments wait for an officer until the final payment: one that arrives is acknowledged
+# in a status event, and one arriving after the exchange is escalated too.
+AMENDMENTS_UNTIL_FINAL_PAYMENT = "amendments-until-final-payment"
 # Reviewers' weighted totals further apart than the program's threshold: an officer decides.
 WIDE_SPREAD_TO_OFFICER = "wide-spread-to-officer"
 

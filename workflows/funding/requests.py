@@ -20,6 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.funding import domain
     from workflows.funding.models import (
         AMENDABLE,
+        DECIDED_FOR_LATER,
+        EXCHANGE_OVER,
         NOT_WITHDRAWABLE,
         OVERRIDABLE,
         AmendmentDecision,
@@ -80,8 +82,30 @@ class OfficerRequests(LifecycleState):
     @workflow.update
     async def approve_amendment(self, decision: AmendmentDecision) -> UpdateAnswer:
         request = Request(decision)
-        self._amendment_decision = request
+        if self._stage in AMENDABLE:
+            self._amendment_decision = request
+        else:
+            self._decide_for_later(request)
         return await self._answer_when_done(request)
+
+    def _decide_for_later(self, request: Request[AmendmentDecision]) -> None:
+        """Decided now, applied when the lifecycle can (the exchange wait, or before the final
+        payment); the status event says so at once."""
+        decision = request.value
+        amendment = self._amendments[decision.amendment_id]
+        self._amendments_decided[amendment.amendment_id] = decision.approve
+        if decision.approve:
+            self._approved_for_later.append(amendment)
+            when = (
+                "before the final payment"
+                if self._stage in EXCHANGE_OVER
+                else "when the wait for the exchange begins"
+            )
+            message = f"amendment {amendment.amendment_id} approved; applied {when}"
+        else:
+            message = f"amendment {amendment.amendment_id} refused: {decision.reason}"
+        request.accept(message)
+        self._notices.append(message)
 
     @approve_amendment.validator
     def _check_amendment(self, decision: AmendmentDecision) -> None:
@@ -90,14 +114,23 @@ class OfficerRequests(LifecycleState):
             raise ValueError(f"no amendment {decision.amendment_id} was requested")
         if decision.amendment_id in self._amendments_decided:
             raise ValueError(f"amendment {decision.amendment_id} is already decided")
-        if self._stage not in AMENDABLE:
+        if self._stage not in AMENDABLE | DECIDED_FOR_LATER:
             raise ValueError(
-                f"amendments are decided while the exchange is ahead; stage is {self._stage}"
+                f"amendments are decided until the final payment; stage is {self._stage}"
             )
         if self._amendment_decision is not None:
             raise ValueError("another amendment decision is being applied")
         if not decision.approve:
             return
+        if self._stage in EXCHANGE_OVER and (
+            amendment.cancel_exchange
+            or amendment.new_exchange_start is not None
+            or amendment.new_exchange_end is not None
+        ):
+            raise ValueError(
+                "the exchange is over: only the award can still change, not its dates, "
+                "nor can it be cancelled"
+            )
         if amendment.new_award is not None:
             self._check_award(amendment.new_award)
         if amendment.new_exchange_end is not None:

@@ -136,6 +136,8 @@ class LifecycleState:
         self._resubmissions: dict[int, ApplicationResubmitted] = {}
         self._amendments: dict[str, AmendmentRequested] = {}
         self._amendments_decided: dict[str, bool] = {}
+        # Approved in a stage that cannot apply them; applied at the next one that can.
+        self._approved_for_later: list[AmendmentRequested] = []
         self._reports: dict[int, ReportSubmitted] = {}
         self._report_reviews: dict[int, ReportReviewed] = {}
         self._report_review_revision = 0

@@ -77,6 +77,7 @@ class ExchangeFundingWorkflow(SelectionStages, ExchangeStages, ServiceEvents):
             return
         await self._collect_report()
         await self._review_report()
+        await self._apply_award_changes()
         await self._close_out()
 
     # -- queries --------------------------------------------------------------------------

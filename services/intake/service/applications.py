@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from services.intake import domain
 from services.intake.domain import (
     DRAFT,
+    PAID_OUT_STAGES,
     REVISION_STAGES,
     SUBMITTED,
     TERMINAL_STAGES,
@@ -379,10 +380,10 @@ class Applications(IntakeBase):
         self, work: Work, principal: Principal, application_id: str, request: AmendmentRequest
     ) -> ApplicationView:
         record = await self.visible_application(work, principal, application_id, for_update=True)
-        if record.status in TERMINAL_STAGES or not record.awarded:
+        if record.status in TERMINAL_STAGES | PAID_OUT_STAGES or not record.awarded:
             raise ConflictError(
                 f"the application is {record.status}: amendments are possible after an award "
-                "and before close-out"
+                "and before the final payment"
             )
         assert record.snapshot is not None
         draft = draft_of(record)
