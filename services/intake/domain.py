@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.contracts.base import EMAIL_PATTERN, HAS_TEXT, IsoDate, WholeNumber, stripped
-from shared.contracts.intake import BudgetLine
+from shared.contracts.intake import BudgetLine, PlannedOutcomes
 from shared.contracts.money import Money
 from shared.contracts.programs import ExchangePlan, ProgramRules
 from shared.contracts.stages import NOT_OPEN_STAGES, Stage
@@ -95,6 +95,15 @@ class ExpectedOutcomes(Input):
     trade_leads: WholeNumber = Field(default=0, ge=0, le=10_000)
     students_exchanged: WholeNumber = Field(default=0, ge=0, le=10_000)
     follow_up_projects: WholeNumber = Field(default=0, ge=0, le=10_000)
+
+    def planned(self) -> PlannedOutcomes:
+        """As the submission carries them, named as the report will answer them."""
+        return PlannedOutcomes(
+            agreements_signed=self.agreements,
+            trade_leads=self.trade_leads,
+            students_exchanged=self.students_exchanged,
+            follow_up_projects=self.follow_up_projects,
+        )
 
 
 # Passes every check with the seeded rate KES->USD 0.0077: 12,000 USD + 400,000 KES

@@ -48,6 +48,16 @@ class BudgetLine(Contract):
     )
 
 
+class PlannedOutcomes(Contract):
+    """What the applicant expects the exchange to achieve; the report's outcomes answer it
+    field for field (``ReportOutcomes``)."""
+
+    agreements_signed: int = Field(default=0, ge=0, le=100_000)
+    trade_leads: int = Field(default=0, ge=0, le=100_000)
+    students_exchanged: int = Field(default=0, ge=0, le=100_000)
+    follow_up_projects: int = Field(default=0, ge=0, le=100_000)
+
+
 class ApplicationSubmitted(Contract):
     application_id: ApplicationId
     member_id: MemberId
@@ -70,6 +80,9 @@ class ApplicationSubmitted(Contract):
     contact_emails: list[Email] = Field(max_length=20)
     member_in_good_standing: bool = Field(
         default=True, description="No overdue report from an earlier grant at submission."
+    )
+    expected_outcomes: PlannedOutcomes | None = Field(
+        default=None, description="What the exchange should achieve; reporting compares."
     )
     rules: ProgramRules = Field(description="The program rules at submission (the snapshot).")
 

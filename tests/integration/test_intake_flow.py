@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.contracts.envelope import Envelope, new_envelope
-from shared.contracts.intake import ApplicationSubmitted, PartnerConfirmed
+from shared.contracts.intake import ApplicationSubmitted, PartnerConfirmed, PlannedOutcomes
 from shared.contracts.reporting import MemberStandingChanged
 from shared.contracts.topics import (
     APPLICATION_STATUS_CHANGED,
@@ -97,6 +97,10 @@ async def test_a_submitted_application_is_consumed_and_a_status_event_fed_back_s
     assert submitted.payload.member_id == member
     assert submitted.payload.rules.catalog_version == "2027.1"
     assert submitted.payload.requested.amount_minor == 1_100_000
+    # What the applicant expects travels with it, for reporting to compare with the report.
+    assert submitted.payload.expected_outcomes == PlannedOutcomes(
+        agreements_signed=1, follow_up_projects=2
+    )
     assert dict(record.headers)["event_type"] == b"ApplicationSubmitted"
 
     review_due = TODAY + timedelta(days=30)

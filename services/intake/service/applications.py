@@ -473,5 +473,6 @@ def _submission(
         matching_cash=draft.matching_cash,
         matching_in_kind=draft.matching_in_kind,
         contact_emails=[contact.email for contact in draft.contacts],
+        expected_outcomes=draft.expected_outcomes.planned() if draft.expected_outcomes else None,
         rules=rules,
     )
