@@ -58,7 +58,10 @@ class Body(BaseModel):
 
 
 class OverrideBody(Body):
-    outcome: Literal["awarded", "declined", "revision_requested"]
+    outcome: Literal["awarded", "declined", "revision_requested", "another_review"] = Field(
+        description="'another_review' adds one reviewer to the round; only while the "
+        "reviewers' scores lie too far apart for the lifecycle to decide."
+    )
     reason: str = Field(min_length=1, max_length=2000)
     award: Money | None = Field(default=None, description="With 'awarded': the amount.")
 
@@ -236,8 +239,9 @@ def _reason(error: WorkflowUpdateFailedError) -> str:
     response_model=UpdateAnswer,
     responses=_REFUSED,
     summary="Override the decision",
-    description="Award (optionally a lower amount), decline or ask for a revision, "
-    "with a reason; possible during review and while a decline can still be overridden.",
+    description="Award (optionally a lower amount), decline, ask for a revision, or (when "
+    "the reviewers' scores lie too far apart) add another reviewer, with a reason; possible "
+    "during review and while a decline can still be overridden.",
 )
 async def override_decision(
     application_id: ApplicationId,
@@ -259,7 +263,9 @@ async def override_decision(
     response_model=UpdateAnswer,
     responses=_REFUSED,
     summary="Approve (or refuse) an amendment",
-    description="Moves dates or changes the award of an exchange still ahead; "
+    description="Moves dates or changes the award, in any stage from the award to the final "
+    "payment (a decision the lifecycle cannot apply at once is held until it can; after the "
+    "exchange only the award can change, and a cut below what was paid is refunded); "
     "`approve: false` refuses it. Cancelling the exchange requests a refund of the advance.",
 )
 async def approve_amendment(
