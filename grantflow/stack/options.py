@@ -38,6 +38,7 @@ def finance_sim_argv(delay: float) -> list[str]:
 # --demo: the catalog whose periods are seconds, so a whole cycle runs in minutes.
 DEMO_CATALOG_ENV: Final = "GRANTFLOW_INTAKE_CATALOG"
 PARTITIONS_ENV: Final = "GRANTFLOW_KAFKA_TOPIC_PARTITIONS"
+REPORTING_URL_ENV: Final = "GRANTFLOW_INTAKE_REPORTING_URL"
 EMBEDDED_PARTITIONS: Final = 1
 # The embedded stack is a demo: deadlines in seconds rather than hours, unless set.
 EMBEDDED_DEMO_ENV: Final = {
@@ -235,6 +236,8 @@ class StackOptions:
         )
         for spec in self.services:
             env[spec.port_env] = str(spec.port)
+            if spec.name == "reporting":  # the portal's report form calls reporting's API
+                env[REPORTING_URL_ENV] = spec.url
         if not self.external:
             for name, value in EMBEDDED_DEMO_ENV.items():
                 env.setdefault(name, value)

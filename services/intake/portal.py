@@ -1,14 +1,17 @@
 """The applicant portal at ``/portal``: my applications, a draft form with the submission
-checks beside its fields, submit, the status timeline, withdraw, and amendments.
+checks beside its fields, submit, the status timeline, withdraw, amendments, and the
+post-exchange report.
 
-Applicants sign in with their bearer token as reviewers do at ``/inbox`` (``shared.web``).
-The pages call the use cases the JSON API calls, with the same rules; a refused form comes
-back as it was typed, each problem as a sentence next to its field.
+Applicants sign in with their bearer token as every page does (``shared.web``). The pages
+call the use cases the JSON API calls, with the same rules; the report form calls
+reporting's API as the applicant (``portal_reports``). A refused form comes back as it
+was typed, each problem as a sentence next to its field.
 """
 
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import quote
@@ -19,12 +22,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from services.intake import portal_forms as forms
+from services.intake import portal_reports as reports
 from services.intake.domain import DraftFields
 from services.intake.schemas import AmendmentRequest, ApplicationView, WithdrawRequest
 from services.intake.service import IntakeService
+from services.intake.settings import IntakeSettings
 from shared.auth import Role
 from shared.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
-from shared.web import Door, Pages, Posted, SignInNeededError, Viewer
+from shared.web import Door, Pages, Posted, SignInNeededError, Viewer, add_sign_in_routes
 from shared.web.forms import Problems, minor_units
 
 DOOR: Final = Door(
@@ -40,12 +45,29 @@ DONE: Final = {
     "submitted": "Application submitted. The program officers and your partner city are told.",
     "withdrawn": "Withdrawal requested: what was started is being undone.",
     "amendment": "Amendment requested: a program officer decides on it.",
+    "report-saved": "Report saved as a draft.",
+    "report-submitted": "Report submitted. A reviewer reads it next.",
 }
+# Once the lifecycle has asked for the report, the application's page shows it.
+REPORT_STAGES: Final = frozenset(
+    {
+        "report_due",
+        "report_overdue",
+        "report_review",
+        "report_changes_requested",
+        "final_payment",
+        "closing",
+        "closed",
+    }
+)
+UNREACHABLE: Final = "The reporting service cannot be reached right now"
 ApplicationId = Annotated[
     str, PathParam(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
 ]
+ReportId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
+SIGN_IN: Final = add_sign_in_routes(router, DOOR, PAGES, who="a member city")
 
 
 def _service(request: Request) -> IntakeService:
@@ -53,52 +75,16 @@ def _service(request: Request) -> IntakeService:
     return service
 
 
-def _sign_in(request: Request, error: SignInNeededError) -> HTMLResponse:
-    response = PAGES.sign_in(request, error.message, error.status_code, who="a member city")
-    if error.status_code in (401, 403):  # the cookie's token is no good: forget it
-        DOOR.forget(response)
-    return response
-
-
-async def _posted(request: Request) -> Posted | HTMLResponse:
-    try:
-        return await DOOR.posted(request)
-    except SignInNeededError as error:
-        return _sign_in(request, error)
-
-
 def _to(application_id: str, done: str = "") -> RedirectResponse:
     path = f"/portal/applications/{quote(application_id)}"
     return RedirectResponse(f"{path}?done={done}" if done else path, status_code=303)
 
 
-@router.post("/sign-in")
-async def sign_in(request: Request) -> Response:
-    try:
-        token = await DOOR.signing_in(request)
-    except SignInNeededError as error:
-        return PAGES.sign_in(request, error.message, error.status_code, who="a member city")
-    response = RedirectResponse("/portal", status_code=303)
-    DOOR.remember(response, request, token)
-    return response
-
-
-@router.post("/sign-out")
-async def sign_out(request: Request) -> Response:
-    posted = await _posted(request)
-    if isinstance(posted, HTMLResponse):
-        return posted
-    response = RedirectResponse("/portal", status_code=303)
-    DOOR.forget(response)
-    return response
-
-
 @router.get("")
 async def home(request: Request) -> Response:
-    try:
-        viewer = await DOOR.viewer(request)
-    except SignInNeededError as error:
-        return _sign_in(request, error)
+    viewer = await SIGN_IN.viewer(request)
+    if isinstance(viewer, HTMLResponse):
+        return viewer
     service = _service(request)
     async with service.reading() as work:
         mine = await service.applications(
@@ -117,7 +103,7 @@ async def home(request: Request) -> Response:
 
 @router.post("/applications")
 async def start(request: Request) -> Response:
-    posted = await _posted(request)
+    posted = await SIGN_IN.posted(request)
     if isinstance(posted, HTMLResponse):
         return posted
     service = _service(request)
@@ -128,10 +114,9 @@ async def start(request: Request) -> Response:
 
 @router.get("/applications/{application_id}")
 async def application(request: Request, application_id: ApplicationId, done: str = "") -> Response:
-    try:
-        viewer = await DOOR.viewer(request)
-    except SignInNeededError as error:
-        return _sign_in(request, error)
+    viewer = await SIGN_IN.viewer(request)
+    if isinstance(viewer, HTMLResponse):
+        return viewer
     return await _page(request, viewer, application_id, flash=DONE.get(done, ""))
 
 
@@ -156,10 +141,10 @@ async def _page(
             if view.status == DRAFT and typed is None:
                 checks = await service.preview(work, viewer.principal, application_id)
     except (NotFoundError, ForbiddenError):
-        return PAGES.render(
-            request, "portal_missing.html", status_code=404, page_title="Not found", viewer=viewer
-        )
+        return _missing(request, viewer)
     if view.status != DRAFT:
+        if view.status in REPORT_STAGES:
+            shown.update(await _reports(request, viewer, application_id))
         return PAGES.render(
             request,
             "portal_status.html",
@@ -204,54 +189,96 @@ def _currency(view: ApplicationView) -> str:
     return view.submitted.requested.currency if view.submitted else "USD"
 
 
+def _missing(request: Request, viewer: Viewer, status_code: int = 404) -> HTMLResponse:
+    return PAGES.render(
+        request,
+        "portal_missing.html",
+        status_code=status_code,
+        page_title="Not found" if status_code == 404 else "Not available",
+        viewer=viewer,
+        unavailable=status_code != 404,
+    )
+
+
+def _reporting(request: Request, viewer: Viewer) -> reports.ReportingApi:
+    settings: IntakeSettings = request.app.state.runtime.settings
+    return reports.ReportingApi(settings.reporting_url, viewer.token)
+
+
+async def _reports(request: Request, viewer: Viewer, application_id: str) -> dict[str, Any]:
+    """The application's report obligations, or why they cannot be shown now."""
+    try:
+        found = await _reporting(request, viewer).reports(application_id)
+    except (reports.ReportingUnavailableError, reports.ReportRefusedError) as error:
+        return {"reports": [], "reports_problem": f"{UNREACHABLE} ({error})."}
+    return {"reports": found, "reports_problem": ""}
+
+
+async def _refused(
+    request: Request,
+    posted: Posted,
+    application_id: str,
+    error: Exception,
+    *,
+    unchecked: str,
+    refused: str,
+    acted: str = "",
+) -> HTMLResponse:
+    """The page again as it was typed, saying why the form was refused: the fields at fault
+    (422), or the service's reason (409). ``unchecked`` and ``refused`` begin the flash."""
+    problems = _problems_of(error)
+    if problems is None:
+        status_code, flash = 409, f"{refused}: {error}."
+    else:
+        status_code, flash = 422, f"{unchecked}: please correct the marked fields."
+    return await _page(
+        request,
+        posted.viewer,
+        application_id,
+        status_code=status_code,
+        problems=problems,
+        typed=posted.form,
+        acted=acted,
+        flash_kind="error",
+        flash=flash,
+    )
+
+
+def _problems_of(error: Exception) -> Problems | None:
+    """The problems of a form by field, worded for people; None: not the form's fault."""
+    if isinstance(error, forms.DraftFormError):
+        return error.problems
+    if isinstance(error, InvalidError):
+        return forms.problems_of(error.problems)
+    if isinstance(error, ValidationError):
+        problems = Problems()
+        for name, messages in Problems.of_validation(error).items():
+            for message in messages:
+                problems.add(name, forms.human(name, message))
+        return problems
+    return None
+
+
+REFUSED: Final = (forms.DraftFormError, ValidationError, InvalidError, ConflictError)
+
+
 async def _save(
     request: Request, posted: Posted, application_id: str
 ) -> ApplicationView | HTMLResponse:
     """The posted draft form saved; refused, the form again as typed with the reasons."""
-    viewer, form = posted.viewer, posted.form
-    refused: dict[str, Any] = {"typed": form, "flash_kind": "error"}
-    try:
-        fields = forms.draft_of(form)
-    except forms.DraftFormError as error:
-        flash = "The draft was not saved: please correct the marked fields."
-        return await _page(
-            request,
-            viewer,
-            application_id,
-            status_code=422,
-            problems=error.problems,
-            flash=flash,
-            **refused,
-        )
     service = _service(request)
     try:
+        fields = forms.draft_of(posted.form)
         async with service.work() as work:
-            return await service.update_draft(work, viewer.principal, application_id, fields)
-    except InvalidError as error:
-        flash = "The draft was not saved: please correct the marked fields."
-        return await _page(
-            request,
-            viewer,
-            application_id,
-            status_code=422,
-            problems=forms.problems_of(error.problems),
-            flash=flash,
-            **refused,
-        )
-    except ConflictError as error:
-        return await _page(
-            request,
-            viewer,
-            application_id,
-            status_code=409,
-            flash=f"The draft was not saved: {error}.",
-            **refused,
-        )
+            return await service.update_draft(work, posted.viewer.principal, application_id, fields)
+    except REFUSED as error:
+        said = "The draft was not saved"
+        return await _refused(request, posted, application_id, error, unchecked=said, refused=said)
 
 
 @router.post("/applications/{application_id}/save")
 async def save(request: Request, application_id: ApplicationId) -> Response:
-    posted = await _posted(request)
+    posted = await SIGN_IN.posted(request)
     if isinstance(posted, HTMLResponse):
         return posted
     saved = await _save(request, posted, application_id)
@@ -261,35 +288,24 @@ async def save(request: Request, application_id: ApplicationId) -> Response:
 @router.post("/applications/{application_id}/submit")
 async def submit(request: Request, application_id: ApplicationId) -> Response:
     """Save what the form holds, then submit it: a check that fails keeps the saved draft."""
-    posted = await _posted(request)
+    posted = await SIGN_IN.posted(request)
     if isinstance(posted, HTMLResponse):
         return posted
     saved = await _save(request, posted, application_id)
     if isinstance(saved, HTMLResponse):
         return saved
-    service, viewer = _service(request), posted.viewer
+    service = _service(request)
     try:
         async with service.work() as work:
-            await service.submit(work, viewer.principal, application_id, saved.draft_version)
-    except InvalidError as error:
-        return await _page(
+            await service.submit(work, posted.viewer.principal, application_id, saved.draft_version)
+    except REFUSED as error:
+        return await _refused(
             request,
-            viewer,
+            posted,
             application_id,
-            status_code=422,
-            problems=forms.problems_of(error.problems),
-            typed=posted.form,
-            flash_kind="error",
-            flash="Saved, but not submitted yet: please correct the marked fields.",
-        )
-    except ConflictError as error:
-        return await _page(
-            request,
-            viewer,
-            application_id,
-            status_code=409,
-            flash_kind="error",
-            flash=f"Saved, but not submitted: {error}.",
+            error,
+            unchecked="Saved, but not submitted yet",
+            refused="Saved, but not submitted",
         )
     return _to(application_id, "submitted")
 
@@ -298,49 +314,26 @@ async def _after_submission(
     request: Request, application_id: str, action: str, body: Any, done: str
 ) -> Response:
     """Withdraw or amend: the API's own body, the service's own use case."""
-    posted = await _posted(request)
+    posted = await SIGN_IN.posted(request)
     if isinstance(posted, HTMLResponse):
         return posted
-    viewer, form = posted.viewer, posted.form
     service = _service(request)
     try:
-        request_body = body(form)
+        request_body = body(posted.form)
         async with service.work() as work:
             use_case = getattr(service, action)
-            await use_case(work, viewer.principal, application_id, request_body)
-    except forms.DraftFormError as error:
-        problems = error.problems
-    except ValidationError as error:
-        problems = Problems()
-        for name, messages in Problems.of_validation(error).items():
-            for message in messages:
-                problems.add(name, forms.human(name, message))
-    except InvalidError as error:
-        problems = forms.problems_of(error.problems)
-    except ConflictError as error:
-        return await _page(
+            await use_case(work, posted.viewer.principal, application_id, request_body)
+    except REFUSED as error:
+        return await _refused(
             request,
-            viewer,
+            posted,
             application_id,
-            status_code=409,
-            flash_kind="error",
-            flash=f"That cannot be done now: {error}.",
-            typed=form,
+            error,
+            unchecked="Nothing was sent",
+            refused="That cannot be done now",
             acted=action,
         )
-    else:
-        return _to(application_id, done)
-    return await _page(
-        request,
-        viewer,
-        application_id,
-        status_code=422,
-        problems=problems,
-        typed=form,
-        acted=action,
-        flash_kind="error",
-        flash="Nothing was sent: please correct the marked fields.",
-    )
+    return _to(application_id, done)
 
 
 def _withdrawal(form: dict[str, str]) -> str:
@@ -376,3 +369,122 @@ async def amend(request: Request, application_id: ApplicationId) -> Response:
     return await _after_submission(
         request, application_id, "request_amendment", _amendment, "amendment"
     )
+
+
+# ---------------------------------------------------------------- the post-exchange report
+
+
+def _report_path(application_id: str, report_id: str, done: str = "") -> RedirectResponse:
+    path = f"/portal/applications/{quote(application_id)}/reports/{quote(report_id)}"
+    return RedirectResponse(f"{path}?done={done}" if done else path, status_code=303)
+
+
+@router.get("/applications/{application_id}/reports/{report_id}")
+async def report(
+    request: Request, application_id: ApplicationId, report_id: ReportId, done: str = ""
+) -> Response:
+    viewer = await SIGN_IN.viewer(request)
+    if isinstance(viewer, HTMLResponse):
+        return viewer
+    return await _report_page(request, viewer, application_id, report_id, flash=DONE.get(done, ""))
+
+
+async def _report_page(
+    request: Request,
+    viewer: Viewer,
+    application_id: str,
+    report_id: str,
+    *,
+    status_code: int = 200,
+    typed: dict[str, str] | None = None,
+    problems: Problems | None = None,
+    **shown: Any,
+) -> HTMLResponse:
+    """The report as reporting has it: its form while it can change, else what was sent;
+    ``typed`` and ``problems``: a refused form, shown again as it was typed."""
+    service = _service(request)
+    try:
+        async with service.reading() as work:
+            view = await service.application(work, viewer.principal, application_id)
+        found = await _reporting(request, viewer).report(report_id)
+    except (NotFoundError, ForbiddenError, reports.ReportRefusedError):
+        return _missing(request, viewer)
+    except reports.ReportingUnavailableError:
+        return _missing(request, viewer, 503)
+    if found.application_id != application_id:
+        return _missing(request, viewer)
+    form = reports.shown(typed) if typed is not None else reports.form_of(found)
+    problems = problems or Problems()
+    currency = found.awarded.currency if found.awarded else _currency(view)
+    return PAGES.render(
+        request,
+        "portal_report.html",
+        status_code=status_code,
+        page_title=f"Report: {view.fields.title or application_id}",
+        viewer=viewer,
+        view=view,
+        report=found,
+        form=form,
+        values=form.values,
+        problems=problems,
+        elsewhere=problems.elsewhere(form.inputs, reports.GROUPS),
+        category_options=[
+            ("", "Choose a budget category"),
+            *forms.options(tuple(found.categories)),
+        ],
+        currencies=forms.CURRENCIES,
+        currency=currency,
+        **shown,
+    )
+
+
+async def _send_report(
+    request: Request, application_id: str, report_id: str, *, submit: bool
+) -> Response:
+    """Save the report form through reporting's API (and submit it): refused, the form
+    comes back as typed, each of reporting's problems next to its field."""
+    posted = await SIGN_IN.posted(request)
+    if isinstance(posted, HTMLResponse):
+        return posted
+    again = partial(_report_page, request, posted.viewer, application_id, report_id)
+    kept: dict[str, Any] = {"typed": posted.form, "flash_kind": "error"}
+    unsaved = "The report was not saved"
+    try:
+        read = reports.report_of(posted.form)
+    except reports.ReportFormError as error:
+        flash = f"{unsaved}: please correct the marked fields."
+        return await again(status_code=422, problems=error.problems, flash=flash, **kept)
+    api, said = _reporting(request, posted.viewer), unsaved
+    try:
+        await api.save(report_id, read.body)
+        said = "Saved, but not submitted yet"
+        if submit:
+            await api.submit(report_id)
+    except reports.ReportingUnavailableError as error:
+        return await again(status_code=503, flash=f"{said}: {UNREACHABLE} ({error}).", **kept)
+    except reports.ReportRefusedError as error:
+        if error.status_code in (401, 403):  # the token expired since the page was shown
+            return SIGN_IN.form(request, SignInNeededError("Please sign in again.", 401))
+        if error.status_code == 404:
+            return _missing(request, posted.viewer)
+        if error.problems is None:
+            return await again(status_code=error.status_code, flash=f"{said}: {error}.", **kept)
+        flash = f"{said}: please correct the marked fields."
+        problems = read.problems(error.problems)
+        return await again(status_code=error.status_code, problems=problems, flash=flash, **kept)
+    return _report_path(application_id, report_id, "report-submitted" if submit else "report-saved")
+
+
+@router.post("/applications/{application_id}/reports/{report_id}/save")
+async def save_report(
+    request: Request, application_id: ApplicationId, report_id: ReportId
+) -> Response:
+    return await _send_report(request, application_id, report_id, submit=False)
+
+
+@router.post("/applications/{application_id}/reports/{report_id}/submit")
+async def submit_report(
+    request: Request, application_id: ApplicationId, report_id: ReportId
+) -> Response:
+    """Save what the form holds, then submit it: a check that fails keeps the saved draft."""
+    return await _send_report(request, application_id, report_id, submit=True)

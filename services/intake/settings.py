@@ -20,6 +20,10 @@ class IntakeSettings(ServiceSettings):
     public_url: str | None = None
     """Base URL of this service as partners reach it (the confirmation link)."""
 
+    reporting_url: str = "http://127.0.0.1:18004"
+    """Base URL of the reporting service's API as intake reaches it: the portal's report
+    form saves and submits through it, as the applicant (``grantflow up`` sets it)."""
+
     seed_demo_data: bool | None = None
     """Add demo members and exchange rates at startup; default: outside production."""
 

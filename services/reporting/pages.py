@@ -1,7 +1,8 @@
 """The officers' dashboard as server-rendered HTML: the overview and one page per program.
 
 Jinja2 templates in ``templates/`` on the shared layout (``shared.web``); everything is in
-the page: the shared stylesheet inline, charts as inline SVG (``charts.py``), no script.
+the page: the shared stylesheet inline, charts as inline SVG (laid out by ``charts.py``,
+drawn by ``templates/chart.html``), no script.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode
 
-from markupsafe import Markup
+from fastapi import Request
+from fastapi.responses import HTMLResponse
 
 from services.reporting.analytics.summaries import ApplicationSummary
 from services.reporting.analytics.tables import (
@@ -23,9 +25,15 @@ from services.reporting.analytics.tables import (
     build_table,
     group_of,
 )
-from services.reporting.charts import PALETTE, Series, column_chart, horizontal_bar_chart
+from services.reporting.charts import (
+    PALETTE,
+    Chart,
+    Series,
+    column_chart,
+    horizontal_bar_chart,
+)
 from shared.contracts.money import MINOR_UNIT_EXPONENT, Money
-from shared.web import Pages
+from shared.web import Pages, Viewer
 
 PAGES: Final = Pages(Path(__file__).parent / "templates", title="Analytics", home="/dashboard")
 
@@ -63,12 +71,18 @@ def _int(cell: Cell) -> int:
     return cell if isinstance(cell, int) else 0
 
 
-def sign_in_page(message: str) -> str:
-    return PAGES.text("dashboard_sign_in.html", page_title="Sign in", message=message)
-
-
-def forbidden_page(message: str, title: str = "Forbidden") -> str:
-    return PAGES.text("dashboard_refused.html", page_title=title, message=message)
+def not_found_page(
+    request: Request, viewer: Viewer, message: str, programs: Sequence[tuple[str, str]]
+) -> HTMLResponse:
+    return PAGES.render(
+        request,
+        "dashboard_missing.html",
+        status_code=404,
+        page_title="Not found",
+        viewer=viewer,
+        message=message,
+        programs=programs,
+    )
 
 
 def programs_of(summaries: Sequence[ApplicationSummary]) -> list[tuple[str, str]]:
@@ -98,7 +112,7 @@ def _kpis(summaries: Sequence[ApplicationSummary]) -> list[tuple[str, str]]:
     return tiles
 
 
-def _status_chart(summaries: Sequence[ApplicationSummary]) -> str:
+def _status_chart(summaries: Sequence[ApplicationSummary]) -> Chart:
     rows = build_table(TableName.STATUSES, summaries, Dimension.ALL).rows
     counts = [_int(row["applications"]) for row in rows]
     return horizontal_bar_chart(
@@ -111,7 +125,7 @@ def _status_chart(summaries: Sequence[ApplicationSummary]) -> str:
     )
 
 
-def _money_charts(summaries: Sequence[ApplicationSummary], by: Dimension) -> list[str]:
+def _money_charts(summaries: Sequence[ApplicationSummary], by: Dimension) -> list[Chart]:
     table = build_table(TableName.MONEY, summaries, by)
     charts = []
     for currency in sorted({str(row["currency"]) for row in table.rows}):
@@ -142,7 +156,7 @@ def _money_charts(summaries: Sequence[ApplicationSummary], by: Dimension) -> lis
     return charts
 
 
-def _cash_flow_charts(summaries: Sequence[ApplicationSummary]) -> list[str]:
+def _cash_flow_charts(summaries: Sequence[ApplicationSummary]) -> list[Chart]:
     table = build_table(TableName.CASH_FLOW, summaries, Dimension.ALL)
     charts = []
     for currency in sorted({str(row["currency"]) for row in table.rows}):
@@ -163,7 +177,7 @@ def _cash_flow_charts(summaries: Sequence[ApplicationSummary]) -> list[str]:
     return charts
 
 
-def _outcomes_chart(summaries: Sequence[ApplicationSummary]) -> str:
+def _outcomes_chart(summaries: Sequence[ApplicationSummary]) -> Chart:
     rows = build_table(TableName.OUTCOMES, summaries, Dimension.ALL).rows
     row = rows[0] if rows else {}
     values = [_int(row.get(column)) for column in OUTCOME_LABELS]
@@ -180,7 +194,7 @@ def _outcomes_chart(summaries: Sequence[ApplicationSummary]) -> str:
     )
 
 
-def _reports_chart(summaries: Sequence[ApplicationSummary]) -> str:
+def _reports_chart(summaries: Sequence[ApplicationSummary]) -> Chart:
     rows = build_table(TableName.REPORTS, summaries, Dimension.ALL).rows
     row = rows[0] if rows else {}
     named = (("On time", "on_time"), ("Late", "late"), ("Overdue, not in", "overdue_outstanding"))
@@ -196,7 +210,7 @@ def _reports_chart(summaries: Sequence[ApplicationSummary]) -> str:
     )
 
 
-def _cycle_chart(summaries: Sequence[ApplicationSummary]) -> str:
+def _cycle_chart(summaries: Sequence[ApplicationSummary]) -> Chart:
     rows = build_table(TableName.CYCLE_TIMES, summaries, Dimension.ALL).rows
     values = [_int(row["mean_seconds"]) for row in rows]
     return horizontal_bar_chart(
@@ -257,9 +271,8 @@ def _exports(program: str | None) -> list[tuple[str, str]]:
     return links
 
 
-def _charts(summaries: Sequence[ApplicationSummary], by: Dimension) -> list[Markup]:
-    # charts.py builds its SVG with every value escaped (it has no template to do it).
-    charts = [
+def _charts(summaries: Sequence[ApplicationSummary], by: Dimension) -> list[Chart]:
+    return [
         _status_chart(summaries),
         *_money_charts(summaries, by),
         *_cash_flow_charts(summaries),
@@ -267,17 +280,32 @@ def _charts(summaries: Sequence[ApplicationSummary], by: Dimension) -> list[Mark
         _reports_chart(summaries),
         _cycle_chart(summaries),
     ]
-    return [Markup(chart) for chart in charts]
 
 
-def _dashboard(title: str, programs: Sequence[tuple[str, str]], **content: Any) -> str:
-    return PAGES.text(
-        "dashboard.html", page_title=title, heading=title, programs=programs, **content
+def _dashboard(
+    request: Request,
+    viewer: Viewer,
+    title: str,
+    programs: Sequence[tuple[str, str]],
+    **content: Any,
+) -> HTMLResponse:
+    return PAGES.render(
+        request,
+        "dashboard.html",
+        page_title=title,
+        viewer=viewer,
+        heading=title,
+        programs=programs,
+        **content,
     )
 
 
-def overview_page(summaries: Sequence[ApplicationSummary]) -> str:
+def overview_page(
+    request: Request, viewer: Viewer, summaries: Sequence[ApplicationSummary]
+) -> HTMLResponse:
     return _dashboard(
+        request,
+        viewer,
         "All programs",
         programs_of(summaries),
         kpis=_kpis(summaries),
@@ -299,10 +327,12 @@ def overview_page(summaries: Sequence[ApplicationSummary]) -> str:
 
 
 def program_page(
+    request: Request,
+    viewer: Viewer,
     program_code: str,
     summaries: Sequence[ApplicationSummary],
     programs: Sequence[tuple[str, str]],
-) -> str:
+) -> HTMLResponse:
     label = dict(programs).get(program_code, program_code)
     sections = [
         (
@@ -320,6 +350,8 @@ def program_page(
         )
     ]
     return _dashboard(
+        request,
+        viewer,
         f"{label} ({program_code})" if label != program_code else label,
         programs,
         kpis=_kpis(summaries),

@@ -26,10 +26,6 @@ RECOMMENDATION_LABELS: Final = {
 }
 
 
-def sign_in_page(request: Request, message: str = "", status_code: int = 200) -> HTMLResponse:
-    return PAGES.sign_in(request, message, status_code, who="a reviewer")
-
-
 def not_found_page(request: Request, viewer: Viewer) -> HTMLResponse:
     return PAGES.render(
         request, "inbox_missing.html", status_code=404, page_title="Not found", viewer=viewer

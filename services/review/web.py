@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from services.review.api import Review, TaskId
 from services.review.domain import TaskStatus
-from services.review.pages import not_found_page, queue_page, sign_in_page, task_page
+from services.review.pages import PAGES, not_found_page, queue_page, task_page
 from services.review.persistence import TaskFilter
 from services.review.schemas import ReviewIn
 from services.review.service import ReviewService
@@ -32,7 +32,7 @@ from shared.errors import (
     plain_message,
 )
 from shared.service import Work
-from shared.web import Door, Posted, SignInNeededError, Viewer
+from shared.web import Door, Posted, Viewer, add_sign_in_routes
 
 COOKIE: Final = "grantflow_review_token"
 DOOR: Final = Door(
@@ -42,13 +42,7 @@ CLOSED: Final = (TaskStatus.COMPLETED, TaskStatus.RECUSED, TaskStatus.REASSIGNED
 CLOSED_SHOWN: Final = 20
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
-
-
-def _sign_in_again(request: Request, error: SignInNeededError, default: str = "") -> HTMLResponse:
-    response = sign_in_page(request, error.message or default, error.status_code)
-    if error.status_code in (401, 403):  # the cookie's token is no good: forget it
-        DOOR.forget(response)
-    return response
+SIGN_IN: Final = add_sign_in_routes(router, DOOR, PAGES, who="a reviewer")
 
 
 def _reviewer_id(viewer: Viewer) -> str:
@@ -56,37 +50,7 @@ def _reviewer_id(viewer: Viewer) -> str:
     return viewer.principal.reviewer_id
 
 
-async def _posted(request: Request) -> Posted | HTMLResponse:
-    try:
-        return await DOOR.posted(request)
-    except SignInNeededError as error:
-        return _sign_in_again(request, error, "Please sign in.")
-
-
-Post = Annotated[Posted | HTMLResponse, Depends(_posted)]
-
-
-# ---------------------------------------------------------------- sign in and out
-
-
-@router.post("/sign-in")
-async def sign_in(request: Request) -> Response:
-    try:
-        token = await DOOR.signing_in(request)
-    except SignInNeededError as error:
-        return sign_in_page(request, error.message, error.status_code)
-    response = RedirectResponse("/inbox", status_code=303)
-    DOOR.remember(response, request, token)
-    return response
-
-
-@router.post("/sign-out")
-async def sign_out(post: Post) -> Response:
-    if isinstance(post, HTMLResponse):
-        return post
-    response = RedirectResponse("/inbox", status_code=303)
-    DOOR.forget(response)
-    return response
+Post = Annotated[Posted | HTMLResponse, Depends(SIGN_IN.posted)]
 
 
 # ---------------------------------------------------------------- the queue and a task
@@ -96,11 +60,9 @@ async def sign_out(post: Post) -> Response:
 async def inbox(
     request: Request, review: Review, submitted: str = "", recused: str = ""
 ) -> Response:
-    try:
-        viewer = await DOOR.viewer(request)
-    except SignInNeededError as error:
-        # No cookie at all is no error: just the sign-in form.
-        return _sign_in_again(request, error) if error.message else sign_in_page(request)
+    viewer = await SIGN_IN.viewer(request)
+    if isinstance(viewer, HTMLResponse):
+        return viewer
     reviewer_id = _reviewer_id(viewer)
     async with review.reading() as work:
         open_tasks = await review.queue(
@@ -118,10 +80,9 @@ async def inbox(
 
 @router.get("/tasks/{task_id}")
 async def task(request: Request, review: Review, task_id: TaskId) -> Response:
-    try:
-        viewer = await DOOR.viewer(request)
-    except SignInNeededError as error:
-        return _sign_in_again(request, error, "Please sign in.")
+    viewer = await SIGN_IN.viewer(request)
+    if isinstance(viewer, HTMLResponse):
+        return viewer
     return await _task(request, review, viewer, task_id)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 from fastapi import Request
@@ -31,10 +31,12 @@ class SignInNeededError(Exception):
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who a page is for, and the CSRF value its forms must carry."""
+    """Who a page is for, and the CSRF value its forms must carry; ``token``: the bearer
+    token the viewer signed in with, for a page that calls another service's API as them."""
 
     principal: Principal
     csrf: str
+    token: str = field(repr=False)
 
     @property
     def name(self) -> str:
@@ -97,7 +99,7 @@ class Door:
             principal = await self.verify(request, token)
         except InvalidTokenError as error:
             raise SignInNeededError(f"Please sign in again: {error}.") from error
-        return Viewer(principal, self.csrf(request, token))
+        return Viewer(principal, self.csrf(request, token), token)
 
     async def posted(self, request: Request) -> Posted:
         """The signed-in viewer's form, its CSRF value checked."""

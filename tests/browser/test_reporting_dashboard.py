@@ -54,9 +54,14 @@ async def test_an_officer_reads_the_totals_off_the_dashboard_charts(
         requested: list[str] = []
         page.on("request", lambda request: requested.append(request.url))
 
+        # A token in the address is no way in (it would sit in the history and the logs).
         await page.goto(f"{base}/dashboard?token={officer}")
-        assert page.url == f"{base}/dashboard"  # signed in; the token left the address bar
+        assert await page.locator("h1").inner_text() == "Sign in"
+        await page.fill("#token", officer)
+        await page.click("#sign-in")
+        await page.wait_for_url(f"{base}/dashboard")
         assert await page.locator("h1").inner_text() == "All programs"
+        assert await page.inner_text("#signed-in-as") == "program_officer"
         await checked(page, "dashboard")
 
         assert await bar_values(page, "applications-by-status", "Applications") == [
@@ -86,7 +91,13 @@ async def test_an_officer_reads_the_totals_off_the_dashboard_charts(
         assert await caption(page, "applications-by-status") == "2 applications"
         assert all(url.startswith(base) for url in requested), requested
 
-        other = await browser.new_page()
-        refused = await other.goto(f"{base}/dashboard?token={applicant}")
-        assert refused is not None and refused.status == 403
-        assert "for program officers" in await other.locator("main").inner_text()
+        await page.click("#sign-out")
+        await page.wait_for_selector("#token")
+        await page.goto(f"{base}/dashboard/programs/YAP-TNA")
+        assert await page.locator("#token").count() == 1  # signed out for real
+
+        await page.fill("#token", applicant)
+        async with page.expect_response(f"{base}/dashboard/sign-in") as answer:
+            await page.click("#sign-in")
+        assert (await answer.value).status == 403
+        assert "for program officers" in await page.inner_text(".flash.error")

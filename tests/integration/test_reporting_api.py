@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -376,7 +377,13 @@ async def test_analytics_are_for_officers_and_match_the_hand_computed_history(
     parsed = list(csv.DictReader(io.StringIO(exported.text)))
     assert len(parsed) == len(money["rows"])
     for original, row in zip(money["rows"], parsed, strict=True):
-        for column in ("requested_minor", "awarded_minor", "paid_minor", "refunded_minor"):
+        for column in (
+            "requested_minor",
+            "awarded_minor",
+            "paid_minor",
+            "refunded_minor",
+            "refund_received_minor",
+        ):
             assert int(row[column]) == original[column]
 
 
@@ -426,16 +433,25 @@ async def test_the_dashboard_is_for_officers_signed_in_by_token(reporting: Repor
     await reporting.feed(*history(prefix=f"{reporting.unique}-"))
     client = reporting.client
     anonymous = await client.get("/dashboard")
-    assert anonymous.status_code == 401 and "<form" in anonymous.text
-    applicant = reporting.member()["Authorization"].removeprefix("Bearer ")
-    refused = await client.get("/dashboard", params={"token": applicant})
-    assert refused.status_code == 403 and "program officers" in refused.text
-    assert "set-cookie" not in refused.headers
-    forged = await client.get("/dashboard", params={"token": "not-a-token"})
-    assert forged.status_code == 401
-
+    assert 'action="/dashboard/sign-in"' in anonymous.text and "data-chart" not in anonymous.text
     officer = reporting.officer["Authorization"].removeprefix("Bearer ")
-    signed_in = await client.get("/dashboard", params={"token": officer})
+    # Neither a token in the address nor a bearer header opens the pages: the form does.
+    for shut in (
+        await client.get("/dashboard", params={"token": officer}),
+        await client.get("/dashboard", headers=reporting.officer),
+    ):
+        assert "data-chart" not in shut.text and "set-cookie" not in shut.headers
+
+    async def sign_in(token: str) -> httpx.Response:
+        return await client.post("/dashboard/sign-in", data={"token": token})
+
+    applicant = reporting.member()["Authorization"].removeprefix("Bearer ")
+    refused = await sign_in(applicant)
+    assert refused.status_code == 403 and "for program officers" in refused.text
+    assert "set-cookie" not in refused.headers
+    assert (await sign_in("not-a-token")).status_code == 401
+
+    signed_in = await sign_in(officer)
     assert signed_in.status_code == 303
     assert signed_in.headers["location"] == "/dashboard"
     cookie = signed_in.headers["set-cookie"]
@@ -443,7 +459,7 @@ async def test_the_dashboard_is_for_officers_signed_in_by_token(reporting: Repor
     page = await client.get("/dashboard")  # the client keeps the cookie
     assert page.status_code == 200
     assert page.headers["cache-control"] == "no-store"
-    assert "data-chart='applications-by-status'" in page.text
+    assert 'data-chart="applications-by-status"' in page.text
     assert "<script" not in page.text and "http://" not in page.text.replace(
         "http://www.w3.org/2000/svg", ""
     )
@@ -454,16 +470,16 @@ async def test_the_dashboard_is_for_officers_signed_in_by_token(reporting: Repor
     assert (await client.get("/dashboard/programs/bad%20code")).status_code == 422
     export = await client.get("/dashboard/export/outcomes.csv", params={"group_by": "all"})
     assert export.status_code == 200 and export.text.startswith("group,label,reports")
+    assert export.headers["cache-control"] == "no-store"
 
-    await client.post("/dashboard/sign-out")
-    assert (await client.get("/dashboard/programs/YAP-TNA")).status_code == 401
-    form = await client.post(
-        "/dashboard/sign-in",
-        content=f"token={officer}",
-        headers={"content-type": "application/x-www-form-urlencoded"},
-    )
-    assert form.status_code == 303
-    assert (await client.get("/dashboard/programs/AUPAP")).status_code == 200
+    # Signing out is a form with the page's CSRF value: another site cannot sign anyone out.
+    assert (await client.post("/dashboard/sign-out", data={"csrf": "guess"})).status_code == 403
+    signed_in = await sign_in(officer)
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', (await client.get("/dashboard")).text)
+    assert csrf
+    out = await client.post("/dashboard/sign-out", data={"csrf": csrf.group(1)})
+    assert out.status_code == 303
+    assert "data-chart" not in (await client.get("/dashboard/programs/YAP-TNA")).text
 
 
 async def test_the_demo_member_sees_a_seeded_report(reporting: Reporting) -> None:

@@ -14,7 +14,8 @@ import pytest
 from services.reporting.analytics.facts import Fact, facts_from_event, merge_facts
 from services.reporting.analytics.summaries import ApplicationSummary, summarize
 from services.reporting.analytics.tables import Dimension, TableName, build_table, to_csv
-from services.reporting.charts import Series, column_chart, horizontal_bar_chart
+from services.reporting.charts import Chart, Series, column_chart, horizontal_bar_chart
+from services.reporting.pages import PAGES
 from tests.support.reporting import (
     EXPECTED,
     Event,
@@ -152,31 +153,43 @@ def test_an_application_known_only_by_its_status_still_counts() -> None:
     assert summaries[0].cycle == "unknown"
 
 
+def drawn(chart: Chart) -> str:
+    """The chart as the dashboard's template draws it."""
+    return PAGES.text("chart.html", chart=chart)
+
+
 def test_bar_charts_carry_every_value_and_escape_labels() -> None:
-    svg = horizontal_bar_chart(
-        chart_id="money",
-        title="Money <by> program",
-        labels=["A&B", "C"],
-        series=[Series("Awarded", [300, 100]), Series("Paid", [200, 0])],
-        formatter=lambda value: f"{value} units",
-        caption="Awarded 400 units",
+    svg = drawn(
+        horizontal_bar_chart(
+            chart_id="money",
+            title="Money <by> program",
+            labels=["A&B", "C"],
+            series=[Series("Awarded", [300, 100]), Series("Paid", [200, 0])],
+            formatter=lambda value: f"{value} units",
+            caption="Awarded 400 units",
+        )
     )
-    assert svg.count("class='bar'") == 4
-    assert "data-value='300'" in svg and "A&amp;B" in svg and "&lt;by&gt;" in svg
+    assert svg.count('class="bar"') == 4
+    assert 'data-value="300"' in svg and 'data-label="A&amp;B"' in svg
+    assert "&lt;by&gt;" in svg and "<by>" not in svg
     assert "<figcaption>Awarded 400 units</figcaption>" in svg
-    columns = column_chart(
-        chart_id="months",
-        title="Cash",
-        labels=["2027-01"],
-        series=[Series("Paid", [5])],
-        formatter=str,
-        caption="Paid 5",
+    columns = drawn(
+        column_chart(
+            chart_id="months",
+            title="Cash",
+            labels=["2027-01"],
+            series=[Series("Paid", [5])],
+            formatter=str,
+            caption="Paid 5",
+        )
     )
-    assert columns.count("class='bar'") == 1
-    empty = column_chart(
-        chart_id="none", title="Cash", labels=[], series=[], formatter=str, caption="-"
+    assert columns.count('class="bar"') == 1
+    empty = drawn(
+        column_chart(
+            chart_id="none", title="Cash", labels=[], series=[], formatter=str, caption="-"
+        )
     )
-    assert "No data yet" in empty and "class='bar'" not in empty
+    assert "No data yet" in empty and 'class="bar"' not in empty
 
 
 def test_an_amended_report_request_moves_the_due_date_and_a_resent_one_changes_nothing() -> None:

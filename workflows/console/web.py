@@ -20,7 +20,7 @@ from temporalio.service import RPCError
 from shared.auth import OFFICERS
 from shared.contracts.workflows import EscalationKind
 from shared.errors import ConflictError, NotFoundError
-from shared.web import Door, Pages, SignInNeededError, Viewer
+from shared.web import Door, Pages, Viewer, add_sign_in_routes
 from shared.web.forms import Problems
 from workflows.attention.domain import KIND_WORDS
 from workflows.attention.service import AttentionService
@@ -43,40 +43,12 @@ OUTCOME_LABELS: Final = {
 }
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-
-
-def _sign_in(request: Request, error: SignInNeededError) -> HTMLResponse:
-    response = PAGES.sign_in(request, error.message, error.status_code, who="a program officer")
-    if error.status_code in (401, 403):  # the cookie's token is no good: forget it
-        DOOR.forget(response)
-    return response
+SIGN_IN: Final = add_sign_in_routes(router, DOOR, PAGES, who="a program officer")
 
 
 def _temporal(request: Request) -> Client | None:
     client: Client | None = getattr(request.app.state, "temporal", None)
     return client
-
-
-@router.post("/sign-in")
-async def sign_in(request: Request) -> Response:
-    try:
-        token = await DOOR.signing_in(request)
-    except SignInNeededError as error:
-        return PAGES.sign_in(request, error.message, error.status_code, who="a program officer")
-    response = RedirectResponse("/console", status_code=303)
-    DOOR.remember(response, request, token)
-    return response
-
-
-@router.post("/sign-out")
-async def sign_out(request: Request) -> Response:
-    try:
-        await DOOR.posted(request)
-    except SignInNeededError as error:
-        return _sign_in(request, error)
-    response = RedirectResponse("/console", status_code=303)
-    DOOR.forget(response)
-    return response
 
 
 @router.get("")
@@ -87,10 +59,9 @@ async def home(
     days: Annotated[int, Query(ge=0, le=3650)] = 7,
     program: Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{0,40}$")] = "",
 ) -> Response:
-    try:
-        viewer = await DOOR.viewer(request)
-    except SignInNeededError as error:
-        return _sign_in(request, error)
+    viewer = await SIGN_IN.viewer(request)
+    if isinstance(viewer, HTMLResponse):
+        return viewer
     attention: AttentionService = request.app.state.service
     async with attention.reading() as work:
         waiting = await attention.attention(work, kind=kind, limit=200, offset=0)
@@ -173,20 +144,18 @@ def _missing(request: Request, viewer: Viewer, message: str, status_code: int) -
 
 @router.get("/applications/{application_id}")
 async def application(request: Request, application_id: api.ApplicationId) -> Response:
-    try:
-        viewer = await DOOR.viewer(request)
-    except SignInNeededError as error:
-        return _sign_in(request, error)
+    viewer = await SIGN_IN.viewer(request)
+    if isinstance(viewer, HTMLResponse):
+        return viewer
     return await _story(request, viewer, application_id)
 
 
 @router.post("/applications/{application_id}/{action}")
 async def decide(request: Request, application_id: api.ApplicationId, action: str) -> Response:
     """A decision form: first the confirmation page, then (confirmed) the decision."""
-    try:
-        posted = await DOOR.posted(request)
-    except SignInNeededError as error:
-        return _sign_in(request, error)
+    posted = await SIGN_IN.posted(request)
+    if isinstance(posted, HTMLResponse):
+        return posted
     viewer, form = posted.viewer, posted.form
     client = _temporal(request)
     if client is None:
