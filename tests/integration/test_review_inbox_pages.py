@@ -108,3 +108,17 @@ async def test_a_report_task_page_shows_the_report_under_review(review: ReviewHa
     assert "Participants: 10 adults, 0 youth" in report
     assert "Trade mission" in report and "Two MOUs signed." in report
     assert "Partner schools need &lt;a term&#39;s&gt; notice." in report  # escaped, not markup
+
+
+async def test_a_task_page_shows_the_plan_and_its_money(review: ReviewHarness) -> None:
+    [task] = await review.tasks("app-1")
+    await signed_in(review, task.reviewer_id)
+    page = await review.client.get(f"/inbox/tasks/{task.id}")
+    assert page.status_code == 200
+    plan = page.text[page.text.index('<section id="plan"') :]
+    plan = plan[: plan.index("</section>")]
+    assert "6 adults, 0 youth" in plan
+    assert "Kisumu (KE)" in plan
+    assert "Flights Kisumu to Roanoke for six engineers" in plan
+    assert "Host families, one month" in plan
+    assert "in cash" in plan and "in kind" in plan

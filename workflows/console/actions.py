@@ -21,6 +21,7 @@ OUTCOMES: Final = {
     "awarded": "award",
     "declined": "decline",
     "revision_requested": "ask for a revision",
+    "another_review": "add another reviewer (scores too far apart)",
 }
 
 
