@@ -341,8 +341,17 @@ def finance_sim(
         float, typer.Option(min=0.0, max=1.0, help="Share of settlements delivered twice.")
     ] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Random seed, for repeatable runs.")] = None,
+    refund_failure_rate: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of refund requests finance fails to collect."),
+    ] = 0.0,
+    refund_delay: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Seconds before a refund arrives (default: --delay)."),
+    ] = None,
 ) -> None:
-    """Play a finance system: answer payment instructions with settlements or failures."""
+    """Play a finance system: answer payment instructions with settlements or failures,
+    and refund requests with the refund received or not collected."""
     import contextlib
 
     from services.disbursement.finance_sim import run_finance_sim
@@ -359,6 +368,8 @@ def finance_sim(
                 failure_rate=failure_rate,
                 duplicate_rate=duplicate_rate,
                 seed=seed,
+                refund_failure_rate=refund_failure_rate,
+                refund_delay_seconds=refund_delay,
             )
         )
 

@@ -1,4 +1,4 @@
-"""HTTP routes: the officers' budgets, payments and reconciliation, and the finance webhook."""
+"""HTTP routes: the officers' budgets, payments and reconciliation, and the finance webhooks."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from services.disbursement.schemas import (
     PaymentHistory,
     RateUpdate,
     RateView,
+    RefundNotice,
+    RefundWebhookAnswer,
     WebhookAnswer,
 )
 from services.disbursement.service import DisbursementService
@@ -35,6 +37,7 @@ Cycle = Annotated[str, Path(min_length=1, max_length=20, examples=["2027"])]
 CurrencyPath = Annotated[KnownCurrency, Path(examples=["USD"])]
 
 _notice_adapter: TypeAdapter[Any] = TypeAdapter(FinanceNotice)
+_refund_adapter: TypeAdapter[Any] = TypeAdapter(RefundNotice)
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +60,7 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 _webhook_body_schema = _inline_refs(_notice_adapter.json_schema())
+_refund_body_schema = _inline_refs(_refund_adapter.json_schema())
 
 router = APIRouter()
 
@@ -120,7 +124,10 @@ async def payment_history(
 @router.get(
     "/v1/reconciliation",
     tags=["payments"],
-    summary="Instructions against settlements: overdue, duplicate, unknown, mismatched",
+    summary="Instructions against settlements, refunds asked against received",
+    description="Findings: instructions overdue, duplicate, unknown or mismatched "
+    "settlements; refunds still due, receipts held or for unknown refunds. `refunds` (JSON "
+    "only) sets the refunds asked of finance against what it received, per currency.",
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def reconciliation(
@@ -232,19 +239,94 @@ async def finance_settlement(
     x_grantflow_timestamp: Timestamp = None,
     x_grantflow_signature: Signature = None,
 ) -> JSONResponse:
+    body, delivery_id, signature = await _signed(
+        request, service, x_grantflow_delivery, x_grantflow_timestamp, x_grantflow_signature
+    )
+    notice = _parsed(_notice_adapter, body)
+    try:
+        async with service.work() as work:
+            status_code, answer = await service.webhook_delivery(
+                work, delivery_id, signature, notice
+            )
+    except IntegrityError:  # the same delivery at the same moment: the first one's answer
+        async with service.work() as work:
+            status_code, answer = await service.webhook_delivery(
+                work, delivery_id, signature, notice
+            )
+    return JSONResponse(answer, status_code=status_code)
+
+
+@router.post(
+    "/v1/finance/refunds",
+    tags=["finance"],
+    response_model=RefundWebhookAnswer,
+    summary="Refund received, or not collected, from a finance system (signed webhook)",
+    description=(
+        "The alternative to `finance.refund.received.v1` / `finance.refund.failed.v1`, "
+        "signed and delivered as `/v1/finance/settlements` (the same secret, headers and "
+        "delivery ids). Money received moves out of the application's `refund_due` back "
+        "into the program's available budget, once per `finance_reference` however often "
+        "it is delivered, here or on Kafka; a part leaves the rest due. A receipt for more "
+        "than is outstanding, or in another currency, is not applied: it is held for "
+        "reconciliation (409)."
+    ),
+    responses={
+        401: {"description": "unsigned, wrongly signed or stale"},
+        404: {"description": "no such refund (recorded for reconciliation)"},
+        409: {"description": "more than outstanding, or another currency: held, not applied"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _refund_body_schema}},
+        }
+    },
+)
+async def finance_refund(
+    request: Request,
+    service: Disbursement,
+    x_grantflow_delivery: DeliveryId = None,
+    x_grantflow_timestamp: Timestamp = None,
+    x_grantflow_signature: Signature = None,
+) -> JSONResponse:
+    body, delivery_id, signature = await _signed(
+        request, service, x_grantflow_delivery, x_grantflow_timestamp, x_grantflow_signature
+    )
+    notice = _parsed(_refund_adapter, body)
+    try:
+        async with service.work() as work:
+            status_code, answer = await service.refund_webhook_delivery(
+                work, delivery_id, signature, notice
+            )
+    except IntegrityError:  # the same delivery at the same moment: the first one's answer
+        async with service.work() as work:
+            status_code, answer = await service.refund_webhook_delivery(
+                work, delivery_id, signature, notice
+            )
+    return JSONResponse(answer, status_code=status_code)
+
+
+async def _signed(
+    request: Request,
+    service: DisbursementService,
+    delivery_id: str | None,
+    timestamp: str | None,
+    signature: str | None,
+) -> tuple[bytes, str, str]:
+    """The body of a delivery whose signature holds, its delivery id and its signature."""
     body = await request.body()
     try:
         verify_webhook(
             service.settings.finance_webhook_secret.get_secret_value(),
-            timestamp=x_grantflow_timestamp,
-            signature=x_grantflow_signature,
+            timestamp=timestamp,
+            signature=signature,
             body=body,
             now=service.now(),
         )
     except SignatureError as error:  # authentication, not a refusal: 401 like a bad token
         raise HTTPException(401, detail=str(error)) from error
-    assert x_grantflow_signature is not None
-    if x_grantflow_delivery is None:  # read after the signature: strangers learn nothing
+    assert signature is not None
+    if delivery_id is None:  # read after the signature: strangers learn nothing
         raise RequestValidationError(
             [
                 {
@@ -254,8 +336,12 @@ async def finance_settlement(
                 }
             ]
         )
+    return body, delivery_id, signature.strip().lower()
+
+
+def _parsed(adapter: TypeAdapter[Any], body: bytes) -> Any:
     try:
-        notice = _notice_adapter.validate_json(body)
+        return adapter.validate_json(body)
     except ValidationError as error:
         raise RequestValidationError(
             [
@@ -263,15 +349,3 @@ async def finance_settlement(
                 for problem in error.errors(include_url=False, include_context=False)
             ]
         ) from error
-    signature = x_grantflow_signature.strip().lower()
-    try:
-        async with service.work() as work:
-            status_code, answer = await service.webhook_delivery(
-                work, x_grantflow_delivery, signature, notice
-            )
-    except IntegrityError:  # the same delivery at the same moment: the first one's answer
-        async with service.work() as work:
-            status_code, answer = await service.webhook_delivery(
-                work, x_grantflow_delivery, signature, notice
-            )
-    return JSONResponse(answer, status_code=status_code)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from services.disbursement.service import DisbursementService
 from shared.contracts.topics import (
     ADJUST_AWARD,
+    FINANCE_REFUND_FAILED,
+    FINANCE_REFUND_RECEIVED,
     PAY_TRANCHE,
     PAYMENT_FAILED,
     PAYMENT_SETTLED,
@@ -24,4 +26,6 @@ def consumers(service: DisbursementService) -> ConsumerTable:
         ADJUST_AWARD: service.adjust,
         PAYMENT_SETTLED: service.finance_answered,
         PAYMENT_FAILED: service.finance_answered,
+        FINANCE_REFUND_RECEIVED: service.refund_answered,
+        FINANCE_REFUND_FAILED: service.refund_answered,
     }

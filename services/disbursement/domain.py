@@ -10,6 +10,10 @@ entries; a positive balance is money sitting in that account:
     disbursed    per award: settled by finance
     refund_due   per award: paid out, to be paid back by the member
 
+A refund goes from ``disbursed`` to ``refund_due`` when the workflow requests it, and from
+``refund_due`` back to ``available`` as finance receives it, so the program can award the
+money again.
+
 The decisions below take the balances read under the program's lock and return either a
 posting or a ``Refusal`` with a reason the workflow (and an officer) can act on.
 """
@@ -454,6 +458,91 @@ def failure_posting(application_id: str, amount_minor: int) -> Posting:
         amount_minor,
         award_account(Account.IN_PAYMENT, application_id),
         award_account(Account.RESERVED, application_id),
+    )
+
+
+# Refunds to collect and the reminders ---------------------------------------------------
+
+
+class RefundStatus(StrEnum):
+    REQUESTED = "requested"  # asked of finance (and reminded), not received in full yet
+    OVERDUE = "overdue"  # still due after the last reminder: escalated to a program officer
+    RECEIVED = "received"  # received in full
+
+
+@dataclass(frozen=True)
+class Refund:
+    """A refund finance is asked to collect; its id is the RequestRefund idempotency key.
+
+    ``sends`` counts the request and its reminders; ``due_at`` is when the next reminder
+    (or, after the last one, the escalation) is due.
+    """
+
+    refund_id: str
+    application_id: str
+    program_code: str
+    cycle: str
+    payer_reference: str
+    amount: Money
+    received: Money
+    reason: str
+    status: RefundStatus
+    sends: int
+    due_at: datetime
+    last_error: str | None
+    correlation_id: str
+    created_at: datetime
+    received_at: datetime | None
+
+    @property
+    def outstanding(self) -> Money:
+        return self.amount - self.received
+
+    @property
+    def reminders(self) -> int:
+        return self.sends - 1
+
+    def may_remind(self, max_reminders: int) -> bool:
+        return self.reminders < max_reminders
+
+    def reminded(self, now: datetime, deadline: timedelta) -> Refund:
+        return replace(self, sends=self.sends + 1, due_at=now + deadline)
+
+
+def refund_receipt_disposition(
+    refund: Refund | None, amount: Money, finance_reference: str, applied: set[str]
+) -> Disposition:
+    """What money received for a refund does: ``applied`` are the finance references
+    already counted for it, so the same receipt again (Kafka, webhook, or both) counts once.
+    More than is still due, or another currency, is held: the ledger records no more than
+    was asked back."""
+    if refund is None:
+        return Disposition.UNKNOWN
+    if finance_reference in applied:
+        return Disposition.DUPLICATE
+    if amount.currency != refund.amount.currency:
+        return Disposition.MISMATCH
+    if not 0 < amount.amount_minor <= refund.outstanding.amount_minor:
+        return Disposition.MISMATCH
+    return Disposition.APPLIED
+
+
+def refund_failure_disposition(refund: Refund, max_reminders: int) -> Disposition:
+    """Finance could not collect: remind again while reminders are left, else escalate."""
+    if refund.status is not RefundStatus.REQUESTED:
+        return Disposition.IGNORED
+    if refund.may_remind(max_reminders):
+        return Disposition.RETRYING
+    return Disposition.FAILED
+
+
+def refund_received_posting(application_id: str, amount_minor: int) -> Posting:
+    """Money paid back leaves what the member owes and is the program's to award again."""
+    return transfer(
+        "refund_received",
+        amount_minor,
+        award_account(Account.REFUND_DUE, application_id),
+        program_account(Account.AVAILABLE),
     )
 
 

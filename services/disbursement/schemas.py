@@ -18,9 +18,15 @@ from services.disbursement.domain import (
     Disposition,
     Instruction,
     InstructionStatus,
+    Refund,
 )
-from services.disbursement.persistence import LedgerTransaction, Receipt
-from shared.contracts.finance import PaymentFailed, PaymentSettled
+from services.disbursement.persistence import LedgerTransaction, Receipt, RefundReceipt
+from shared.contracts.finance import (
+    PaymentFailed,
+    PaymentSettled,
+    RefundCollected,
+    RefundCollectionFailed,
+)
 from shared.contracts.money import (
     MINOR_UNIT_EXPONENT,
     CurrencyCode,
@@ -152,6 +158,52 @@ class PaymentView(_Schema):
         )
 
 
+class RefundReceiptView(_View):
+    outcome: str = Field(description="received or failed")
+    disposition: str
+    finance_reference: str | None
+    amount: Money | None
+    reason: str | None
+    channel: str
+    received_at: datetime
+
+
+class RefundView(_Schema):
+    refund_id: str
+    status: str = Field(description="requested, overdue (escalated; still due) or received")
+    payer_reference: str
+    amount: Money = Field(description="The refund asked of the member.")
+    received: Money = Field(description="What finance received of it so far.")
+    outstanding: Money = Field(description="What is still due of it.")
+    reason: str
+    sends: int = Field(description="The request and its reminders.")
+    due_at: datetime = Field(description="When the next reminder (or the escalation) is due.")
+    last_error: str | None
+    received_at: datetime | None
+    receipts: list[RefundReceiptView]
+
+    @classmethod
+    def of(cls, refund: Refund, receipts: list[RefundReceipt]) -> RefundView:
+        return cls(
+            refund_id=refund.refund_id,
+            status=refund.status.value,
+            payer_reference=refund.payer_reference,
+            amount=refund.amount,
+            received=refund.received,
+            outstanding=refund.outstanding,
+            reason=refund.reason,
+            sends=refund.sends,
+            due_at=refund.due_at,
+            last_error=refund.last_error,
+            received_at=refund.received_at,
+            receipts=[
+                RefundReceiptView.of(receipt)
+                for receipt in receipts
+                if receipt.refund_id == refund.refund_id
+            ],
+        )
+
+
 class LedgerLine(_View):
     kind: str
     reference: str | None
@@ -169,6 +221,7 @@ class PaymentHistory(_Schema):
     disbursed: Money
     refund_due: Money
     payments: list[PaymentView]
+    refunds: list[RefundView] = Field(description="Refunds asked of finance to collect.")
     ledger: list[LedgerLine]
 
     @classmethod
@@ -179,6 +232,7 @@ class PaymentHistory(_Schema):
         instructions: list[Instruction],
         receipts: list[Receipt],
         transactions: list[LedgerTransaction],
+        refunds: tuple[list[Refund], list[RefundReceipt]] = ([], []),
     ) -> PaymentHistory:
         if award is None:  # paid, and the award since forgotten: nothing awarded any more
             first = instructions[0]
@@ -201,18 +255,26 @@ class PaymentHistory(_Schema):
             disbursed=balances.money(Account.DISBURSED),
             refund_due=balances.money(Account.REFUND_DUE),
             payments=[PaymentView.of(instruction, receipts) for instruction in instructions],
+            refunds=[RefundView.of(refund, refunds[1]) for refund in refunds[0]],
             ledger=[LedgerLine.of(transaction) for transaction in transactions],
         )
 
 
 FindingKind = Literal[
-    "unsettled_past_deadline", "duplicate", "unknown_settlement", "amount_mismatch", "conflict"
+    "unsettled_past_deadline",
+    "duplicate",
+    "unknown_settlement",
+    "amount_mismatch",
+    "conflict",
+    "refund_outstanding",
+    "refund_held",
+    "unknown_refund",
 ]
 
 
 class Finding(_Schema):
     kind: FindingKind
-    instruction_id: str
+    instruction_id: str = Field(description="The instruction's id; a refund's id for refund_*.")
     application_id: str | None = None
     status: str | None = None
     attempts: int | None = None
@@ -287,6 +349,61 @@ class Finding(_Schema):
             detail=f"instructed {settled.amount}, finance settled {settled.settled_amount}",
         )
 
+    @classmethod
+    def refund_outstanding(cls, refund: Refund) -> Finding:
+        """A refund not received in full: asked (instructed) against received (settled)."""
+        reminded = f"asked {refund.sends} time(s)"
+        state = (
+            "escalated to a program officer"
+            if refund.status.value == "overdue"
+            else "will be asked again"
+        )
+        last = f"; last error: {refund.last_error}" if refund.last_error else ""
+        return cls(
+            kind="refund_outstanding",
+            instruction_id=refund.refund_id,
+            application_id=refund.application_id,
+            status=refund.status.value,
+            attempts=refund.sends,
+            due_at=refund.due_at,
+            instructed=refund.amount,
+            settled=refund.received,
+            detail=f"{refund.outstanding} still due; {reminded}, {state}{last}",
+        )
+
+    @classmethod
+    def refund_flagged(cls, receipt: RefundReceipt, refund: Refund | None) -> Finding:
+        """Money received for a refund that was not applied: unknown, or held."""
+        if receipt.disposition is Disposition.UNKNOWN:
+            kind: FindingKind = "unknown_refund"
+            detail = f"finance answered ({receipt.outcome}) a refund never requested"
+        else:
+            kind = "refund_held"
+            outstanding = refund.outstanding if refund else None
+            detail = (
+                f"finance received {receipt.amount} with {outstanding} outstanding: "
+                "not applied, held for a program officer"
+            )
+        return cls(
+            kind=kind,
+            instruction_id=receipt.refund_id,
+            application_id=refund.application_id if refund else None,
+            status=refund.status.value if refund else None,
+            instructed=refund.amount if refund else None,
+            settled=receipt.amount,
+            finance_reference=receipt.finance_reference,
+            detail=f"{detail} (via {receipt.channel})",
+        )
+
+
+class RefundTotal(_Schema):
+    """Refunds of one currency: what was asked back, received, and is still due."""
+
+    currency: str
+    requested: Money
+    received: Money
+    due: Money
+
 
 RECONCILIATION_COLUMNS: Final = (
     "kind",
@@ -318,11 +435,25 @@ class Reconciliation(_Schema):
     generated_at: datetime
     counts: dict[str, int]
     findings: list[Finding]
+    refunds: list[RefundTotal] = Field(
+        default_factory=list,
+        description="Refunds asked of finance against what it received, per currency.",
+    )
 
     @classmethod
-    def of(cls, generated_at: datetime, findings: list[Finding]) -> Reconciliation:
+    def of(
+        cls,
+        generated_at: datetime,
+        findings: list[Finding],
+        refunds: list[RefundTotal] | None = None,
+    ) -> Reconciliation:
         counts = Counter(finding.kind for finding in findings)
-        return cls(generated_at=generated_at, counts=dict(counts), findings=findings)
+        return cls(
+            generated_at=generated_at,
+            counts=dict(counts),
+            findings=findings,
+            refunds=refunds or [],
+        )
 
     def csv(self) -> str:
         out = io.StringIO()
@@ -379,3 +510,23 @@ FinanceNotice = Annotated[SettledNotice | FailedNotice, Field(discriminator="out
 class WebhookAnswer(_Schema):
     instruction_id: str
     disposition: str = Field(description="applied, duplicate, retrying, failed, ignored, ...")
+
+
+class ReceivedRefundNotice(RefundCollected):
+    """Money received for a refund, posted to the webhook."""
+
+    outcome: Literal["received"]
+
+
+class FailedRefundNotice(RefundCollectionFailed):
+    """A refund finance could not collect, posted to the webhook."""
+
+    outcome: Literal["failed"]
+
+
+RefundNotice = Annotated[ReceivedRefundNotice | FailedRefundNotice, Field(discriminator="outcome")]
+
+
+class RefundWebhookAnswer(_Schema):
+    refund_id: str
+    disposition: str = Field(description="applied, duplicate, retrying, failed, ignored")

@@ -20,7 +20,10 @@ class DisbursementSettings(ServiceSettings):
         3600.0, gt=0, description="an instruction unsettled this long after it was sent is re-sent"
     )
     retry_delay_seconds: float = Field(
-        60.0, ge=0, description="pause before re-sending an instruction that finance failed"
+        60.0,
+        ge=0,
+        description="pause before re-sending an instruction or a refund request that "
+        "finance failed",
     )
     max_payment_attempts: int = Field(
         3,
@@ -28,8 +31,22 @@ class DisbursementSettings(ServiceSettings):
         description="sends of one instruction before the payment has failed for good "
         "(DisbursementFailed); disbursement alone retries finance",
     )
+    refund_reminder_seconds: float = Field(
+        7 * 24 * 3600.0,
+        gt=0,
+        description="a refund not received in full this long after it was requested (or "
+        "last reminded) is requested again, as a reminder",
+    )
+    max_refund_reminders: int = Field(
+        2,
+        ge=0,
+        description="reminders of a refund before it is escalated to the officers' attention "
+        "list (grants.refund.overdue.v1); it stays due",
+    )
     deadline_scan_interval_seconds: float = Field(
-        5.0, gt=0, description="how often unsettled instructions are looked for"
+        5.0,
+        gt=0,
+        description="how often unsettled instructions and refunds past due are looked for",
     )
     seed_demo_budgets: bool = Field(
         True, description="give the demo catalog programs a budget (never in production)"
@@ -38,6 +55,10 @@ class DisbursementSettings(ServiceSettings):
     @property
     def settlement_deadline(self) -> timedelta:
         return timedelta(seconds=self.settlement_deadline_seconds)
+
+    @property
+    def refund_reminder(self) -> timedelta:
+        return timedelta(seconds=self.refund_reminder_seconds)
 
     @property
     def retry_delay(self) -> timedelta:

@@ -77,3 +77,30 @@ class RefundRequested(Contract):
     command_id: CommandId
     amount: Money
     reason: Reason
+
+
+class RefundReceived(Contract):
+    """Finance received (part of) a refund; the ledger's ``refund_due`` went down by it and
+    the money is available to the program's budget again."""
+
+    application_id: ApplicationId
+    refund_id: Reference
+    amount: Money = Field(description="What this receipt brought back.")
+    received: Money = Field(description="Everything received of this refund so far.")
+    outstanding: Money = Field(description="What is still due of this refund.")
+    refund_due: Money = Field(description="What the application still owes, every refund.")
+    finance_reference: Reference
+
+
+class RefundOverdue(Contract):
+    """A refund is not received after the last reminder (or finance could not collect it):
+    a program officer must follow it up. It stays due; a later receipt still counts."""
+
+    application_id: ApplicationId
+    program_code: ProgramCode
+    cycle: Cycle
+    refund_id: Reference
+    amount: Money
+    outstanding: Money
+    reminders: int = Field(ge=0, le=1000)
+    reason: Reason

@@ -243,6 +243,18 @@ REFUND_REQUESTED = _event(
     disbursement.RefundRequested,
     "A refund was requested from the member.",
 )
+REFUND_RECEIVED = _event(
+    "grants.refund.received.v1",
+    Producer.DISBURSEMENT,
+    disbursement.RefundReceived,
+    "Finance received (part of) a refund; refund_due went down by it.",
+)
+REFUND_OVERDUE = _event(
+    "grants.refund.overdue.v1",
+    Producer.DISBURSEMENT,
+    disbursement.RefundOverdue,
+    "A refund is still due after the last reminder: a program officer must follow it up.",
+)
 PAYMENT_INSTRUCTED = _event(
     "finance.payment.instructed.v1",
     Producer.DISBURSEMENT,
@@ -262,6 +274,26 @@ PAYMENT_FAILED = _event(
     Producer.FINANCE,
     finance.PaymentFailed,
     "Finance rejected an instruction.",
+)
+FINANCE_REFUND_REQUESTED = _event(
+    "finance.refund.requested.v1",
+    Producer.DISBURSEMENT,
+    finance.RefundCollectionRequested,
+    "Disbursement asked finance to collect a refund from the member (the refund id is the "
+    "idempotency key), and asks again as a reminder while it is not received in full; "
+    "finance answers on the refund received or failed topic.",
+)
+FINANCE_REFUND_RECEIVED = _event(
+    "finance.refund.received.v1",
+    Producer.FINANCE,
+    finance.RefundCollected,
+    "Finance received money for a refund (all that is outstanding, or a part).",
+)
+FINANCE_REFUND_FAILED = _event(
+    "finance.refund.failed.v1",
+    Producer.FINANCE,
+    finance.RefundCollectionFailed,
+    "Finance could not collect a refund.",
 )
 REPORT_SUBMITTED = _event(
     "grants.report.submitted.v1",

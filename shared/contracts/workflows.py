@@ -51,7 +51,8 @@ class Amounts(Contract):
     refunded: Money | None = None
 
 
-# Why a program officer is asked to step in (``EscalatedToOfficer.kind``).
+# Why a program officer is asked to step in (``EscalatedToOfficer.kind``; ``refund_overdue``
+# comes from disbursement's grants.refund.overdue.v1, not from the workflow).
 EscalationKind = Literal[
     "partner_unconfirmed",
     "reviewers_short",
@@ -61,6 +62,7 @@ EscalationKind = Literal[
     "amendment_waiting",
     "wide_score_spread",
     "command_unanswered",
+    "refund_overdue",
     "other",
 ]
 

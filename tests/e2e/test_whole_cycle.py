@@ -220,15 +220,26 @@ def test_an_application_goes_from_submission_to_close_out_across_every_service(
             "closed",
         ):
             assert stage in stages, stages
-        # Awarded 11,000 USD; the 70% advance (7,700) was paid; 5,000 spent: 2,700 comes back.
-        payments = stack.http.get(
-            stack.url("disbursement", f"/v1/applications/{application_id}/payments"),
-            headers=stack.auth("officer"),
-        ).json()
+
+        # Awarded 11,000 USD; the 70% advance (7,700) was paid; 5,000 spent: 2,700 comes back,
+        # asked of finance (the simulator) and received.
+        def refunded() -> dict[str, Any] | None:
+            payments: dict[str, Any] = stack.http.get(
+                stack.url("disbursement", f"/v1/applications/{application_id}/payments"),
+                headers=stack.auth("officer"),
+            ).json()
+            received = [r for r in payments["refunds"] if r["status"] == "received"]
+            return payments if received else None
+
+        payments = wait_for("the refund to be received", refunded, timeout=30)
         assert payments["awarded"] == {"amount_minor": 1_100_000, "currency": "USD"}
         assert [(p["tranche"], p["status"], p["amount"]["amount_minor"])
                 for p in payments["payments"]] == [(1, "settled", 770_000)]  # fmt: skip
-        assert payments["refund_due"] == {"amount_minor": 270_000, "currency": "USD"}
+        [refund] = payments["refunds"]
+        assert refund["amount"] == {"amount_minor": 270_000, "currency": "USD"}
+        assert refund["received"] == {"amount_minor": 270_000, "currency": "USD"}
+        assert payments["refund_due"] == {"amount_minor": 0, "currency": "USD"}
+        assert payments["disbursed"] == {"amount_minor": 500_000, "currency": "USD"}
         assert payments["reserved"]["amount_minor"] == 0
     finally:
         if up.poll() is None:

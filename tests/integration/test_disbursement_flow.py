@@ -19,12 +19,18 @@ from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.topics import (
     DISBURSEMENT_FAILED,
     DISBURSEMENT_SETTLED,
+    FINANCE_REFUND_FAILED,
+    FINANCE_REFUND_RECEIVED,
+    FINANCE_REFUND_REQUESTED,
     FUNDS_REFUSED,
     FUNDS_RESERVED,
     PAY_TRANCHE,
     PAYMENT_FAILED,
     PAYMENT_INSTRUCTED,
     PAYMENT_SETTLED,
+    REFUND_OVERDUE,
+    REFUND_RECEIVED,
+    REQUEST_REFUND,
     RESERVE_FUNDS,
     Topic,
 )
@@ -36,6 +42,7 @@ from tests.support.disbursement import (
     TopicWatcher,
     finance_event,
     pay,
+    refund,
     reserve,
     running_service,
     settled,
@@ -53,6 +60,11 @@ ANSWERS = (
     PAYMENT_FAILED,
     DISBURSEMENT_SETTLED,
     DISBURSEMENT_FAILED,
+    FINANCE_REFUND_REQUESTED,
+    FINANCE_REFUND_RECEIVED,
+    FINANCE_REFUND_FAILED,
+    REFUND_RECEIVED,
+    REFUND_OVERDUE,
 )
 
 
@@ -389,3 +401,70 @@ async def test_reservations_racing_on_two_replicas_never_overcommit_the_budget(
             await first.client.get(f"/v1/budgets/{unique}/2027", headers=first.officer)
         ).json()
         assert report["available"] == {"amount_minor": 10_000, "currency": "USD"}
+
+
+REMINDING = {
+    **RETRYING,
+    "refund_reminder_seconds": 0.3,
+    "max_refund_reminders": 1,
+}
+
+
+async def test_a_refund_is_asked_of_finance_collected_and_clears_refund_due(
+    tansu: Tansu, database_url: str, unique: str
+) -> None:
+    finance = {"duplicate_rate": 1}  # finance delivers each receipt twice: counted once
+    async with paying(tansu, database_url, unique, finance=finance) as payment:
+        app, service = payment.app, payment.service
+        await payment.wait_for(DISBURSEMENT_SETTLED, application_id=app)
+        command = refund(app, usd(20_000), program=unique)
+        await payment.publisher.send(REQUEST_REFUND, command)
+        refund_id = command.payload.idempotency_key
+
+        [announced] = await payment.wait_for(REFUND_RECEIVED, refund_id=refund_id)
+        assert announced["payload"]["amount"] == {"amount_minor": 20_000, "currency": "USD"}
+        assert announced["payload"]["refund_due"] == {"amount_minor": 0, "currency": "USD"}
+        assert announced["correlation_id"] == command.correlation_id
+        [asked] = payment.seen(FINANCE_REFUND_REQUESTED, refund_id=refund_id)
+        assert asked["payload"]["payer_reference"] == "payee-1"
+        await payment.wait_for(FINANCE_REFUND_RECEIVED, count=2, refund_id=refund_id)
+
+        async def receipts() -> list[str]:
+            history = await service.client.get(
+                f"/v1/applications/{app}/payments", headers=service.officer
+            )
+            return [r["disposition"] for r in history.json()["refunds"][0]["receipts"]]
+
+        for _ in range(200):
+            if len(await receipts()) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert await receipts() == ["applied", "duplicate"]
+        report = (
+            await service.client.get(f"/v1/budgets/{unique}/2027", headers=service.officer)
+        ).json()
+        assert report["refund_due"] == {"amount_minor": 0, "currency": "USD"}
+        assert report["disbursed"] == {"amount_minor": 15_000, "currency": "USD"}
+        # 1,000.00 budget, 500.00 reserved; 200.00 of the 350.00 paid came back.
+        assert report["available"] == {"amount_minor": 70_000, "currency": "USD"}
+        assert len(payment.seen(REFUND_RECEIVED, refund_id=refund_id)) == 1
+
+
+async def test_a_refund_finance_cannot_collect_is_reminded_then_escalated(
+    tansu: Tansu, database_url: str, unique: str
+) -> None:
+    finance = {"refund_failure_rate": 1, "duplicate_rate": 0}
+    async with paying(tansu, database_url, unique, finance=finance, settings=REMINDING) as payment:
+        await payment.wait_for(DISBURSEMENT_SETTLED, application_id=payment.app)
+        command = refund(payment.app, usd(35_000), program=unique)
+        await payment.publisher.send(REQUEST_REFUND, command)
+        refund_id = command.payload.idempotency_key
+
+        [overdue] = await payment.wait_for(REFUND_OVERDUE, refund_id=refund_id)
+        assert overdue["payload"]["outstanding"] == {"amount_minor": 35_000, "currency": "USD"}
+        assert overdue["payload"]["reminders"] == 1
+        assert "direct debit" in overdue["payload"]["reason"]
+        asked = payment.seen(FINANCE_REFUND_REQUESTED, refund_id=refund_id)
+        assert [a["payload"]["reminder"] for a in asked] == [0, 1]
+        assert len(payment.seen(FINANCE_REFUND_FAILED, refund_id=refund_id)) == 2
+        assert payment.seen(REFUND_RECEIVED, refund_id=refund_id) == []

@@ -4,7 +4,9 @@ Commands, finance answers and the deadline clock arrive in any order, and any ea
 command may be delivered again (by Kafka, or sent again by the workflow). After every
 step: each transaction sums to zero, no balance is negative, what is paid never exceeds
 the award, what awards hold never exceeds the budget, no instruction is settled twice, a
-repeated command changes nothing, and no command gets two answers on one topic.
+repeated command changes nothing, and no command gets two answers on one topic. Refunds:
+what an application owes (``refund_due``) is what its refunds still have outstanding, no
+refund receives more than it asked, and a receipt counts once per finance reference.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ from sqlalchemy import func, select
 
 from services.disbursement.domain import Account
 from services.disbursement.persistence import messaging, metadata
-from services.disbursement.persistence.tables import awards, entries, transactions
+from services.disbursement.persistence.tables import (
+    awards,
+    entries,
+    refund_receipts,
+    refunds,
+    transactions,
+)
 from shared.contracts.envelope import Envelope
 from shared.db import create_engine
 from shared.errors import ConflictError
@@ -37,7 +45,9 @@ from tests.support.disbursement import (
     Ledger,
     adjust,
     failed,
+    not_collected,
     pay,
+    received,
     refund,
     release,
     reserve,
@@ -64,6 +74,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.applications = tuple(f"{self.program}-{n}" for n in range(3))
         self.commands: list[Envelope[Any]] = []
         self.instructed: dict[str, int] = {}
+        self.refund_notices: list[Any] = []
         self.run(self.ledger.budget(self.program, BUDGET))
 
     def run(self, coroutine: Any) -> Any:
@@ -94,6 +105,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def awards_are_reserved(self, reserved: list[int]) -> None:
         for app, amount in zip(self.applications, reserved, strict=True):
             self.send(reserve(app, usd(amount), program=self.program))
+        # The first award starts with its advance paid and part of it asked back, so that
+        # every example has a refund for finance to answer about.
+        self.an_advance_is_paid_and_partly_refunded(0, 0.3)
 
     @rule(
         n=applications,
@@ -162,11 +176,70 @@ class LedgerMachine(RuleBasedStateMachine):
         instruction = self.draw_instruction(data)
         event(f"failure {self.run(self.ledger.finance(failed(instruction)))}")
 
-    @rule(seconds=st.sampled_from([1, 5, 61]))
+    @rule(seconds=st.sampled_from([1, 5, 61, 121]))
     def time_passes(self, seconds: int) -> None:
         self.ledger.clock.advance(seconds=seconds)
         if self.run(self.ledger.tick()):
             event("overdue instructions re-sent or escalated")
+        if self.run(self.ledger.remind()):
+            event("refunds reminded or escalated")
+
+    async def asked_refunds(self) -> dict[str, int]:
+        async with self.ledger.sessions() as session:
+            rows = await session.execute(
+                select(refunds.c.refund_id, refunds.c.amount_minor).where(
+                    refunds.c.program_code == self.program
+                )
+            )
+            return {refund_id: int(minor) for refund_id, minor in rows.all()}
+
+    def draw_refund(self, data: st.DataObject) -> tuple[str, int]:
+        """Mostly a refund that was asked of finance; now and then one finance made up."""
+        asked = self.run(self.asked_refunds())
+        if not asked or data.draw(st.integers(0, 9)) == 0:
+            return f"{self.program}-ghost:refund:x", 1
+        refund_id = data.draw(st.sampled_from(sorted(asked)))
+        return refund_id, asked[refund_id]
+
+    @precondition(lambda self: bool(self.run(self.asked_refunds())))
+    @rule(
+        data=st.data(),
+        share=st.sampled_from([0.4, 0.6, 1.0, 1.3]),
+        reference=st.sampled_from(["FIN-R1", "FIN-R2", "FIN-R3"]),
+        channel=st.sampled_from(["kafka", "webhook"]),
+    )
+    def finance_receives_a_refund(
+        self, data: st.DataObject, share: float, reference: str, channel: str
+    ) -> None:
+        refund_id, asked = self.draw_refund(data)
+        amount = max(1, int(asked * share))
+        notice = received(refund_id, usd(amount), reference)
+        self.refund_notices.append(notice)
+        event(f"refund receipt {self.run(self.ledger.refund_answer(notice, channel))}")
+
+    @precondition(lambda self: bool(self.run(self.asked_refunds())))
+    @rule(data=st.data())
+    def finance_cannot_collect_a_refund(self, data: st.DataObject) -> None:
+        refund_id, _asked = self.draw_refund(data)
+        notice = not_collected(refund_id)
+        self.refund_notices.append(notice)
+        event(f"refund failure {self.run(self.ledger.refund_answer(notice))}")
+
+    @precondition(lambda self: bool(self.refund_notices))
+    @rule(data=st.data(), channel=st.sampled_from(["kafka", "webhook"]))
+    def finance_answers_about_a_refund_again(self, data: st.DataObject, channel: str) -> None:
+        notice = data.draw(st.sampled_from(self.refund_notices))
+        before = self.run(self.balances())
+        self.run(self.ledger.refund_answer(notice, channel))
+        assert self.run(self.balances()) == before, "a repeated refund answer moved money"
+
+    @rule(n=applications, share=st.sampled_from([0.3, 1.0]))
+    def an_advance_is_paid_and_partly_refunded(self, n: int, share: float) -> None:
+        app = self.applications[n]
+        self.a_tranche_is_paid_and_settled_at_once(n, 1, 1.0)
+        paid = self.run(self.balances()).get((Account.DISBURSED.value, app), 0)
+        if paid > 0:
+            self.send(refund(app, usd(max(1, int(paid * share))), program=self.program))
 
     @rule(amount=st.integers(0, 150_000))
     def an_officer_changes_the_budget(self, amount: int) -> None:
@@ -221,8 +294,24 @@ class LedgerMachine(RuleBasedStateMachine):
                     .group_by(outbox.c.subject, outbox.c.topic)
                 )
             ).all()
+            receipts_applied = (
+                await session.execute(
+                    select(
+                        refund_receipts.c.refund_id,
+                        refund_receipts.c.finance_reference,
+                        func.count(),
+                    )
+                    .where(
+                        refund_receipts.c.refund_id.startswith(f"{self.program}-"),
+                        refund_receipts.c.disposition == "applied",
+                        refund_receipts.c.outcome == "received",
+                    )
+                    .group_by(refund_receipts.c.refund_id, refund_receipts.c.finance_reference)
+                )
+            ).all()
         assert all(count == 1 for _reference, count in settlements), "paid twice"
         assert all(count == 1 for *_subject, count in answers), "a command answered twice"
+        assert all(count == 1 for *_key, count in receipts_applied), "a refund counted twice"
 
     async def _check(self) -> None:
         balances = await self.balances()
@@ -233,6 +322,35 @@ class LedgerMachine(RuleBasedStateMachine):
                 )
             )
             awarded = {app: int(minor) for app, minor in rows.all()}
+            asked = (
+                await session.execute(
+                    select(
+                        refunds.c.refund_id,
+                        refunds.c.application_id,
+                        refunds.c.amount_minor,
+                        refunds.c.received_minor,
+                    ).where(refunds.c.program_code == self.program)
+                )
+            ).all()
+            received_back = (
+                await session.execute(
+                    select(transactions.c.reference, func.sum(entries.c.amount_minor))
+                    .join(entries, entries.c.transaction_id == transactions.c.id)
+                    .where(
+                        transactions.c.program_code == self.program,
+                        transactions.c.kind == "refund_received",
+                        entries.c.account == Account.AVAILABLE.value,
+                    )
+                    .group_by(transactions.c.reference)
+                )
+            ).all()
+        outstanding: dict[str, int] = {}
+        received_by_refund = {reference: int(total) for reference, total in received_back}
+        for refund_id, app, amount, got in asked:
+            assert 0 <= got <= amount, "a refund received more than it asked"
+            assert received_by_refund.pop(refund_id, 0) == got, "the ledger and the refund differ"
+            outstanding[app] = outstanding.get(app, 0) + int(amount) - int(got)
+        assert not received_by_refund, "money received for a refund never asked"
         assert sum(balances.values()) == 0, "the ledger does not balance"
         assert all(
             value >= 0 for (account, _app), value in balances.items() if account != "funding"
@@ -248,6 +366,9 @@ class LedgerMachine(RuleBasedStateMachine):
             committed = paid + of(Account.RESERVED)
             assert paid <= committed <= awarded.get(app, 0), f"{app} holds more than its award"
             held += committed
+            assert of(Account.REFUND_DUE) == outstanding.get(app, 0), (
+                f"{app} owes what it was not asked"
+            )
         assert held <= budget, "awards hold more than the budget"
 
     @invariant()
@@ -288,4 +409,6 @@ async def _ledger(url: str) -> Ledger:
         settlement_deadline_seconds=60,
         retry_delay_seconds=5,
         max_payment_attempts=2,
+        refund_reminder_seconds=120,
+        max_refund_reminders=1,
     )

@@ -27,7 +27,12 @@ from services.disbursement.service import DisbursementService
 from services.disbursement.settings import DisbursementSettings
 from shared.auth import Role, mint_token
 from shared.contracts.envelope import Envelope, new_envelope
-from shared.contracts.finance import PaymentFailed, PaymentSettled
+from shared.contracts.finance import (
+    PaymentFailed,
+    PaymentSettled,
+    RefundCollected,
+    RefundCollectionFailed,
+)
 from shared.contracts.money import Money
 from shared.contracts.topics import Topic
 from shared.contracts.workflows import (
@@ -193,7 +198,20 @@ def failed(instruction_id: str, reason: str = "account closed") -> PaymentFailed
     return PaymentFailed(instruction_id=instruction_id, reason=reason)
 
 
-def finance_event(notice: PaymentSettled | PaymentFailed, application_id: str) -> Envelope[Any]:
+def received(refund_id: str, amount: Money, reference: str = "FIN-R1") -> RefundCollected:
+    return RefundCollected(refund_id=refund_id, finance_reference=reference, amount=amount)
+
+
+def not_collected(refund_id: str, reason: str = "direct debit refused") -> RefundCollectionFailed:
+    return RefundCollectionFailed(refund_id=refund_id, reason=reason)
+
+
+RefundNotice = RefundCollected | RefundCollectionFailed
+
+
+def finance_event(
+    notice: PaymentSettled | PaymentFailed | RefundNotice, application_id: str
+) -> Envelope[Any]:
     return new_envelope(notice, producer="finance", application_id=application_id)
 
 
@@ -300,6 +318,29 @@ class Ledger:
             if payment.instruction_id == notice.instruction_id
         ]
         return payment.receipts[-1].disposition
+
+    async def refund_answer(self, notice: RefundNotice, channel: str = "kafka") -> str:
+        """Finance answers about a refund; what it did (its receipt's disposition)."""
+        if channel == "webhook":
+            async with self.service.work() as work:
+                disposition = await self.service.record_refund_answer(work, notice, channel=channel)
+            return disposition.value
+        application_id = notice.refund_id.split(":refund", 1)[0]
+        try:
+            await self.run(finance_event(notice, application_id))
+        except PoisonMessage:
+            return "dead-lettered"
+        [refund] = [
+            refund
+            for refund in (await self.history(application_id)).refunds
+            if refund.refund_id == notice.refund_id
+        ]
+        return refund.receipts[-1].disposition
+
+    async def remind(self) -> int:
+        """The refund reminder clock, once."""
+        async with self.service.work() as work:
+            return await self.service.remind_overdue_refunds(work)
 
     async def tick(self) -> int:
         async with self.service.work() as work:

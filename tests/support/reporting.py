@@ -26,6 +26,7 @@ from shared.contracts.disbursement import (
     AwardAdjusted,
     DisbursementSettled,
     FundsReserved,
+    RefundReceived,
     RefundRequested,
 )
 from shared.contracts.envelope import Envelope, new_envelope
@@ -288,6 +289,21 @@ def refund(application_id: str, amount: int, *, when: datetime) -> Event:
     return topics.REFUND_REQUESTED, envelope(payload, application_id, when)
 
 
+def refund_received(
+    application_id: str, amount: int, received: int, asked: int, *, when: datetime, reference: str
+) -> Event:
+    payload = RefundReceived(
+        application_id=application_id,
+        refund_id=f"{application_id}:refund:underspend",
+        amount=usd(amount),
+        received=usd(received),
+        outstanding=usd(asked - received),
+        refund_due=usd(asked - received),
+        finance_reference=reference,
+    )
+    return topics.REFUND_RECEIVED, envelope(payload, application_id, when)
+
+
 def review(application_id: str, task: str, score_bp: int, *, when: datetime) -> Event:
     payload = ReviewCompleted(
         application_id=application_id,
@@ -413,6 +429,9 @@ def history(prefix: str = "") -> list[Event]:
     a1_paid_first = settled(a1, 1, 560_000, when=at("2027-02-01"))
     a1_review = status(a1, 2, "review", when=at("2027-01-12"))
     a3_reserved = reserved(a3, 1_200_000, when=at("2027-03-02"))
+    a1_refund_part = refund_received(
+        a1, 30_000, 30_000, 50_000, when=at("2027-08-20"), reference="FIN-R1"
+    )
     events = [
         # A1: AUPAP, Kenya, awarded 8,000 of 10,000, paid in two tranches, report on time.
         submitted(
@@ -437,6 +456,10 @@ def history(prefix: str = "") -> list[Event]:
         report_submitted_event(a1, f"{prefix}R1", when=at("2027-07-25")),
         settled(a1, 2, 240_000, when=at("2027-08-05")),
         refund(a1, 50_000, when=at("2027-08-06")),
+        # ... paid back in two parts, the first announced twice (new event id, same receipt).
+        a1_refund_part,
+        again(a1_refund_part, at("2027-08-21")),
+        refund_received(a1, 20_000, 50_000, 50_000, when=at("2027-09-01"), reference="FIN-R2"),
         status(a1, 4, "closed", when=at("2027-08-10")),
         # A2: AUPAP, Nigeria, declined after 30 days.
         submitted(
@@ -515,6 +538,7 @@ EXPECTED: dict[str, Any] = {
         "reserved_minor": 2_000_000,
         "paid_minor": 1_640_000,
         "refunded_minor": 50_000,
+        "refund_received_minor": 50_000,
         "released_minor": 0,
         "actual_spending_minor": 750_000,
     },

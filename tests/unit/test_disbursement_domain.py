@@ -17,13 +17,19 @@ from services.disbursement.domain import (
     Instruction,
     InstructionStatus,
     Posting,
+    Refund,
+    RefundStatus,
     Refusal,
     SignatureError,
     decide_adjustment,
     decide_payment,
+    decide_refund,
     decide_reservation,
     failure_disposition,
     fx_difference,
+    refund_failure_disposition,
+    refund_receipt_disposition,
+    refund_received_posting,
     settlement_conflicts,
     verify_webhook,
     webhook_signature,
@@ -233,3 +239,82 @@ def test_a_webhook_with_a_wrong_signature_or_timestamp_is_refused(
 def test_an_unsigned_webhook_is_refused(timestamp: str | None, signature: str | None) -> None:
     with pytest.raises(SignatureError, match="not signed"):
         verify_webhook("s3cret", timestamp=timestamp, signature=signature, body=b"{}", now=NOW)
+
+
+# Refunds ------------------------------------------------------------------------------------
+
+
+def a_refund(asked: int = 30_000, received: int = 0, **changes: object) -> Refund:
+    refund = Refund(
+        refund_id="app-1:refund:underspend",
+        application_id="app-1",
+        program_code="AUPAP",
+        cycle="2027",
+        payer_reference="payee-1",
+        amount=usd(asked),
+        received=usd(received),
+        reason="underspend",
+        status=RefundStatus.REQUESTED,
+        sends=1,
+        due_at=NOW,
+        last_error=None,
+        correlation_id="c-1",
+        created_at=NOW,
+        received_at=None,
+    )
+    return replace(refund, **changes)  # type: ignore[arg-type]
+
+
+def test_a_refund_moves_what_was_paid_into_refund_due_and_its_receipt_makes_it_available() -> None:
+    award = Award(
+        "app-1", "AUPAP", "2027", usd(50_000), Balances("USD", {Account.DISBURSED: 35_000})
+    )
+    asked, amount = decide_refund(award, program_code="AUPAP", cycle="2027", amount=usd(50_000))
+    assert amount == usd(35_000)
+    assert asked is not None
+    back = refund_received_posting("app-1", 35_000)
+    moved: dict[tuple[Account, str | None], int] = {}
+    for entry in asked.entries + back.entries:
+        key = (entry.account, entry.application_id)
+        moved[key] = moved.get(key, 0) + entry.amount_minor
+    assert {key: value for key, value in moved.items() if value} == {
+        (Account.DISBURSED, "app-1"): -35_000,
+        (Account.AVAILABLE, None): 35_000,
+    }
+
+
+def test_a_receipt_counts_once_per_finance_reference_and_never_beyond_what_is_due() -> None:
+    refund = a_refund(asked=30_000, received=10_000)
+    assert refund.outstanding == usd(20_000)
+    assert refund_receipt_disposition(refund, usd(20_000), "FIN-2", {"FIN-1"}) == (
+        Disposition.APPLIED
+    )
+    assert refund_receipt_disposition(refund, usd(5_000), "FIN-2", {"FIN-1"}) == (
+        Disposition.APPLIED
+    )
+    assert refund_receipt_disposition(refund, usd(10_000), "FIN-1", {"FIN-1"}) == (
+        Disposition.DUPLICATE
+    )
+    assert refund_receipt_disposition(refund, usd(20_001), "FIN-2", {"FIN-1"}) == (
+        Disposition.MISMATCH
+    )
+    assert refund_receipt_disposition(refund, usd(0), "FIN-2", {"FIN-1"}) == Disposition.MISMATCH
+    euros = Money(amount_minor=100, currency="EUR")
+    assert refund_receipt_disposition(refund, euros, "FIN-2", set()) == Disposition.MISMATCH
+    assert refund_receipt_disposition(None, usd(1), "FIN-2", set()) == Disposition.UNKNOWN
+
+
+def test_a_refund_not_collected_is_asked_again_until_the_reminders_run_out() -> None:
+    assert refund_failure_disposition(a_refund(sends=1), 2) == Disposition.RETRYING
+    assert refund_failure_disposition(a_refund(sends=2), 2) == Disposition.RETRYING
+    assert refund_failure_disposition(a_refund(sends=3), 2) == Disposition.FAILED
+    overdue = a_refund(status=RefundStatus.OVERDUE)
+    assert refund_failure_disposition(overdue, 2) == Disposition.IGNORED
+    done = a_refund(status=RefundStatus.RECEIVED, received=30_000)
+    assert refund_failure_disposition(done, 2) == Disposition.IGNORED
+
+
+def test_a_reminder_is_due_one_reminder_period_after_it_is_sent() -> None:
+    again = a_refund(sends=1).reminded(NOW, timedelta(days=7))
+    assert (again.sends, again.reminders, again.due_at) == (2, 1, NOW + timedelta(days=7))
+    assert again.may_remind(2) and not again.reminded(NOW, timedelta(days=7)).may_remind(2)

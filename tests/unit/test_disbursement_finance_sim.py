@@ -7,7 +7,14 @@ from datetime import date
 import pytest
 
 from services.disbursement.finance_sim import _Finance
-from shared.contracts.finance import PaymentFailed, PaymentInstructed, PaymentSettled
+from shared.contracts.finance import (
+    PaymentFailed,
+    PaymentInstructed,
+    PaymentSettled,
+    RefundCollected,
+    RefundCollectionFailed,
+    RefundCollectionRequested,
+)
 from shared.contracts.money import Money
 
 
@@ -55,6 +62,39 @@ def test_rates_outside_zero_to_one_are_refused() -> None:
 
 def test_a_bank_that_rejects_the_first_sends_fails_each_instruction_that_often() -> None:
     finance = _Finance(failure_rate=0, duplicate_rate=0, seed=None, fail_first_sends=2)
-    answers = [finance.answer(instruction()).notice for _ in range(3)]
-    assert [type(answer) for answer in answers] == [PaymentFailed, PaymentFailed, PaymentSettled]
+    answers = [type(finance.answer(instruction()).notice) for _ in range(3)]
+    expected: list[type] = [PaymentFailed, PaymentFailed, PaymentSettled]
+    assert answers == expected
     assert isinstance(finance.answer(instruction("app-2:1")).notice, PaymentFailed)
+
+
+def refund_request(outstanding: int = 27_000, reminder: int = 0) -> RefundCollectionRequested:
+    return RefundCollectionRequested(
+        refund_id="app-1:refund:underspend",
+        application_id="app-1",
+        payer_reference="payee-1",
+        amount=Money(amount_minor=27_000, currency="USD"),
+        outstanding=Money(amount_minor=outstanding, currency="USD"),
+        reminder=reminder,
+        reason="underspend",
+    )
+
+
+def test_finance_collects_what_is_outstanding_and_answers_a_reminder_with_the_same_receipt() -> (
+    None
+):
+    finance = _Finance(failure_rate=0, duplicate_rate=0, seed=5)
+    first = finance.collect(refund_request(outstanding=7_000))
+    assert isinstance(first.notice, RefundCollected)
+    assert first.notice.amount == Money(amount_minor=7_000, currency="USD")
+    assert first.notice.finance_reference.startswith("SIM-R-")
+    assert finance.collect(refund_request(reminder=1)).notice == first.notice
+
+
+def test_the_refund_failure_rate_decides_which_refunds_are_not_collected() -> None:
+    failing = _Finance(failure_rate=0, duplicate_rate=0, seed=None, refund_failure_rate=1)
+    assert isinstance(failing.collect(refund_request()).notice, RefundCollectionFailed)
+    # Payments are not affected by the refund knob.
+    assert isinstance(failing.answer(instruction()).notice, PaymentSettled)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        _Finance(failure_rate=0, duplicate_rate=0, seed=None, refund_failure_rate=2)

@@ -21,7 +21,9 @@ from sqlalchemy import func, select
 
 from shared.auth import Role, mint_token
 from shared.contracts import topics
+from shared.contracts.disbursement import RefundOverdue, RefundReceived
 from shared.contracts.envelope import Envelope, new_envelope
+from shared.contracts.money import Money
 from shared.contracts.topics import Topic
 from shared.contracts.workflows import ApplicationStatusChanged, EscalatedToOfficer
 from shared.mail import FileMailer
@@ -243,3 +245,103 @@ async def test_events_arriving_out_of_order_leave_the_list_right(
     await handle(attention, status("app-3", 7, []))
     assert (await listed(attention))[-1] == ("reviews_late", False)
     assert await mails_queued(attention.runtime) == 1
+
+
+# -- refunds: raised and cleared by disbursement, not by the lifecycle -------------------------
+
+
+def usd(minor: int) -> Money:
+    return Money(amount_minor=minor, currency="USD")
+
+
+def refund_overdue(application_id: str, *, minutes: int = 0) -> Envelope[RefundOverdue]:
+    return new_envelope(
+        RefundOverdue(
+            application_id=application_id,
+            program_code="CITIZEN",
+            cycle="2027",
+            refund_id=f"{application_id}:refund:underspend",
+            amount=usd(27_000),
+            outstanding=usd(27_000),
+            reminders=2,
+            reason="27,000.00 USD is not received after 2 reminder(s)",
+        ),
+        producer="disbursement",
+        application_id=application_id,
+        occurred_at=T0 + timedelta(minutes=minutes),
+    )
+
+
+def refund_received(
+    application_id: str, amount: int, still_due: int, *, minutes: int
+) -> Envelope[RefundReceived]:
+    return new_envelope(
+        RefundReceived(
+            application_id=application_id,
+            refund_id=f"{application_id}:refund:underspend",
+            amount=usd(amount),
+            received=usd(27_000 - still_due),
+            outstanding=usd(still_due),
+            refund_due=usd(still_due),
+            finance_reference=f"FIN-{minutes}",
+        ),
+        producer="disbursement",
+        application_id=application_id,
+        occurred_at=T0 + timedelta(minutes=minutes),
+    )
+
+
+async def test_an_overdue_refund_waits_for_an_officer_until_it_is_received_in_full(
+    attention: AttentionService,
+) -> None:
+    async with attention.work() as work:
+        await attention.refund_overdue(work, refund_overdue("app-9"))
+    async with attention.reading() as work:
+        [item] = (await attention.attention(work, kind="refund_overdue")).items
+    assert (item.application_id, item.program_code, item.stage) == (
+        "app-9",
+        "CITIZEN",
+        "refund_due",
+    )
+    assert "not received after 2 reminder(s)" in item.reason
+    assert await mails_queued(attention.runtime) == 1
+
+    # The lifecycle's status events never list a refund as waiting: they leave it alone.
+    await handle(attention, status("app-9", 12, [], stage="closed"))
+    async with attention.work() as work:
+        await attention.refund_received(work, refund_received("app-9", 7_000, 20_000, minutes=20))
+    assert await listed(attention) == [("refund_overdue", True)]
+
+    async with attention.work() as work:
+        await attention.refund_received(work, refund_received("app-9", 20_000, 0, minutes=30))
+    assert await listed(attention) == [("refund_overdue", False)]
+    async with attention.reading() as work:
+        [cleared] = (await attention.attention(work, include_cleared=True)).items
+    assert cleared.cleared_at == T0 + timedelta(minutes=30)
+
+
+async def test_a_refund_overdue_on_the_topic_is_listed_and_its_receipt_clears_it(
+    live: LiveAttention,
+) -> None:
+    await live.publish(topics.REFUND_OVERDUE, refund_overdue("app-7"))
+
+    async def listed_open() -> bool:
+        return [i["kind"] for i in await live.items()] == ["refund_overdue"]
+
+    await eventually(listed_open, timeout=30)
+
+    async def mailed() -> bool:
+        return len(live.mailer.sent()) == 1
+
+    await eventually(mailed, timeout=30)
+    [mail] = [email.message_from_bytes(path.read_bytes()) for path in live.mailer.sent()]
+    assert " ".join(mail["Subject"].split()) == (  # a long subject is folded
+        "Application app-7 (CITIZEN): a refund is still due after the last reminder"
+    )
+
+    await live.publish(topics.REFUND_RECEIVED, refund_received("app-7", 27_000, 0, minutes=5))
+
+    async def cleared() -> bool:
+        return await live.items() == []
+
+    await eventually(cleared, timeout=30)

@@ -25,7 +25,8 @@ router = APIRouter(prefix="/v1/attention", tags=["attention"])
     summary="What waits for a program officer",
     description="Escalated applications, oldest first: partner never confirmed, reviewers "
     "short, reviews late, payment failed for good, report overdue, amendment waiting, a "
-    "service not answering. An item is cleared when its cause is resolved; cleared items "
+    "service not answering, a refund still due after the last reminder. An item is cleared "
+    "when its cause is resolved (a refund item when the refund is received); cleared items "
     "are listed only with `include_cleared=true`.",
 )
 async def attention_list(

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from shared.contracts.topics import APPLICATION_STATUS_CHANGED, ESCALATED_TO_OFFICER
+from shared.contracts.topics import (
+    APPLICATION_STATUS_CHANGED,
+    ESCALATED_TO_OFFICER,
+    REFUND_OVERDUE,
+    REFUND_RECEIVED,
+)
 from shared.messaging.consumers import ConsumerTable
 from workflows.attention.service import AttentionService
 
@@ -11,4 +16,6 @@ def consumers(service: AttentionService) -> ConsumerTable:
     return {
         ESCALATED_TO_OFFICER: service.escalated,
         APPLICATION_STATUS_CHANGED: service.status_changed,
+        REFUND_OVERDUE: service.refund_overdue,
+        REFUND_RECEIVED: service.refund_received,
     }

@@ -1,7 +1,9 @@
-"""The attention list's rules: when an escalation is already resolved, and the officers' mail."""
+"""The attention list's rules: when an escalation is already resolved, refunds past their
+last reminder, and the officers' mail."""
 
 from __future__ import annotations
 
+from shared.contracts.disbursement import RefundOverdue
 from shared.contracts.workflows import EscalatedToOfficer, EscalationKind
 from shared.mail import Mail
 from workflows.persistence import LastStatus
@@ -15,8 +17,28 @@ KIND_WORDS: dict[EscalationKind, str] = {
     "amendment_waiting": "an amendment waits for a decision",
     "wide_score_spread": "the reviewers' scores lie far apart",
     "command_unanswered": "a service does not answer",
+    "refund_overdue": "a refund is still due after the last reminder",
     "other": "the lifecycle needs an officer",
 }
+
+
+# Kinds raised and cleared by disbursement's refund events, not by the lifecycle: a status
+# event never lists them as waiting, and must not clear them.
+REFUND_OVERDUE: EscalationKind = "refund_overdue"
+NOT_CLEARED_BY_STATUS: tuple[EscalationKind, ...] = (REFUND_OVERDUE,)
+# The stage shown for a refund item: disbursement does not know the lifecycle's stage.
+REFUND_STAGE = "refund_due"
+
+
+def refund_escalation(overdue: RefundOverdue) -> EscalatedToOfficer:
+    """A refund past its last reminder, as the escalation the officers' mail describes."""
+    return EscalatedToOfficer(
+        application_id=overdue.application_id,
+        stage=REFUND_STAGE,
+        reason=f"refund {overdue.refund_id}: {overdue.reason}",
+        kind=REFUND_OVERDUE,
+        program_code=overdue.program_code,
+    )
 
 
 def resolved_before_arrival(escalation: EscalatedToOfficer, last: LastStatus) -> bool:

@@ -12,6 +12,7 @@ from services.disbursement.persistence.records import (
     LedgerTransaction,
     Rate,
     Receipt,
+    RefundReceipt,
 )
 from services.disbursement.persistence.store import DisbursementStore
 from services.disbursement.persistence.tables import messaging, metadata
@@ -23,6 +24,7 @@ __all__ = [
     "LedgerTransaction",
     "Rate",
     "Receipt",
+    "RefundReceipt",
     "messaging",
     "metadata",
 ]

@@ -13,8 +13,15 @@ from services.disbursement.domain import (
     Disposition,
     Instruction,
     InstructionStatus,
+    Refund,
+    RefundStatus,
 )
-from shared.contracts.finance import PaymentFailed, PaymentSettled
+from shared.contracts.finance import (
+    PaymentFailed,
+    PaymentSettled,
+    RefundCollected,
+    RefundCollectionFailed,
+)
 from shared.contracts.money import Money
 
 
@@ -57,6 +64,40 @@ class Receipt:
             finance_reference=notice.finance_reference,
             amount=notice.amount if isinstance(notice, PaymentSettled) else None,
             reason=notice.reason if isinstance(notice, PaymentFailed) else None,
+            channel=channel,
+            received_at=received_at,
+        )
+
+
+@dataclass(frozen=True)
+class RefundReceipt:
+    """One answer from finance about a refund, and what it did to the ledger."""
+
+    refund_id: str
+    outcome: str
+    disposition: Disposition
+    finance_reference: str | None
+    amount: Money | None
+    reason: str | None
+    channel: str
+    received_at: datetime
+
+    @classmethod
+    def of(
+        cls,
+        notice: RefundCollected | RefundCollectionFailed,
+        disposition: Disposition,
+        *,
+        channel: str,
+        received_at: datetime,
+    ) -> RefundReceipt:
+        return cls(
+            refund_id=notice.refund_id,
+            outcome="received" if isinstance(notice, RefundCollected) else "failed",
+            disposition=disposition,
+            finance_reference=notice.finance_reference,
+            amount=notice.amount if isinstance(notice, RefundCollected) else None,
+            reason=notice.reason if isinstance(notice, RefundCollectionFailed) else None,
             channel=channel,
             received_at=received_at,
         )
@@ -151,3 +192,35 @@ def changing_columns(instruction: Instruction) -> dict[str, Any]:
 
 def balances_of(currency: str, rows: Sequence[Any]) -> Balances:
     return Balances(currency, {Account(row.account): int(row.total) for row in rows})
+
+
+def refund_of(row: Any) -> Refund:
+    return Refund(
+        refund_id=row.refund_id,
+        application_id=row.application_id,
+        program_code=row.program_code,
+        cycle=row.cycle,
+        payer_reference=row.payer_reference,
+        amount=Money(amount_minor=int(row.amount_minor), currency=row.currency),
+        received=Money(amount_minor=int(row.received_minor), currency=row.currency),
+        reason=row.reason,
+        status=RefundStatus(row.status),
+        sends=row.sends,
+        due_at=row.due_at,
+        last_error=row.last_error,
+        correlation_id=row.correlation_id,
+        created_at=row.created_at,
+        received_at=row.received_at,
+    )
+
+
+def refund_columns(refund: Refund) -> dict[str, Any]:
+    """The columns of a refund that change after it is first written."""
+    return {
+        "received_minor": refund.received.amount_minor,
+        "status": refund.status.value,
+        "sends": refund.sends,
+        "due_at": refund.due_at,
+        "last_error": refund.last_error,
+        "received_at": refund.received_at,
+    }

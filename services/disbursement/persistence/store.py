@@ -20,6 +20,8 @@ from services.disbursement.domain import (
     Instruction,
     InstructionStatus,
     Posting,
+    Refund,
+    RefundStatus,
 )
 from services.disbursement.persistence.records import (
     AppliedKey,
@@ -28,10 +30,13 @@ from services.disbursement.persistence.records import (
     LedgerTransaction,
     Rate,
     Receipt,
+    RefundReceipt,
     balances_of,
     changing_columns,
     instruction_of,
     money_of,
+    refund_columns,
+    refund_of,
 )
 from services.disbursement.persistence.tables import (
     applied_keys,
@@ -43,6 +48,8 @@ from services.disbursement.persistence.tables import (
     messaging,
     payees,
     receipts,
+    refund_receipts,
+    refunds,
     transactions,
     webhook_deliveries,
 )
@@ -442,6 +449,143 @@ class DisbursementStore:
                 DeadLetter(row.topic, base64.b64decode(row.body_base64), row.dead_lettered_at),
             )
         return list(letters.values())
+
+    # Refunds ----------------------------------------------------------------------------
+
+    async def refund(self, refund_id: str, *, lock: bool = False) -> Refund | None:
+        query = select(refunds).where(refunds.c.refund_id == refund_id)
+        if lock:
+            query = query.with_for_update()
+        row = (await self.session.execute(query)).one_or_none()
+        return None if row is None else refund_of(row)
+
+    async def add_refund(self, refund: Refund) -> None:
+        await self.session.execute(
+            refunds.insert().values(
+                refund_id=refund.refund_id,
+                application_id=refund.application_id,
+                program_code=refund.program_code,
+                cycle=refund.cycle,
+                payer_reference=refund.payer_reference,
+                amount_minor=refund.amount.amount_minor,
+                currency=refund.amount.currency,
+                reason=refund.reason,
+                correlation_id=refund.correlation_id,
+                created_at=refund.created_at,
+                **refund_columns(refund),
+            )
+        )
+
+    async def save_refund(self, refund: Refund) -> None:
+        await self.session.execute(
+            update(refunds)
+            .where(refunds.c.refund_id == refund.refund_id)
+            .values(**refund_columns(refund))
+        )
+
+    async def overdue_refunds(self, now: datetime, limit: int) -> list[Refund]:
+        """Requested refunds past their due time, locked; others' locked rows are skipped."""
+        rows = (
+            await self.session.execute(
+                select(refunds)
+                .where(
+                    refunds.c.status == RefundStatus.REQUESTED.value,
+                    refunds.c.due_at <= now,
+                )
+                .order_by(refunds.c.due_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        return [refund_of(row) for row in rows]
+
+    async def refunds(
+        self, *, application_id: str | None = None, open_only: bool = False
+    ) -> list[Refund]:
+        query = select(refunds).order_by(refunds.c.created_at, refunds.c.refund_id)
+        if application_id is not None:
+            query = query.where(refunds.c.application_id == application_id)
+        if open_only:
+            query = query.where(refunds.c.status != RefundStatus.RECEIVED.value)
+        return [refund_of(row) for row in (await self.session.execute(query)).all()]
+
+    async def refund_totals(self) -> list[tuple[str, int, int]]:
+        """Per currency: what refunds asked back and what finance received of them."""
+        rows = (
+            await self.session.execute(
+                select(
+                    refunds.c.currency,
+                    func.sum(refunds.c.amount_minor),
+                    func.sum(refunds.c.received_minor),
+                )
+                .group_by(refunds.c.currency)
+                .order_by(refunds.c.currency)
+            )
+        ).all()
+        return [(row[0], int(row[1]), int(row[2])) for row in rows]
+
+    async def payee_of(self, application_id: str) -> str | None:
+        """The payee the award's tranches went to: who pays a refund back."""
+        value: str | None = await self.session.scalar(
+            select(instructions.c.payee_reference)
+            .where(instructions.c.application_id == application_id)
+            .order_by(instructions.c.tranche)
+            .limit(1)
+        )
+        return value
+
+    async def applied_refund_references(self, refund_id: str) -> set[str]:
+        rows = await self.session.scalars(
+            select(refund_receipts.c.finance_reference).where(
+                refund_receipts.c.refund_id == refund_id,
+                refund_receipts.c.disposition == Disposition.APPLIED.value,
+                refund_receipts.c.outcome == "received",
+            )
+        )
+        return {reference for reference in rows if reference is not None}
+
+    async def add_refund_receipt(self, receipt: RefundReceipt, *, event_id: str | None) -> None:
+        amount = receipt.amount
+        await self.session.execute(
+            refund_receipts.insert().values(
+                refund_id=receipt.refund_id,
+                outcome=receipt.outcome,
+                disposition=receipt.disposition.value,
+                finance_reference=receipt.finance_reference,
+                amount_minor=amount.amount_minor if amount else None,
+                currency=amount.currency if amount else None,
+                reason=receipt.reason,
+                channel=receipt.channel,
+                event_id=event_id,
+                received_at=receipt.received_at,
+            )
+        )
+
+    async def refund_receipts(
+        self,
+        *,
+        refund_ids: Sequence[str] | None = None,
+        dispositions: Sequence[Disposition] | None = None,
+    ) -> list[RefundReceipt]:
+        query = select(refund_receipts).order_by(refund_receipts.c.id)
+        if refund_ids is not None:
+            query = query.where(refund_receipts.c.refund_id.in_(list(refund_ids)))
+        if dispositions is not None:
+            query = query.where(refund_receipts.c.disposition.in_([d.value for d in dispositions]))
+        rows = (await self.session.execute(query)).all()
+        return [
+            RefundReceipt(
+                refund_id=row.refund_id,
+                outcome=row.outcome,
+                disposition=Disposition(row.disposition),
+                finance_reference=row.finance_reference,
+                amount=money_of(row.amount_minor, row.currency),
+                reason=row.reason,
+                channel=row.channel,
+                received_at=row.received_at,
+            )
+            for row in rows
+        ]
 
     # Ledger history -------------------------------------------------------------------------
 

@@ -143,6 +143,48 @@ receipts = Table(
 Index("ix_disbursement_receipts_instruction", receipts.c.instruction_id)
 Index("ix_disbursement_receipts_event", receipts.c.event_id)
 
+# Refunds finance is asked to collect (id: the RequestRefund idempotency key), and every
+# answer finance gave about them: a receipt applied once per finance reference.
+refunds = Table(
+    "disbursement_refunds",
+    metadata,
+    Column("refund_id", _Key, primary_key=True),
+    Column("application_id", _Key, nullable=False),
+    Column("program_code", String(40), nullable=False),
+    Column("cycle", String(20), nullable=False),
+    Column("payer_reference", _Key, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("received_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("sends", Integer, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("correlation_id", String(100), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=True),
+)
+Index("ix_disbursement_refunds_due", refunds.c.status, refunds.c.due_at)
+Index("ix_disbursement_refunds_application", refunds.c.application_id)
+
+refund_receipts = Table(
+    "disbursement_refund_receipts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("refund_id", _Key, nullable=False),
+    Column("outcome", String(10), info=NOT_A_CONTRACT_FIELD, nullable=False),
+    Column("disposition", String(20), nullable=False),
+    Column("finance_reference", _Key, nullable=True),
+    Column("amount_minor", BigInteger, nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("channel", String(10), nullable=False),
+    Column("event_id", String(36), nullable=True),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+Index("ix_disbursement_refund_receipts_refund", refund_receipts.c.refund_id)
+
 # Every delivery to the finance webhook and the answer it got: a repeated delivery (the same
 # id, or the same signed request replayed) is answered the same and applied once.
 webhook_deliveries = Table(

@@ -1,7 +1,8 @@
 """The disbursement service's use cases, one method per action, each over the caller's ``Work``.
 
 Split along the seams of the work: the workflow's ledger commands (``ledger``), paying
-tranches and finance's answers (``payments``), what officers set (``admin``) and what
+tranches and finance's answers (``payments``), collecting refunds (``refunds``, under
+the ledger commands), what officers set (``admin``) and what
 they read (``reconciliation``); ``base`` holds what they share. None of them commits:
 the route, consumer or job that opened the work does.
 """

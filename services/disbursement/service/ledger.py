@@ -1,5 +1,7 @@
 """The workflow's ledger commands: reserve, release, refund and adjust an award.
 
+A refund moved into ``refund_due`` is also asked of finance (``refunds``).
+
 Each command is answered once, through the shared command receipts: the answer is filed
 under the command (``work.answer``), and the same command sent again (same
 ``command_id``) gets the same answer event again without being handled a second time.
@@ -24,7 +26,7 @@ from services.disbursement.domain import (
     decide_reservation,
 )
 from services.disbursement.persistence import DisbursementStore
-from services.disbursement.service.base import DisbursementBase
+from services.disbursement.service.refunds import Refunds
 from shared.contracts.disbursement import (
     AwardAdjusted,
     FundsRefused,
@@ -65,7 +67,7 @@ class CommandKind(StrEnum):
     ADJUST = "adjust"
 
 
-class LedgerCommands(DisbursementBase):
+class LedgerCommands(Refunds):
     async def reserve(self, work: Work, event: Envelope[ReserveFunds]) -> None:
         command = event.payload
         store = DisbursementStore(work.session)
@@ -130,6 +132,7 @@ class LedgerCommands(DisbursementBase):
         )
         if posting is not None and currency is not None:
             await self.post_for_command(work, posting, command, currency)
+            await self.collect_refund(work, command, amount, event.correlation_id)
         reason = command.reason
         if amount != command.amount:
             reason = f"{reason} ({command.amount} asked, {amount} was paid)"

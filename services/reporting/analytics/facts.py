@@ -25,6 +25,7 @@ from shared.contracts.disbursement import (
     AwardAdjusted,
     DisbursementFailed,
     DisbursementSettled,
+    RefundReceived,
 )
 from shared.contracts.envelope import Envelope
 from shared.contracts.intake import (
@@ -161,6 +162,17 @@ def _payment_failed(envelope: Envelope[DisbursementFailed]) -> Fact:
     )
 
 
+def _refund_received(envelope: Envelope[RefundReceived]) -> Fact:
+    payload = envelope.payload
+    # One receipt per finance reference: the same money announced again is the same fact.
+    return _fact(
+        envelope,
+        "refund_received",
+        f"{payload.refund_id}:{payload.finance_reference}",
+        amount=money_data(payload.amount),
+    )
+
+
 def _review(envelope: Envelope[ReviewCompleted]) -> Fact:
     payload = envelope.payload
     return _fact(
@@ -244,6 +256,7 @@ FACT_MAKERS: dict[Topic, FactMaker] = {
     topics.DISBURSEMENT_SETTLED: _settled,
     topics.DISBURSEMENT_FAILED: _payment_failed,
     topics.REFUND_REQUESTED: _amount_by_command("refund"),
+    topics.REFUND_RECEIVED: _refund_received,
     topics.REVIEW_COMPLETED: _review,
     topics.REQUEST_REPORT: _report_requested,
     topics.REPORT_SUBMITTED: _report_submitted,

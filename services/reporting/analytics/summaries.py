@@ -115,7 +115,8 @@ class ApplicationSummary(BaseModel):
     reserved: Amounts = Amounts()
     released: Amounts = Amounts()
     paid: Amounts = Amounts()
-    refunded: Amounts = Amounts()
+    refunded: Amounts = Amounts()  # refunds requested (asked back of the member)
+    refund_received: Amounts = Amounts()  # what finance received of them
     waitlisted: bool = False
     payment_failures: int = 0
     budget: list[BudgetTotal] = []
@@ -176,6 +177,7 @@ def summarize(application_id: str, facts: Sequence[Fact]) -> ApplicationSummary:
         ("released", summary.released),
         ("settled", summary.paid),
         ("refund", summary.refunded),
+        ("refund_received", summary.refund_received),
     ):
         for fact in _sorted(facts, kind):
             amounts.add(fact.data["amount"])

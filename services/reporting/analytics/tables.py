@@ -134,6 +134,7 @@ MONEY_COLUMNS = (
     "reserved_minor",
     "paid_minor",
     "refunded_minor",
+    "refund_received_minor",
     "released_minor",
     "actual_spending_minor",
 )
@@ -153,6 +154,7 @@ def _money_by_currency(members: Sequence[ApplicationSummary]) -> dict[str, dict[
             ("reserved_minor", summary.reserved),
             ("paid_minor", summary.paid),
             ("refunded_minor", summary.refunded),
+            ("refund_received_minor", summary.refund_received),
             ("released_minor", summary.released),
         ):
             for currency, amount in amounts.by_currency.items():
