@@ -68,7 +68,13 @@ class ApplicationSubmitted(Contract):
     focus_area: FocusArea
     title: Title
     summary: LongText
-    partner: PartnerCity
+    partner: PartnerCity = Field(description="The first partner city.")
+    other_partners: list[PartnerCity] = Field(
+        default_factory=list,
+        max_length=9,
+        description="Partner cities beyond the first, for an exchange among several sister "
+        "cities (a tri-lateral exchange); each confirms through its own link.",
+    )
     exchange_start: date
     exchange_end: date
     adults: Count
@@ -85,6 +91,9 @@ class ApplicationSubmitted(Contract):
         default=None, description="What the exchange should achieve; reporting compares."
     )
     rules: ProgramRules = Field(description="The program rules at submission (the snapshot).")
+
+    def every_partner(self) -> list[PartnerCity]:
+        return [self.partner, *self.other_partners]
 
 
 class ApplicationWithdrawn(Contract):

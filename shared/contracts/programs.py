@@ -91,6 +91,24 @@ class Tranche(Contract):
     due: Literal["after_award", "after_report_approved"]
 
 
+class PartnerRequirement(Contract):
+    """At least one partner city must come from ``countries``."""
+
+    countries: list[CountryCode] = Field(min_length=1, max_length=300)
+    name: Annotated[str, Field(max_length=100)] = Field(
+        default="",
+        description="How screening names the group ('an African country'); the country "
+        "codes when empty.",
+    )
+
+    def describe(self) -> str:
+        if self.name:
+            return self.name
+        if len(self.countries) == 1:
+            return self.countries[0]
+        return "one of " + ", ".join(self.countries)
+
+
 class ProgramRules(Contract):
     code: ProgramCode
     name: Title
@@ -105,6 +123,12 @@ class ProgramRules(Contract):
         max_length=300, description="ISO-3166 alpha-2 codes; empty means any country."
     )
     applicant_countries: list[CountryCode] = Field(default_factory=list, max_length=300)
+    required_partners: list[PartnerRequirement] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Partners the program requires, each from its group of countries (the "
+        "Tri-lateral program: one in CA and one in MX); empty: one partner or more.",
+    )
     focus_areas: list[
         Literal["business_and_trade", "youth_and_education", "community_development"]
     ] = Field(max_length=3)
@@ -185,6 +209,11 @@ class ProgramRules(Contract):
                         f"partners in {country} are not eligible for {self.code}; "
                         f"eligible countries: {', '.join(eligible)}",
                     )
+                )
+        for requirement in self.required_partners:
+            if not set(requirement.countries) & set(plan.partner_countries):
+                problems.append(
+                    RuleProblem("partners", f"a partner in {requirement.describe()} is required")
                 )
         allowed = self.applicant_countries
         if allowed and plan.member_country not in allowed:

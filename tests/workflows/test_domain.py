@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from shared.contracts.intake import BudgetLine
 from shared.contracts.money import Money
-from shared.contracts.programs import rescheduled_tranches
+from shared.contracts.programs import PartnerRequirement, rescheduled_tranches
 from tests.support.workflows import program_rules, review, submission, usd
 from workflows.funding import domain
 
@@ -57,6 +57,40 @@ def test_youth_program_needs_youth_and_dates_within_the_period() -> None:
     problems = domain.screening_problems(late)
     assert any("youth program" in problem for problem in problems)
     assert any("must end within the program's exchange period" in p for p in problems)
+
+
+def test_a_multi_partner_program_names_the_partner_that_is_missing() -> None:
+    rules = program_rules(
+        eligible_partner_countries=["CA", "MX"],
+        required_partners=[
+            PartnerRequirement(countries=["CA"]),
+            PartnerRequirement(countries=["MX"]),
+        ],
+    )
+    base = submission(rules=rules).payload
+    toronto = base.partner.model_copy(update={"name": "Toronto", "country": "CA"})
+    only_canada = base.model_copy(update={"partner": toronto})
+    assert domain.screening_problems(only_canada) == ["a partner in MX is required"]
+    puebla = toronto.model_copy(
+        update={"name": "Puebla", "country": "MX", "contact_email": "amistad@puebla.example"}
+    )
+    both = only_canada.model_copy(update={"other_partners": [puebla]})
+    assert domain.screening_problems(both) == []
+    assert [p.name for p in both.every_partner()] == ["Toronto", "Puebla"]
+
+
+def test_a_requirement_with_a_name_is_named_so() -> None:
+    africa = PartnerRequirement(countries=["KE", "GH", "TZ"], name="an African country")
+    rules = program_rules(
+        eligible_partner_countries=["CN", "KE", "GH", "TZ"],
+        required_partners=[PartnerRequirement(countries=["CN"]), africa],
+    )
+    base = submission(rules=rules).payload
+    beijing = base.partner.model_copy(update={"name": "Beijing", "country": "CN"})
+    assert domain.screening_problems(base.model_copy(update={"partner": beijing})) == [
+        "a partner in an African country is required"
+    ]
+    assert PartnerRequirement(countries=["KE", "GH"]).describe() == "one of KE, GH"
 
 
 def test_passing_score_awards_the_request_capped_at_the_maximum() -> None:

@@ -46,7 +46,7 @@ def exchange_plan(application: ApplicationSubmitted) -> ExchangePlan:
     """What the program rules judge of a submitted application."""
     return ExchangePlan(
         member_country=application.member_country,
-        partner_countries=[application.partner.country],
+        partner_countries=[partner.country for partner in application.every_partner()],
         focus_area=application.focus_area,
         exchange_start=application.exchange_start,
         exchange_end=application.exchange_end,
