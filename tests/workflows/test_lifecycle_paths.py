@@ -14,14 +14,17 @@ from typing import Any
 
 from temporalio.client import WorkflowUpdateStage
 
+from bench.standins import partner_confirmed, program_rules
 from shared.contracts import topics
 from shared.contracts.disbursement import FundsReleased
 from shared.contracts.envelope import deterministic_id
 from shared.contracts.intake import (
     ApplicationResubmitted,
     ApplicationWithdrawn,
+    PartnerCity,
     PartnerConfirmed,
 )
+from shared.contracts.programs import PartnerRequirement
 from shared.contracts.review import ReviewerRecused
 from shared.contracts.workflows import ApplicationStatusChanged
 from tests.support.workflows import APPROVED_PATH, amendment, answer, review, submission, usd
@@ -33,7 +36,7 @@ from tests.workflows.support import (
     escalations,
     reach,
 )
-from workflows.funding.models import AmendmentDecision, Stage
+from workflows.funding.models import AmendmentDecision, PartnerDecision, Stage
 from workflows.funding.workflow import ExchangeFundingWorkflow
 
 wf = ExchangeFundingWorkflow
@@ -406,3 +409,94 @@ async def test_lost_command_is_sent_again_with_the_same_id(
     assert command_id == str(
         deterministic_id(f"application-{result.application_id}", "reserve", "1")
     )
+
+
+# -- an exchange among three sister cities --------------------------------------------------
+
+TORONTO = PartnerCity(
+    name="Toronto", country="CA", contact_name="Amélie Roy", contact_email="twin@toronto.example"
+)
+PUEBLA = PartnerCity(
+    name="Puebla", country="MX", contact_name="Luis Ortega", contact_email="amistad@puebla.example"
+)
+
+
+async def trilateral(lifecycle: Lifecycle) -> Any:
+    """The Tri-lateral North America program's shape: a partner in Canada and one in Mexico."""
+    today = (await lifecycle.env.get_current_time()).date()
+    rules = program_rules(
+        today,
+        eligible_partner_countries=["CA", "MX"],
+        required_partners=[
+            PartnerRequirement(countries=["CA"]),
+            PartnerRequirement(countries=["MX"]),
+        ],
+    )
+    return await lifecycle.application(rules=rules, partner=TORONTO, other_partners=[PUEBLA])
+
+
+async def test_a_trilateral_exchange_waits_for_both_partners_and_reviewers_see_both(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    result = await lifecycle.run(services, await trilateral(lifecycle))
+
+    assert result.stage is Stage.CLOSED
+    requests = services.commands(topics.REQUEST_PARTNER_CONFIRMATION)
+    assert sorted(r.partner_contact_email for r in requests) == [
+        "amistad@puebla.example",
+        "twin@toronto.example",
+    ]
+    assert len({r.command_id for r in requests}) == 2
+    waiting = services.events(topics.APPLICATION_STATUS_CHANGED)[1]
+    assert waiting.reason == "waiting for Toronto and Puebla to confirm their participation"
+    (review_request,) = services.commands(topics.REQUEST_REVIEWS)
+    assert review_request.application is not None
+    assert [(p.name, p.country) for p in review_request.application.partners] == [
+        ("Toronto", "CA"),
+        ("Puebla", "MX"),
+    ]
+
+
+async def test_one_partner_silent_goes_to_an_officer_who_lets_the_exchange_proceed(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    async def only_toronto_answers(handle: Handle, request: Any) -> None:
+        if request.partner_city == "Toronto":
+            confirmed = partner_confirmed(request, confirmed=True)
+            await handle.signal(
+                wf.partner_confirmed, answer(confirmed, request.application_id, "intake")
+            )
+
+    async def officer_proceeds(handle: Handle, _status: Any) -> None:
+        decision = PartnerDecision(proceed=True, reason="Puebla confirmed by phone")
+        await handle.start_update(
+            wf.decide_partner, decision, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+
+    services.on_command[topics.REQUEST_PARTNER_CONFIRMATION.name] = only_toronto_answers
+    services.on_stage["partner_unconfirmed"] = officer_proceeds
+
+    result = await lifecycle.run(services, await trilateral(lifecycle))
+
+    assert result.stage is Stage.CLOSED
+    (escalation,) = escalations(services)
+    assert escalation.kind == "partner_unconfirmed"
+    assert escalation.reason.startswith("Puebla did not confirm participation")
+
+
+async def test_a_partner_declining_declines_the_trilateral_application(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    async def puebla_declines(handle: Handle, request: Any) -> None:
+        confirmed = partner_confirmed(request, confirmed=request.partner_city != "Puebla")
+        await handle.signal(
+            wf.partner_confirmed, answer(confirmed, request.application_id, "intake")
+        )
+
+    services.on_command[topics.REQUEST_PARTNER_CONFIRMATION.name] = puebla_declines
+
+    result = await lifecycle.run(services, await trilateral(lifecycle))
+
+    assert result.stage is Stage.DECLINED
+    assert result.reason == "Puebla declined to take part"
+    assert not services.commands(topics.REQUEST_REVIEWS)

@@ -55,8 +55,13 @@ class ServiceEvents(CommandChannel):
 
     @workflow.signal
     def partner_confirmed(self, event: Envelope[PartnerConfirmed]) -> None:
-        if self._mine(event) and self._partner is None:
+        if not self._mine(event):
+            return
+        if self._partner is None:
             self._partner = event.payload
+        # Several partners: each answers for itself, known by its contact's address.
+        email = event.payload.partner_contact_email.lower()
+        self._partner_answers.setdefault(email, event.payload)
 
     @workflow.signal
     def review_completed(self, event: Envelope[ReviewCompleted]) -> None:

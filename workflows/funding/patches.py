@@ -24,6 +24,8 @@ RESEND_ANNOUNCED = "resend-announced"
 # Amendments wait for an officer until the final payment: one that arrives is acknowledged
 # in a status event, and one arriving after the exchange is escalated too.
 AMENDMENTS_UNTIL_FINAL_PAYMENT = "amendments-until-final-payment"
+# An exchange with several partner cities asks each to confirm and waits for every one.
+EVERY_PARTNER_CONFIRMS = "every-partner-confirms"
 # Reviewers' weighted totals further apart than the program's threshold: an officer decides.
 WIDE_SPREAD_TO_OFFICER = "wide-spread-to-officer"
 

@@ -15,6 +15,7 @@ from workflows.funding.channel import CommandChannel
 
 with workflow.unsafe.imports_passed_through():
     from shared.contracts import topics
+    from shared.contracts.intake import PartnerCity, PartnerConfirmed
     from shared.contracts.review import ReviewCompleted, ReviewerRecused
     from shared.contracts.workflows import (
         ApplicationForReview,
@@ -39,6 +40,8 @@ class SelectionStages(CommandChannel):
     # -- 2. partner confirmation ----------------------------------------------------------
 
     async def _partner_confirmation(self) -> bool:
+        if self._app.other_partners and workflow.patched(patches.EVERY_PARTNER_CONFIRMS):
+            return await self._every_partner_confirms()
         due = workflow.now() + self._rules.partner_confirmation_period
         partner = self._app.partner
         self._enter(
@@ -86,6 +89,76 @@ class SelectionStages(CommandChannel):
             note = f": {self._partner.note}" if self._partner.note else ""
             self._enter(Stage.DECLINED, f"{partner.name} declined to take part{note}")
             return False
+        return True
+
+    async def _every_partner_confirms(self) -> bool:
+        """Each partner city confirms through its own link; the exchange needs them all."""
+        due = workflow.now() + self._rules.partner_confirmation_period
+        partners = self._app.every_partner()
+        self._enter(
+            Stage.PARTNER_CONFIRMATION,
+            f"waiting for {_names(partners)} to confirm their participation",
+            deadlines={"partner_confirmation_due": due},
+        )
+        commands = {
+            partner.contact_email.lower(): self._send(
+                topics.REQUEST_PARTNER_CONFIRMATION,
+                "partner-confirmation",
+                RequestPartnerConfirmation(
+                    command_id=self._command_id("partner-confirmation", partner.contact_email),
+                    application_id=self._app.application_id,
+                    partner_city=partner.name,
+                    partner_contact_email=partner.contact_email,
+                    due_at=due,
+                ),
+            )
+            for partner in partners
+        }
+
+        def answer(partner: PartnerCity) -> PartnerConfirmed | None:
+            return self._partner_answers.get(partner.contact_email.lower())
+
+        def settled() -> bool:
+            answers = [answer(partner) for partner in partners]
+            return all(answers) or any(a is not None and not a.confirmed for a in answers)
+
+        def close_answered() -> None:
+            for email, command in commands.items():
+                if email in self._partner_answers:
+                    command.closed = True
+
+        in_time = await self._wait(settled, until=due)
+        close_answered()
+        if not in_time:
+            silent = [partner for partner in partners if answer(partner) is None]
+            self._enter(
+                Stage.PARTNER_UNCONFIRMED,
+                f"{_names(silent)} did not confirm by {due:%Y-%m-%d %H:%M} UTC; "
+                "a program officer decides",
+                escalation=(
+                    "partner_unconfirmed",
+                    f"{_names(silent)} did not confirm participation by {due}",
+                ),
+            )
+            await self._wait(lambda: settled() or self._partner_decision is not None)
+            close_answered()
+            if not settled() and self._partner_decision is not None:
+                for command in commands.values():
+                    command.closed = True
+                request = self._partner_decision
+                self._partner_decision = None
+                if request.value.proceed:
+                    request.accept(f"the application proceeds to review without {_names(silent)}")
+                    return True
+                request.accept("the application is declined")
+                self._enter(Stage.DECLINED, f"partner never confirmed: {request.value.reason}")
+                return False
+        for partner in partners:
+            given = answer(partner)
+            if given is not None and not given.confirmed:
+                note = f": {given.note}" if given.note else ""
+                self._enter(Stage.DECLINED, f"{partner.name} declined to take part{note}")
+                return False
         return True
 
     # -- 3-4. review and decision ---------------------------------------------------------
@@ -277,7 +350,10 @@ class SelectionStages(CommandChannel):
             exchange_end=app.exchange_end,
             adults=app.adults,
             youth=app.youth,
-            partners=[PartnerForReview(name=app.partner.name, country=app.partner.country)],
+            partners=[
+                PartnerForReview(name=partner.name, country=partner.country)
+                for partner in app.every_partner()
+            ],
             budget_lines=revised.budget_lines if revised else app.budget_lines,
             matching_cash=app.matching_cash,
             matching_in_kind=app.matching_in_kind,
@@ -381,3 +457,8 @@ class SelectionStages(CommandChannel):
         if self._revision in self._resubmissions:
             return self._resubmissions[self._revision].summary
         return self._app.summary
+
+
+def _names(partners: list[PartnerCity]) -> str:
+    names = [partner.name for partner in partners]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

@@ -128,6 +128,7 @@ class LifecycleState:
         # What arrived, kept until the lifecycle can use it.
         self._seen: dict[str, None] = {str(submission.event_id): None}
         self._partner: PartnerConfirmed | None = None
+        self._partner_answers: dict[str, PartnerConfirmed] = {}
         self._reviews: dict[int, dict[str, ReviewCompleted]] = {}
         self._recusals: dict[int, dict[str, ReviewerRecused]] = {}
         self._short: dict[int, ReviewersShort] = {}
