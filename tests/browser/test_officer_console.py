@@ -120,6 +120,7 @@ async def walk_the_console(
 
     await row.locator("a").click()
     assert await page.inner_text("#stage") == "partner_unconfirmed"
+    assert await page.inner_text("#partners") == "Kisumu (KE, no answer yet)"
     assert "10,000.00 USD" in await page.inner_text("#money")
     assert "partner_unconfirmed" in await page.inner_text("#history")
     await checked(page, "console-application")

@@ -467,7 +467,11 @@ async def test_one_partner_silent_goes_to_an_officer_who_lets_the_exchange_proce
                 wf.partner_confirmed, answer(confirmed, request.application_id, "intake")
             )
 
+    standings: list[Any] = []
+
     async def officer_proceeds(handle: Handle, _status: Any) -> None:
+        view = await handle.query(wf.lifecycle)
+        standings.extend((p.name, p.country, p.confirmed) for p in view.partners)
         decision = PartnerDecision(proceed=True, reason="Puebla confirmed by phone")
         await handle.start_update(
             wf.decide_partner, decision, wait_for_stage=WorkflowUpdateStage.ACCEPTED
@@ -482,6 +486,8 @@ async def test_one_partner_silent_goes_to_an_officer_who_lets_the_exchange_proce
     (escalation,) = escalations(services)
     assert escalation.kind == "partner_unconfirmed"
     assert escalation.reason.startswith("Puebla did not confirm participation")
+    # What the officer sees before deciding: who confirmed and who is silent.
+    assert standings == [("Toronto", "CA", True), ("Puebla", "MX", None)]
 
 
 async def test_a_partner_declining_declines_the_trilateral_application(

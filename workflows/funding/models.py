@@ -129,10 +129,19 @@ class PendingAmendment(Model):
     reason: str
 
 
+class PartnerStanding(Model):
+    name: str
+    country: str
+    confirmed: bool | None = Field(description="None: no answer yet.")
+
+
 class LifecycleView(Model):
     application_id: str
     member_id: str
     program_code: str
+    partners: list[PartnerStanding] = Field(
+        default_factory=list, description="Every partner city and whether it confirmed."
+    )
     stage: Stage
     stage_entered_at: datetime
     deadlines: list[Deadline]

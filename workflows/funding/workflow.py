@@ -15,6 +15,7 @@ from workflows.funding.selection import SelectionStages
 from workflows.funding.state import Withdrawn
 
 with workflow.unsafe.imports_passed_through():
+    from shared.contracts.intake import PartnerCity
     from shared.contracts.workflows import Amounts, Deadline
     from workflows.funding import domain
     from workflows.funding.models import (
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         FundingResult,
         LifecycleView,
         OutstandingCommand,
+        PartnerStanding,
         PendingAmendment,
         Stage,
         StageView,
@@ -82,6 +84,14 @@ class ExchangeFundingWorkflow(SelectionStages, ExchangeStages, ServiceEvents):
 
     # -- queries --------------------------------------------------------------------------
 
+    def _standing(self, partner: PartnerCity) -> PartnerStanding:
+        answer = self._partner_answers.get(partner.contact_email.lower())
+        return PartnerStanding(
+            name=partner.name,
+            country=partner.country,
+            confirmed=None if answer is None else answer.confirmed,
+        )
+
     @workflow.query
     def stage(self) -> StageView:
         return StageView(
@@ -109,6 +119,7 @@ class ExchangeFundingWorkflow(SelectionStages, ExchangeStages, ServiceEvents):
             application_id=self._app.application_id,
             member_id=self._app.member_id,
             program_code=self._rules.code,
+            partners=[self._standing(partner) for partner in self._app.every_partner()],
             stage=self._stage,
             stage_entered_at=self._stage_entered_at,
             deadlines=self._deadline_list(),
