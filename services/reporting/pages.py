@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from services.reporting.analytics.summaries import ApplicationSummary
+from services.reporting.analytics.summaries import PLANNED_OUTCOMES, ApplicationSummary
 from services.reporting.analytics.tables import (
     AnalyticsTable,
     Cell,
@@ -49,6 +49,7 @@ OUTCOME_LABELS = {
     "students_exchanged": "Students exchanged",
     "follow_up_projects": "Follow-up projects",
 }
+PLANNED_LABELS = {name: OUTCOME_LABELS[name] for name in PLANNED_OUTCOMES}
 
 
 def money(amount_minor: int, currency: str) -> str:
@@ -107,6 +108,12 @@ def _kpis(summaries: Sequence[ApplicationSummary]) -> list[tuple[str, str]]:
         currency = str(money_row["currency"])
         tiles.append((f"Awarded ({currency})", money(_int(money_row["awarded_minor"]), currency)))
         tiles.append((f"Paid ({currency})", money(_int(money_row["paid_minor"]), currency)))
+        asked = _int(money_row["refunded_minor"])
+        if asked or _int(money_row["refund_received_minor"]):
+            received = money(_int(money_row["refund_received_minor"]), currency)
+            tiles.append(
+                (f"Refunds received ({currency})", f"{received} of {money(asked, currency)}")
+            )
     if reports:
         tiles.append(("Reports late", str(_int(reports[0]["late"]))))
     return tiles
@@ -134,7 +141,8 @@ def _money_charts(summaries: Sequence[ApplicationSummary], by: Dimension) -> lis
             ("Requested", "requested_minor"),
             ("Awarded", "awarded_minor"),
             ("Paid", "paid_minor"),
-            ("Refunded", "refunded_minor"),
+            ("Refunds requested", "refunded_minor"),
+            ("Refunds received", "refund_received_minor"),
         )
         series = [
             Series(name, [_int(row[column]) for row in rows], PALETTE[index])
@@ -194,6 +202,39 @@ def _outcomes_chart(summaries: Sequence[ApplicationSummary]) -> Chart:
     )
 
 
+def _planned_chart(summaries: Sequence[ApplicationSummary]) -> Chart:
+    rows = build_table(TableName.PLANNED_VS_ACTUAL, summaries, Dimension.ALL).rows
+    by_outcome = {str(row["outcome"]): row for row in rows}
+    planned = [_int(by_outcome.get(name, {}).get("planned")) for name in PLANNED_LABELS]
+    reported = [_int(by_outcome.get(name, {}).get("reported")) for name in PLANNED_LABELS]
+    first = rows[0] if rows else {}
+    answered = _int(first.get("applications_reported"))
+    planning = _int(first.get("applications_planned"))
+    caption = (
+        f"{planning} application{'' if planning == 1 else 's'} with a plan, {answered} reported"
+    )
+    if answered:
+        caption += " · difference where reported: " + " · ".join(
+            f"{label} {_signed(by_outcome[name]['difference'])}"
+            for name, label in PLANNED_LABELS.items()
+        )
+    return horizontal_bar_chart(
+        chart_id="planned-vs-actual",
+        title="Outcomes planned against reported",
+        labels=list(PLANNED_LABELS.values()),
+        series=[Series("Planned", planned, PALETTE[0]), Series("Reported", reported, PALETTE[2])],
+        formatter=str,
+        caption=caption,
+    )
+
+
+def _signed(cell: Cell) -> str:
+    """A difference with its sign (more or fewer than planned); empty when not reported."""
+    if not isinstance(cell, int):
+        return ""
+    return f"{cell:+d}" if cell else "0"
+
+
 def _reports_chart(summaries: Sequence[ApplicationSummary]) -> Chart:
     rows = build_table(TableName.REPORTS, summaries, Dimension.ALL).rows
     row = rows[0] if rows else {}
@@ -227,7 +268,13 @@ def _cycle_chart(summaries: Sequence[ApplicationSummary]) -> Chart:
     )
 
 
+# Headings that say more than the column's name does.
+HEADINGS = {"refunded_minor": "refunds requested", "refund_received_minor": "refunds received"}
+
+
 def _heading(column: str) -> str:
+    if column in HEADINGS:
+        return HEADINGS[column]
     for suffix, unit in (("_minor", ""), ("_bp", " (%)"), ("_seconds", "")):
         if column.endswith(suffix):
             return column.removesuffix(suffix).replace("_", " ") + unit
@@ -249,6 +296,10 @@ def _table(table: AnalyticsTable, link_programs: bool = False) -> dict[str, Any]
                 text = f"{value / 100:.1f} %"
             elif column.endswith("_seconds") and isinstance(value, int):
                 text = duration(value)
+            elif column == "difference":
+                text = _signed(value)
+            elif column == "outcome":
+                text = OUTCOME_LABELS.get(text, text)
             link = ""
             if link_programs and column == "label":
                 link = f"/dashboard/programs/{row['group']}"
@@ -277,6 +328,7 @@ def _charts(summaries: Sequence[ApplicationSummary], by: Dimension) -> list[Char
         *_money_charts(summaries, by),
         *_cash_flow_charts(summaries),
         _outcomes_chart(summaries),
+        _planned_chart(summaries),
         _reports_chart(summaries),
         _cycle_chart(summaries),
     ]
@@ -320,7 +372,11 @@ def overview_page(
                     ),
                     _table(build_table(TableName.MONEY, summaries, Dimension.PROGRAM)),
                 ],
-            )
+            ),
+            (
+                "Outcomes planned against reported",
+                [_table(build_table(TableName.PLANNED_VS_ACTUAL, summaries, Dimension.PROGRAM))],
+            ),
         ],
         exports=_exports(None),
     )
@@ -349,6 +405,12 @@ def program_page(
             Dimension.MEMBER,
         )
     ]
+    sections.append(
+        (
+            "Outcomes planned against reported, by application",
+            [_table(build_table(TableName.PLANNED_VS_ACTUAL, summaries, Dimension.APPLICATION))],
+        )
+    )
     return _dashboard(
         request,
         viewer,

@@ -13,6 +13,7 @@ import io
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -94,8 +95,8 @@ class Reporting(Served):
         )
 
 
-@pytest.fixture
-async def reporting(database_url: str, unique: str) -> AsyncIterator[Reporting]:
+@asynccontextmanager
+async def serving(database_url: str, unique: str) -> AsyncIterator[Reporting]:
     await asyncio.to_thread(upgrade, "reporting", database_url)
     settings = ReportingSettings(database_url=database_url, topic_prefix=f"{unique}.")
     app = create_app(settings, clock=lambda: NOW)
@@ -107,6 +108,19 @@ async def reporting(database_url: str, unique: str) -> AsyncIterator[Reporting]:
     ):
         yield Reporting(app, client, settings, unique, consume)
     await app.state.runtime.engine.dispose()
+
+
+@pytest.fixture
+async def reporting(database_url: str, unique: str) -> AsyncIterator[Reporting]:
+    async with serving(database_url, unique) as served:
+        yield served
+
+
+@pytest.fixture
+async def reporting_alone(isolated_database_url: str, unique: str) -> AsyncIterator[Reporting]:
+    """On a database of its own: a program's figures are this test's history alone."""
+    async with serving(isolated_database_url, unique) as served:
+        yield served
 
 
 REPORT: dict[str, Any] = {
@@ -385,6 +399,87 @@ async def test_analytics_are_for_officers_and_match_the_hand_computed_history(
             "refund_received_minor",
         ):
             assert int(row[column]) == original[column]
+
+
+def compared(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per group: the application counts, and (planned, reported, difference) per outcome."""
+    groups: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        group = groups.setdefault(
+            row["group"],
+            {
+                "applications_planned": row["applications_planned"],
+                "applications_reported": row["applications_reported"],
+            },
+        )
+        group[row["outcome"]] = (row["planned"], row["reported"], row["difference"])
+    return groups
+
+
+async def test_planned_outcomes_against_reported_per_program_and_application_in_json_and_csv(
+    reporting_alone: Reporting,
+) -> None:
+    reporting = reporting_alone
+    prefix = f"{reporting.unique}-"
+    await reporting.feed(*history(prefix=prefix))
+    await reporting.feed(*history(prefix=prefix)[-12:])  # redelivered: the same figures
+    client, officer = reporting.client, reporting.officer
+    expected = EXPECTED["planned_vs_actual"]
+
+    async def table(**params: str) -> dict[str, Any]:
+        answer = await client.get("/v1/analytics/planned-vs-actual", params=params, headers=officer)
+        assert answer.status_code == 200
+        body: dict[str, Any] = answer.json()
+        return body
+
+    by_program = await table(group_by="program")
+    assert by_program["columns"] == [
+        "group",
+        "label",
+        "outcome",
+        "applications_planned",
+        "planned",
+        "applications_reported",
+        "reported",
+        "difference",
+    ]
+    assert compared(by_program["rows"]) == {
+        "AUPAP": expected["AUPAP"],
+        "YAP-TNA": expected["YAP-TNA"],
+    }
+    by_application = await table(group_by="application")
+    assert compared(by_application["rows"]) == {
+        f"{prefix}A1": expected["AUPAP"],
+        f"{prefix}A3": expected["YAP-TNA"],
+    }
+    alone = await table(group_by="application", program="YAP-TNA")
+    assert {row["group"] for row in alone["rows"]} == {f"{prefix}A3"}
+
+    exported = await client.get(
+        "/v1/analytics/planned-vs-actual.csv", params={"group_by": "application"}, headers=officer
+    )
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    parsed = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [(row["group"], row["outcome"]) for row in parsed] == [
+        (row["group"], row["outcome"]) for row in by_application["rows"]
+    ]
+    a3_students = next(
+        row
+        for row in parsed
+        if row["group"] == f"{prefix}A3" and row["outcome"] == "students_exchanged"
+    )
+    # No report yet: the plan only, the reported figure and the difference left empty.
+    assert (a3_students["planned"], a3_students["reported"], a3_students["difference"]) == (
+        "12",
+        "",
+        "",
+    )
+    a1_trade = next(
+        row for row in parsed if row["group"] == f"{prefix}A1" and row["outcome"] == "trade_leads"
+    )
+    assert (a1_trade["planned"], a1_trade["reported"], a1_trade["difference"]) == ("4", "6", "2")
+    assert compared((await table(group_by="all"))["rows"]) == {"all": expected["all"]}
 
 
 async def test_the_read_model_stores_what_the_hand_computed_history_says(

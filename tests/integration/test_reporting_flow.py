@@ -270,6 +270,15 @@ async def test_rebuild_from_the_topics_equals_the_live_read_model(
     incremental = await live_summaries()
     money = build_table(TableName.MONEY, incremental, Dimension.ALL).rows[0]
     assert money.items() >= EXPECTED["money_usd"].items()
+    # The plans come from the submissions and the reported figures from the latest revision.
+    compared = build_table(TableName.PLANNED_VS_ACTUAL, incremental, Dimension.ALL).rows
+    assert {
+        row["outcome"]: (row["planned"], row["reported"], row["difference"]) for row in compared
+    } == {
+        outcome: figures
+        for outcome, figures in EXPECTED["planned_vs_actual"]["all"].items()
+        if isinstance(figures, tuple)
+    }
 
     target = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
     result = await rebuild(live.settings, target)

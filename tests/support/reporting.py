@@ -35,6 +35,7 @@ from shared.contracts.intake import (
     ApplicationWithdrawn,
     BudgetLine,
     PartnerCity,
+    PlannedOutcomes,
 )
 from shared.contracts.money import Money
 from shared.contracts.programs import ProgramRules, Rubric, RubricCriterion, Tranche
@@ -197,6 +198,7 @@ def submitted(
     requested: int = 1_000_000,
     budget: list[BudgetLine] | None = None,
     exchange_end: date = date(2027, 6, 30),
+    expected: PlannedOutcomes | None = None,
 ) -> Event:
     payload = ApplicationSubmitted(
         application_id=application_id,
@@ -223,6 +225,7 @@ def submitted(
         matching_cash=usd(0),
         matching_in_kind=usd(0),
         contact_emails=["mayor@member.example"],
+        expected_outcomes=expected,
         rules=rules(program),
     )
     return topics.APPLICATION_SUBMITTED, envelope(payload, application_id, when)
@@ -364,16 +367,22 @@ def report_content(**outcomes: int) -> ReportContent:
 
 
 def report_submitted_event(
-    application_id: str, report_id: str, *, when: datetime, spent: int = 750_000
+    application_id: str,
+    report_id: str,
+    *,
+    when: datetime,
+    spent: int = 750_000,
+    revision: int = 1,
+    **outcomes: int,
 ) -> Event:
     payload = ReportSubmitted(
         application_id=application_id,
         report_id=report_id,
         member_id="m-1",
         actual_spending=usd(spent),
-        revision=1,
+        revision=revision,
         due_on=date(2027, 7, 30),
-        content=report_content(),
+        content=report_content(**outcomes),
     )
     return topics.REPORT_SUBMITTED, envelope(payload, application_id, when)
 
@@ -433,7 +442,8 @@ def history(prefix: str = "") -> list[Event]:
         a1, 30_000, 30_000, 50_000, when=at("2027-08-20"), reference="FIN-R1"
     )
     events = [
-        # A1: AUPAP, Kenya, awarded 8,000 of 10,000, paid in two tranches, report on time.
+        # A1: AUPAP, Kenya, awarded 8,000 of 10,000, paid in two tranches, report on time
+        # and revised; its expected outcomes are compared with the revision.
         submitted(
             a1,
             when=at("2027-01-10"),
@@ -441,6 +451,9 @@ def history(prefix: str = "") -> list[Event]:
                 budget_line("KES", 100_000_000, 770_000, "travel"),
                 budget_line("KES", 30_000_000, 230_000, "venue"),
             ],
+            expected=PlannedOutcomes(
+                agreements_signed=3, trade_leads=4, students_exchanged=0, follow_up_projects=2
+            ),
         ),
         status(a1, 1, "screening", when=at("2027-01-10")),
         status(a1, 3, "awarded", when=at("2027-01-20"), awarded=800_000),  # before seq 2
@@ -453,6 +466,10 @@ def history(prefix: str = "") -> list[Event]:
         again(a1_paid_first, at("2027-02-02")),  # a duplicate settlement, new event id
         report_requested(a1, f"{prefix}R1", when=at("2027-07-01")),
         report_reviewed(a1, f"{prefix}R1", "approved", when=at("2027-08-01")),  # overtakes it
+        # The revision arrives before the first submission; its outcomes are the report's.
+        report_submitted_event(
+            a1, f"{prefix}R1", when=at("2027-07-28"), revision=2, agreements_signed=3, trade_leads=6
+        ),
         report_submitted_event(a1, f"{prefix}R1", when=at("2027-07-25")),
         settled(a1, 2, 240_000, when=at("2027-08-05")),
         refund(a1, 50_000, when=at("2027-08-06")),
@@ -461,7 +478,7 @@ def history(prefix: str = "") -> list[Event]:
         again(a1_refund_part, at("2027-08-21")),
         refund_received(a1, 20_000, 50_000, 50_000, when=at("2027-09-01"), reference="FIN-R2"),
         status(a1, 4, "closed", when=at("2027-08-10")),
-        # A2: AUPAP, Nigeria, declined after 30 days.
+        # A2: AUPAP, Nigeria, declined after 30 days: its plan is not compared.
         submitted(
             a2,
             when=at("2027-01-15"),
@@ -470,11 +487,12 @@ def history(prefix: str = "") -> list[Event]:
             focus_area="business_and_trade",
             country="NG",
             requested=500_000,
+            expected=PlannedOutcomes(agreements_signed=1, trade_leads=2, follow_up_projects=1),
         ),
         status(a2, 2, "declined", when=at("2027-02-14"), member_id="m-2"),
         status(a2, 1, "screening", when=at("2027-01-15"), member_id="m-2"),
         review(a2, "t-3", 4000, when=at("2027-02-10")),
-        # A3: YAP-TNA, Mexico, awarded in full, advance paid, report overdue.
+        # A3: YAP-TNA, Mexico, awarded in full, advance paid, report overdue: planned only.
         status(a3, 1, "screening", when=at("2027-02-01"), program="YAP-TNA"),
         submitted(
             a3,
@@ -484,6 +502,9 @@ def history(prefix: str = "") -> list[Event]:
             country="MX",
             requested=1_200_000,
             budget=[budget_line("MXN", 20_400_000, 1_200_000, "travel")],
+            expected=PlannedOutcomes(
+                agreements_signed=1, students_exchanged=12, follow_up_projects=1
+            ),
         ),
         status(a3, 2, "awarded", when=at("2027-03-01"), program="YAP-TNA", awarded=1_200_000),
         a3_reserved,
@@ -494,7 +515,8 @@ def history(prefix: str = "") -> list[Event]:
             a3, f"{prefix}R3", when=at("2027-07-01"), program="YAP-TNA", awarded=1_200_000
         ),
         report_overdue(a3, f"{prefix}R3", when=at("2027-07-31")),
-        # A4: YAP-TNA, Canada, withdrawn after ten days.
+        # A4: YAP-TNA, Canada, withdrawn after ten days; submitted before expected outcomes
+        # travelled with the submission.
         submitted(
             a4,
             when=at("2027-02-10"),
@@ -563,13 +585,41 @@ EXPECTED: dict[str, Any] = {
     },
     "outcomes": {
         "reports": 1,
-        "agreements_signed": 2,
-        "trade_leads": 5,
+        "agreements_signed": 3,  # as revised
+        "trade_leads": 6,
         "jobs_created": 3,
         "students_exchanged": 0,
         "follow_up_projects": 1,
         "adults": 10,
         "youth": 0,
+    },
+    # (planned, reported, difference) per outcome: A1 planned and reported (its revision),
+    # A3 planned only; A2 declined and A4 without a plan are left out.
+    "planned_vs_actual": {
+        "all": {
+            "applications_planned": 2,
+            "applications_reported": 1,
+            "agreements_signed": (4, 3, 0),
+            "trade_leads": (4, 6, 2),
+            "students_exchanged": (12, 0, 0),
+            "follow_up_projects": (3, 1, -1),
+        },
+        "AUPAP": {
+            "applications_planned": 1,
+            "applications_reported": 1,
+            "agreements_signed": (3, 3, 0),
+            "trade_leads": (4, 6, 2),
+            "students_exchanged": (0, 0, 0),
+            "follow_up_projects": (2, 1, -1),
+        },
+        "YAP-TNA": {
+            "applications_planned": 1,
+            "applications_reported": 0,
+            "agreements_signed": (1, None, None),
+            "trade_leads": (0, None, None),
+            "students_exchanged": (12, None, None),
+            "follow_up_projects": (1, None, None),
+        },
     },
     "cash_flow": [
         ("2027-02", 0, 560_000),

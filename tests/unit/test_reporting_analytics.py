@@ -8,14 +8,22 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 import pytest
 
 from services.reporting.analytics.facts import Fact, facts_from_event, merge_facts
 from services.reporting.analytics.summaries import ApplicationSummary, summarize
-from services.reporting.analytics.tables import Dimension, TableName, build_table, to_csv
+from services.reporting.analytics.tables import (
+    AnalyticsTable,
+    Dimension,
+    TableName,
+    build_table,
+    to_csv,
+)
 from services.reporting.charts import Chart, Series, column_chart, horizontal_bar_chart
 from services.reporting.pages import PAGES
+from shared.contracts.intake import PlannedOutcomes
 from tests.support.reporting import (
     EXPECTED,
     Event,
@@ -24,6 +32,7 @@ from tests.support.reporting import (
     award_adjusted,
     history,
     report_requested,
+    report_submitted_event,
     rows_by,
     settled,
     status,
@@ -72,6 +81,13 @@ def test_figures_match_the_hand_computed_history() -> None:
     assert reports.items() >= EXPECTED["reports"].items()
     outcomes = build_table(TableName.OUTCOMES, summaries, Dimension.ALL).rows[0]
     assert outcomes.items() >= EXPECTED["outcomes"].items()
+    compared = build_table(TableName.PLANNED_VS_ACTUAL, summaries, Dimension.ALL).rows
+    assert {row["outcome"]: row["difference"] for row in compared} == {
+        "agreements_signed": 0,
+        "trade_leads": 2,
+        "students_exchanged": 0,
+        "follow_up_projects": -1,
+    }
 
     cash = build_table(TableName.CASH_FLOW, summaries, Dimension.ALL)
     assert [(row["month"], row["due_minor"], row["paid_minor"]) for row in cash.rows] == EXPECTED[
@@ -132,7 +148,7 @@ def test_a_late_copy_of_a_settlement_does_not_move_the_first_payment() -> None:
 def test_every_table_parses_back_from_csv_to_the_same_numbers() -> None:
     summaries = summaries_from(history())
     for name in TableName:
-        for by in (Dimension.ALL, Dimension.PROGRAM, Dimension.MEMBER):
+        for by in (Dimension.ALL, Dimension.PROGRAM, Dimension.MEMBER, Dimension.APPLICATION):
             table = build_table(name, summaries, by)
             parsed = list(csv.DictReader(io.StringIO(to_csv(table))))
             assert len(parsed) == len(table.rows)
@@ -272,3 +288,94 @@ def test_a_tranche_shows_what_was_actually_paid() -> None:
 def _is_final_payment_of_a1(event: Event) -> bool:
     payload = event[1].payload
     return getattr(payload, "instruction_id", None) == "A1:2"
+
+
+def planned_vs_actual(table: AnalyticsTable) -> dict[str, dict[str, Any]]:
+    """Per group: the application counts, and (planned, reported, difference) per outcome."""
+    groups: dict[str, dict[str, Any]] = {}
+    for row in table.rows:
+        group = groups.setdefault(
+            str(row["group"]),
+            {
+                "applications_planned": row["applications_planned"],
+                "applications_reported": row["applications_reported"],
+            },
+        )
+        group[str(row["outcome"])] = (row["planned"], row["reported"], row["difference"])
+    return groups
+
+
+def test_planned_outcomes_against_the_reported_ones_per_program_and_per_application() -> None:
+    summaries = summaries_from(history())
+    expected = EXPECTED["planned_vs_actual"]
+    overall = build_table(TableName.PLANNED_VS_ACTUAL, summaries, Dimension.ALL)
+    assert planned_vs_actual(overall) == {"all": expected["all"]}
+    programs = build_table(TableName.PLANNED_VS_ACTUAL, summaries, Dimension.PROGRAM)
+    assert planned_vs_actual(programs) == {
+        "AUPAP": expected["AUPAP"],
+        "YAP-TNA": expected["YAP-TNA"],
+    }
+    # One application is one program's only compared application here: the same figures.
+    applications = build_table(TableName.PLANNED_VS_ACTUAL, summaries, Dimension.APPLICATION)
+    assert planned_vs_actual(applications) == {
+        "A1": expected["AUPAP"],
+        "A3": expected["YAP-TNA"],
+    }
+    assert {row["label"] for row in applications.rows} == {"A1 (Springfield)", "A3 (Springfield)"}
+
+
+def test_the_latest_report_revision_gives_the_reported_outcomes_whatever_the_order() -> None:
+    first = report_submitted_event("A1", "R1", when=at("2027-07-25"), trade_leads=1)
+    second = report_submitted_event("A1", "R1", when=at("2027-07-28"), revision=2, trade_leads=9)
+    plan = submitted(
+        "A1",
+        when=at("2027-01-10"),
+        expected=PlannedOutcomes(trade_leads=4),
+    )
+    for events in ([plan, first, second], [second, plan, first], [first, second, plan, first]):
+        a1 = summary_of("A1", events)
+        assert a1.reported_outcomes == {
+            "agreements_signed": 2,
+            "trade_leads": 9,
+            "students_exchanged": 0,
+            "follow_up_projects": 1,
+        }
+        row = rows_by(
+            build_table(TableName.PLANNED_VS_ACTUAL, [a1], Dimension.APPLICATION), "outcome"
+        )["trade_leads"]
+        assert (row["planned"], row["reported"], row["difference"]) == (4, 9, 5)
+
+
+def test_an_application_from_before_expected_outcomes_were_carried_shows_none() -> None:
+    events = [
+        submitted("A9", when=at("2027-01-10")),
+        status("A9", 1, "awarded", when=at("2027-01-20"), awarded=800_000),
+        report_submitted_event("A9", "R9", when=at("2027-07-25")),
+    ]
+    a9 = summary_of("A9", events)
+    assert a9.planned_outcomes is None and a9.reported_outcomes is not None
+    for by in (Dimension.APPLICATION, Dimension.PROGRAM, Dimension.ALL):
+        assert build_table(TableName.PLANNED_VS_ACTUAL, [a9], by).rows == []
+    # Its report still counts among the outcomes reported.
+    assert build_table(TableName.OUTCOMES, [a9], Dimension.ALL).rows[0]["agreements_signed"] == 2
+
+    # A submission fact stored before the plan was kept reads the same way.
+    facts = [fact for _topic, envelope in events for fact in facts_from_event(envelope)]
+    for fact in facts:
+        fact.data.pop("planned", None)
+    assert summarize("A9", facts).planned_outcomes is None
+
+
+def test_an_application_with_a_plan_and_no_report_yet_shows_the_plan_only() -> None:
+    plan = PlannedOutcomes(agreements_signed=2, students_exchanged=8)
+    a7 = summary_of(
+        "A7",
+        [
+            submitted("A7", when=at("2027-01-10"), expected=plan),
+            status("A7", 1, "review", when=at("2027-01-12")),
+        ],
+    )
+    rows = rows_by(build_table(TableName.PLANNED_VS_ACTUAL, [a7], Dimension.APPLICATION), "outcome")
+    assert {name: row["planned"] for name, row in rows.items()} == plan.model_dump()
+    assert all(row["reported"] is None and row["difference"] is None for row in rows.values())
+    assert all(row["applications_reported"] == 0 for row in rows.values())

@@ -88,6 +88,13 @@ def _submitted(envelope: Envelope[ApplicationSubmitted]) -> Fact:
             for line in payload.budget_lines
         ],
         exchange_end=payload.exchange_end.isoformat(),
+        # None, not zeros, for a submission from before expected outcomes were carried: the
+        # comparison must not read "planned nothing" into "planned unknown".
+        planned=(
+            None
+            if payload.expected_outcomes is None
+            else payload.expected_outcomes.model_dump(mode="json")
+        ),
         # The rules snapshot: the tranche plan and the report's due period are its to say.
         rules=payload.rules.model_dump(mode="json"),
     )

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from services.reporting.analytics.facts import Fact
+from shared.contracts.intake import PlannedOutcomes
 from shared.contracts.money import Money
 from shared.contracts.programs import ProgramRules, Tranche, rescheduled_tranches
 from shared.contracts.stages import NOT_OPEN_STAGES, Stage
@@ -29,6 +30,9 @@ UNKNOWN = "unknown"
 AWARDED_STAGES = frozenset({Stage.AWARDED.value})
 DECLINED_STAGES = frozenset({Stage.DECLINED.value})
 CLOSED_STAGES = frozenset(stage.value for stage in NOT_OPEN_STAGES)
+
+# The outcomes an application plans; the report answers each under the same name.
+PLANNED_OUTCOMES: tuple[str, ...] = tuple(PlannedOutcomes.model_fields)
 
 
 class Amounts(BaseModel):
@@ -125,6 +129,8 @@ class ApplicationSummary(BaseModel):
     first_paid_at: datetime | None = None
     closed_at: datetime | None = None
     review_scores_bp: list[int] = []
+    # None: submitted before expected outcomes travelled with the submission (or unseen).
+    planned_outcomes: dict[str, int] | None = None
     reports: list[ReportSummary] = []
     tranches: list[TranchePlan] = []
     payments: list[Payment] = []
@@ -132,6 +138,19 @@ class ApplicationSummary(BaseModel):
     @property
     def closed(self) -> bool:
         return self.stage in CLOSED_STAGES
+
+    @property
+    def reported_outcomes(self) -> dict[str, int] | None:
+        """The planned outcomes as the reports give them (each report as last revised).
+
+        None until a report with its content is in: no report yet is not zero achieved.
+        """
+        reported = [report.figures for report in self.reports if report.figures]
+        if not reported:
+            return None
+        return {
+            name: sum(figures.get(name, 0) for figures in reported) for name in PLANNED_OUTCOMES
+        }
 
 
 @dataclass(frozen=True)
@@ -217,6 +236,10 @@ def _describe(
         summary.submitted_at = submitted.occurred_at
         summary.requested = _as_money(data["requested"])
         summary.budget = _budget_totals(data["budget"])
+        # Facts stored before the plan was kept have no "planned" at all.
+        planned = data.get("planned")
+        if planned is not None:
+            summary.planned_outcomes = {name: planned.get(name, 0) for name in PLANNED_OUTCOMES}
     elif statuses:
         summary.program_code = statuses[-1].data["program_code"]
         summary.member_id = statuses[-1].data["member_id"]

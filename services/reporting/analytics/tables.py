@@ -16,8 +16,13 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from services.reporting.analytics.summaries import ApplicationSummary
+from services.reporting.analytics.summaries import (
+    CLOSED_STAGES,
+    PLANNED_OUTCOMES,
+    ApplicationSummary,
+)
 from shared.contracts.money import Money
+from shared.contracts.stages import Stage
 
 
 class Dimension(StrEnum):
@@ -27,6 +32,7 @@ class Dimension(StrEnum):
     FOCUS_AREA = "focus_area"
     PARTNER_COUNTRY = "partner_country"
     MEMBER = "member"
+    APPLICATION = "application"
 
 
 class TableName(StrEnum):
@@ -37,6 +43,7 @@ class TableName(StrEnum):
     CYCLE_TIMES = "cycle-times"
     REPORTS = "reports"
     OUTCOMES = "outcomes"
+    PLANNED_VS_ACTUAL = "planned-vs-actual"
     CASH_FLOW = "cash-flow"
 
 
@@ -65,6 +72,9 @@ def group_of(summary: ApplicationSummary, by: Dimension) -> tuple[str, str]:
             return summary.partner_country, summary.partner_country
         case Dimension.MEMBER:
             return summary.member_id, summary.member_name or summary.member_id
+        case Dimension.APPLICATION:
+            who = summary.member_name or summary.member_id
+            return summary.application_id, f"{summary.application_id} ({who})"
 
 
 def best_label(key: str, known: str | None, candidate: str) -> str:
@@ -272,6 +282,56 @@ def _outcomes(summaries: Sequence[ApplicationSummary], by: Dimension) -> Analyti
     return _table(TableName.OUTCOMES, by, rows)
 
 
+ENDED_WITHOUT_EXCHANGE = CLOSED_STAGES - {Stage.CLOSED.value}
+
+
+def _planned_vs_actual(summaries: Sequence[ApplicationSummary], by: Dimension) -> AnalyticsTable:
+    """Per outcome: what the applications planned, what their reports give, the difference.
+
+    The difference is the sum of each reported application's own (reported - planned), so
+    an application whose report is not in yet adds to the plan only and does not count as
+    a shortfall. Left out: applications submitted before expected outcomes were carried
+    (no plan to compare with), and those that ended without an exchange and without a
+    report (declined, withdrawn, cancelled ...), whose plan will never be carried out. A
+    group of only such applications has no rows.
+    """
+    rows: list[dict[str, Cell]] = []
+    for key, label, members in _groups(summaries, by):
+        plans = [
+            (s.planned_outcomes, s.reported_outcomes)
+            for s in members
+            if s.stage not in ENDED_WITHOUT_EXCHANGE or s.reported_outcomes is not None
+        ]
+        planned = [plan for plan, _reported in plans if plan is not None]
+        if not planned:
+            continue
+        answered = [
+            (plan, reported)
+            for plan, reported in plans
+            if plan is not None and reported is not None
+        ]
+        for outcome in PLANNED_OUTCOMES:
+            rows.append(
+                {
+                    "group": key,
+                    "label": label,
+                    "outcome": outcome,
+                    "applications_planned": len(planned),
+                    "planned": sum(plan[outcome] for plan in planned),
+                    "applications_reported": len(answered),
+                    "reported": (
+                        sum(reported[outcome] for _plan, reported in answered) if answered else None
+                    ),
+                    "difference": (
+                        sum(reported[outcome] - plan[outcome] for plan, reported in answered)
+                        if answered
+                        else None
+                    ),
+                }
+            )
+    return _table(TableName.PLANNED_VS_ACTUAL, by, rows)
+
+
 def _cash_flow(summaries: Sequence[ApplicationSummary], by: Dimension) -> AnalyticsTable:
     """Per month: what was paid, and what the open awards' schedules still have due."""
     rows: list[dict[str, Cell]] = []
@@ -355,6 +415,16 @@ TABLE_COLUMNS: dict[TableName, list[str]] = {
         "changes_requested",
     ],
     TableName.OUTCOMES: ["group", "label", "reports", *OUTCOME_COLUMNS],
+    TableName.PLANNED_VS_ACTUAL: [
+        "group",
+        "label",
+        "outcome",
+        "applications_planned",
+        "planned",
+        "applications_reported",
+        "reported",
+        "difference",
+    ],
     TableName.CASH_FLOW: [
         "group",
         "label",
@@ -376,6 +446,7 @@ TABLE_BUILDERS: dict[
     TableName.CYCLE_TIMES: _cycle_times,
     TableName.REPORTS: _reports_table,
     TableName.OUTCOMES: _outcomes,
+    TableName.PLANNED_VS_ACTUAL: _planned_vs_actual,
     TableName.CASH_FLOW: _cash_flow,
 }
 
