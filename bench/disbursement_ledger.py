@@ -100,7 +100,7 @@ async def ledger_throughput(database_url: str, applications: int, workers: int) 
     }
     program = f"B{uuid.uuid4().hex[:8]}"
     async with service.work() as work:
-        await service.set_budget(work, program, "2027", usd(10**12))
+        await service.set_budget(work, program, "2027", usd(10**12), "benchmark budget")
     queue: asyncio.Queue[str] = asyncio.Queue()
     for index in range(applications):
         queue.put_nowait(f"{program}-{index}")
@@ -148,7 +148,7 @@ async def pay_to_settled_latency(database_url: str, payments: int) -> None:
         service: DisbursementService = app.state.service
         async with app.router.lifespan_context(app):
             async with service.work() as work:
-                await service.set_budget(work, program, "2027", usd(10**12))
+                await service.set_budget(work, program, "2027", usd(10**12), "benchmark budget")
             simulator = asyncio.create_task(
                 run_finance_sim(
                     settings, delay_seconds=0, failure_rate=0, duplicate_rate=0, seed=1, stop=stop

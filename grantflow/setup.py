@@ -248,7 +248,6 @@ async def prepare_budgets(wait: float = DEFAULT_WAIT) -> list[str]:
     from services.disbursement.settings import DisbursementSettings
     from services.intake.catalog import load_catalog
     from services.intake.settings import IntakeSettings
-    from shared.errors import NotFoundError
     from shared.service import build_runtime
 
     catalog = load_catalog(IntakeSettings().catalog)
@@ -257,19 +256,14 @@ async def prepare_budgets(wait: float = DEFAULT_WAIT) -> list[str]:
     service = DisbursementService(runtime, settings)
 
     async def budget_for(code: str, cycle: str, amount: Money) -> str:
-        async with service.work() as work:
-            try:
-                report = await service.budget_report(work, code, cycle)
-            except NotFoundError:
-                report = None
-        if report is not None:
-            return f"budget: {code} {cycle} present ({report.budget})"
         try:
             async with service.work() as work:
-                created = await service.set_budget(work, code, cycle, amount)
+                opened = await service.open_budget(work, code, cycle, amount, catalog.version)
         except IntegrityError:  # another setup created it meanwhile
+            opened = False
+        if not opened:
             return f"budget: {code} {cycle} present"
-        return f"budget: {code} {cycle} created ({created.budget})"
+        return f"budget: {code} {cycle} opened with {amount}"
 
     try:
         lines = []

@@ -103,7 +103,7 @@ async def set_budget(
     _officer: Officer,
 ) -> BudgetReport:
     async with service.work() as work:
-        return await service.set_budget(work, program_code, cycle, body.amount)
+        return await service.set_budget(work, program_code, cycle, body.amount, body.reason)
 
 
 @router.get(

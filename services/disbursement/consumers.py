@@ -10,6 +10,7 @@ from shared.contracts.topics import (
     PAY_TRANCHE,
     PAYMENT_FAILED,
     PAYMENT_SETTLED,
+    PROGRAM_CYCLE_OPENED,
     RELEASE_FUNDS,
     REQUEST_REFUND,
     RESERVE_FUNDS,
@@ -28,4 +29,5 @@ def consumers(service: DisbursementService) -> ConsumerTable:
         PAYMENT_FAILED: service.finance_answered,
         FINANCE_REFUND_RECEIVED: service.refund_answered,
         FINANCE_REFUND_FAILED: service.refund_answered,
+        PROGRAM_CYCLE_OPENED: service.open_cycle,
     }

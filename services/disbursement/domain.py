@@ -546,6 +546,20 @@ def refund_received_posting(application_id: str, amount_minor: int) -> Posting:
     )
 
 
+# The transactions that change a program's budget: each says why (``reason``).
+BUDGET_KINDS: Final = ("opening_balance", "budget")
+
+
+def opening_balance(annual_budget_minor: int) -> Posting:
+    """A cycle's annual budget from the catalog, posted when the cycle opens."""
+    return transfer(
+        "opening_balance",
+        annual_budget_minor,
+        program_account(Account.FUNDING),
+        program_account(Account.AVAILABLE),
+    )
+
+
 def budget_change(current_minor: int, wanted_minor: int) -> Posting | None:
     delta = wanted_minor - current_minor
     if delta == 0:

@@ -20,7 +20,12 @@ from services.disbursement.domain import (
     InstructionStatus,
     Refund,
 )
-from services.disbursement.persistence import LedgerTransaction, Receipt, RefundReceipt
+from services.disbursement.persistence import (
+    BudgetChangeRow,
+    LedgerTransaction,
+    Receipt,
+    RefundReceipt,
+)
 from shared.contracts.finance import (
     PaymentFailed,
     PaymentSettled,
@@ -57,6 +62,21 @@ class _View(View):
 
 class BudgetUpdate(_Schema):
     amount: Payment = Field(description="The program's whole budget for the cycle.")
+    reason: str = Field(
+        min_length=1,
+        max_length=500,
+        description="Why the budget changes; kept with the ledger entry that changes it.",
+    )
+
+
+class BudgetChange(_Schema):
+    at: datetime
+    kind: Literal["opening_balance", "budget"] = Field(
+        description="opening_balance: the catalog's annual budget when the cycle opened; "
+        "budget: an officer's change."
+    )
+    amount: Money = Field(description="What the change added (negative: took away).")
+    reason: str | None
 
 
 class RateUpdate(_Schema):
@@ -93,9 +113,14 @@ class BudgetReport(_Schema):
     disbursed: Money
     refund_due: Money
     fx: FxSummary
+    changes: list[BudgetChange] = Field(
+        default_factory=list, description="How the budget came to be, oldest first."
+    )
 
     @classmethod
-    def of(cls, budget: Budget, settled: list[Instruction]) -> BudgetReport:
+    def of(
+        cls, budget: Budget, settled: list[Instruction], changes: list[BudgetChangeRow]
+    ) -> BudgetReport:
         """``budget``'s balances, and what the rates did to its ``settled`` payments."""
         foreign = [instruction for instruction in settled if instruction.fx_rate is not None]
         difference = Money.zero(budget.currency)
@@ -113,6 +138,15 @@ class BudgetReport(_Schema):
             disbursed=balances.money(Account.DISBURSED),
             refund_due=balances.money(Account.REFUND_DUE),
             fx=FxSummary(payments=len(foreign), fx_difference=difference),
+            changes=[
+                BudgetChange(
+                    at=change.at,
+                    kind="opening_balance" if change.kind == "opening_balance" else "budget",
+                    amount=Money(amount_minor=change.amount_minor, currency=budget.currency),
+                    reason=change.reason,
+                )
+                for change in changes
+            ],
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
 from pydantic import Field
 
@@ -94,6 +95,21 @@ class ApplicationSubmitted(Contract):
 
     def every_partner(self) -> list[PartnerCity]:
         return [self.partner, *self.other_partners]
+
+
+class ProgramCycleOpened(Contract):
+    """A program's cycle is open for applications: its annual budget is the ledger's opening
+    balance. Keyed ``program-<code>-<cycle>``; one per program, cycle and catalog version."""
+
+    program_code: ProgramCode
+    cycle: Cycle
+    annual_budget: Money
+    catalog_version: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+def program_cycle_key(program_code: str, cycle: str) -> str:
+    """The Kafka key (envelope ``application_id``) of a program cycle's events."""
+    return f"program-{program_code}-{cycle}"
 
 
 class ApplicationWithdrawn(Contract):

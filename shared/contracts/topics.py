@@ -69,6 +69,12 @@ APPLICATION_SUBMITTED = _event(
     intake.ApplicationSubmitted,
     "An applicant submitted an application; carries the rules snapshot.",
 )
+PROGRAM_CYCLE_OPENED = _event(
+    "grants.program.cycle_opened.v1",
+    Producer.INTAKE,
+    intake.ProgramCycleOpened,
+    "A program cycle opened: its annual budget from the catalog becomes the opening balance.",
+)
 APPLICATION_WITHDRAWN = _event(
     "grants.application.withdrawn.v1",
     Producer.INTAKE,

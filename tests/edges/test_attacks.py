@@ -77,7 +77,7 @@ async def test_a_program_budget_of_two_to_the_sixty_third_is_refused(
 ) -> None:
     response = await clients["disbursement"].put(
         "/v1/budgets/AUPAP/2027",
-        json={"amount": {"amount_minor": 2**63, "currency": "USD"}},
+        json={"amount": {"amount_minor": 2**63, "currency": "USD"}, "reason": "officer test"},
         headers=apps["disbursement"].headers("officer"),
     )
     assert response.status_code == 422, response.text

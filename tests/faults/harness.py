@@ -131,7 +131,7 @@ class FaultStack:
         url = self.endpoints().url("disbursement", "/v1/budgets/AUPAP/demo")
         answer = httpx.put(
             url,
-            json={"amount": {"amount_minor": 10**13, "currency": "USD"}},
+            json={"amount": {"amount_minor": 10**13, "currency": "USD"}, "reason": "officer test"},
             headers=officer,
             timeout=30,
         )

@@ -162,7 +162,7 @@ async def test_an_officer_sets_a_budget_and_reads_its_balances(
     officer = officer_headers(settings)
     response = await client.put(
         f"/v1/budgets/{unique}/2027",
-        json={"amount": {"amount_minor": 500_000, "currency": "USD"}},
+        json={"amount": {"amount_minor": 500_000, "currency": "USD"}, "reason": "officer test"},
         headers=officer,
     )
     assert response.status_code == 200, response.text
@@ -175,7 +175,7 @@ async def test_an_officer_sets_a_budget_and_reads_its_balances(
 
     below = await client.put(
         f"/v1/budgets/{unique}/2027",
-        json={"amount": {"amount_minor": 100_000, "currency": "USD"}},
+        json={"amount": {"amount_minor": 100_000, "currency": "USD"}, "reason": "officer test"},
         headers=officer,
     )
     assert below.status_code == 409
@@ -185,7 +185,7 @@ async def test_an_officer_sets_a_budget_and_reads_its_balances(
     assert missing.json() == {"detail": f"no budget for program {unique} cycle 1999"}
     negative = await client.put(
         f"/v1/budgets/{unique}/2027",
-        json={"amount": {"amount_minor": -1, "currency": "USD"}},
+        json={"amount": {"amount_minor": -1, "currency": "USD"}, "reason": "officer test"},
         headers=officer,
     )
     assert negative.status_code == 422
@@ -199,7 +199,7 @@ async def test_budgets_and_rates_come_in_pages(
     for cycle in ("2026", "2027", "2028"):
         saved = await client.put(
             f"/v1/budgets/{unique}/{cycle}",
-            json={"amount": {"amount_minor": 100_000, "currency": "USD"}},
+            json={"amount": {"amount_minor": 100_000, "currency": "USD"}, "reason": "officer test"},
             headers=officer,
         )
         assert saved.status_code == 200, saved.text
@@ -402,3 +402,23 @@ async def test_a_timestamp_of_400_digits_or_an_unknown_field_is_a_clear_refusal(
     response = await post_settlement(client, extra, sign(extra))
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"].endswith("paid_twice")
+
+
+async def test_a_budget_changes_only_by_entries_that_say_why(
+    client: httpx.AsyncClient, settings: DisbursementSettings, unique: str
+) -> None:
+    officer = officer_headers(settings)
+    url = f"/v1/budgets/{unique}/2027"
+    unexplained = await client.put(
+        url, json={"amount": {"amount_minor": 500_000, "currency": "USD"}}, headers=officer
+    )
+    assert unexplained.status_code == 422
+    assert unexplained.json()["detail"][0]["loc"] == ["body", "reason"]
+    for amount_minor, reason in ((500_000, "council grant"), (650_000, "a sponsor joined")):
+        body = {"amount": {"amount_minor": amount_minor, "currency": "USD"}, "reason": reason}
+        assert (await client.put(url, json=body, headers=officer)).status_code == 200
+    report = (await client.get(url, headers=officer)).json()
+    assert [(c["kind"], c["amount"]["amount_minor"], c["reason"]) for c in report["changes"]] == [
+        ("budget", 500_000, "council grant"),
+        ("budget", 150_000, "a sponsor joined"),
+    ]

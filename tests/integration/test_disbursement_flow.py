@@ -16,6 +16,7 @@ from typing import Any
 
 from services.disbursement.finance_sim import run_finance_sim
 from shared.contracts.envelope import Envelope, new_envelope
+from shared.contracts.intake import ProgramCycleOpened, program_cycle_key
 from shared.contracts.topics import (
     DISBURSEMENT_FAILED,
     DISBURSEMENT_SETTLED,
@@ -28,6 +29,7 @@ from shared.contracts.topics import (
     PAYMENT_FAILED,
     PAYMENT_INSTRUCTED,
     PAYMENT_SETTLED,
+    PROGRAM_CYCLE_OPENED,
     REFUND_OVERDUE,
     REFUND_RECEIVED,
     REQUEST_REFUND,
@@ -49,7 +51,7 @@ from tests.support.disbursement import (
     sign,
     usd,
 )
-from tests.support.messaging import on_test_broker
+from tests.support.messaging import eventually, on_test_broker
 from tests.support.processes import Tansu
 
 ANSWERS = (
@@ -118,7 +120,10 @@ async def dispositions(service: RunningService, app: str, count: int) -> list[st
 async def budget(service: RunningService, program: str, amount_minor: int) -> None:
     response = await service.client.put(
         f"/v1/budgets/{program}/2027",
-        json={"amount": {"amount_minor": amount_minor, "currency": "USD"}},
+        json={
+            "amount": {"amount_minor": amount_minor, "currency": "USD"},
+            "reason": "officer test",
+        },
         headers=service.officer,
     )
     assert response.status_code == 200, response.text
@@ -468,3 +473,44 @@ async def test_a_refund_finance_cannot_collect_is_reminded_then_escalated(
         assert [a["payload"]["reminder"] for a in asked] == [0, 1]
         assert len(payment.seen(FINANCE_REFUND_FAILED, refund_id=refund_id)) == 2
         assert payment.seen(REFUND_RECEIVED, refund_id=refund_id) == []
+
+
+async def test_a_cycle_opening_posts_the_catalog_budget_once(
+    tansu: Tansu, database_url: str, unique: str
+) -> None:
+    prefix = f"{unique}."
+    opened = new_envelope(
+        ProgramCycleOpened(
+            program_code=unique,
+            cycle="2027",
+            annual_budget=usd(25_000_000),
+            catalog_version="2027.1",
+        ),
+        producer="intake",
+        application_id=program_cycle_key(unique, "2027"),
+    )
+    async with (
+        running_service(tansu.bootstrap, database_url, prefix) as service,
+        Publisher(tansu.bootstrap, prefix) as publisher,
+    ):
+        # Published again after an intake restart (a new event id): still one opening.
+        again = new_envelope(
+            opened.payload, producer="intake", application_id=opened.application_id
+        )
+        await publisher.send(PROGRAM_CYCLE_OPENED, opened)
+        await publisher.send(PROGRAM_CYCLE_OPENED, opened)
+        await publisher.send(PROGRAM_CYCLE_OPENED, again)
+        url = f"/v1/budgets/{unique}/2027"
+
+        async def opened_yet() -> bool:
+            response = await service.client.get(url, headers=service.officer)
+            return response.status_code == 200
+
+        await eventually(opened_yet, timeout=30)
+        await asyncio.sleep(2)  # the repeats come after the first on the application's key
+        report = (await service.client.get(url, headers=service.officer)).json()
+        assert report["budget"] == {"amount_minor": 25_000_000, "currency": "USD"}
+        assert report["available"] == report["budget"]
+        assert [(c["kind"], c["reason"]) for c in report["changes"]] == [
+            ("opening_balance", "annual budget of catalog 2027.1")
+        ]

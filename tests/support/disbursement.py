@@ -277,7 +277,7 @@ class Ledger:
 
     async def budget(self, program: str, amount: Money, cycle: str = "2027") -> None:
         async with self.service.work() as work:
-            await self.service.set_budget(work, program, cycle, amount)
+            await self.service.set_budget(work, program, cycle, amount, "test budget")
 
     async def run(self, envelope: Envelope[Any]) -> None:
         """Deliver a command or finance's answer as Kafka would (``PoisonMessage``: refused)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from services.disbursement.persistence.records import (
     AppliedKey,
+    BudgetChangeRow,
     DeadLetter,
     LedgerTransaction,
     Rate,
@@ -19,6 +20,7 @@ from services.disbursement.persistence.tables import messaging, metadata
 
 __all__ = [
     "AppliedKey",
+    "BudgetChangeRow",
     "DeadLetter",
     "DisbursementStore",
     "LedgerTransaction",

@@ -122,6 +122,14 @@ class LedgerTransaction:
 
 
 @dataclass(frozen=True)
+class BudgetChangeRow:
+    at: datetime
+    kind: str
+    reason: str | None
+    amount_minor: int
+
+
+@dataclass(frozen=True)
 class Rate:
     base_currency: str
     quote_currency: str

@@ -13,6 +13,8 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.disbursement.domain import (
+    BUDGET_KINDS,
+    Account,
     Award,
     Balances,
     Budget,
@@ -25,6 +27,7 @@ from services.disbursement.domain import (
 )
 from services.disbursement.persistence.records import (
     AppliedKey,
+    BudgetChangeRow,
     DeadLetter,
     Delivery,
     LedgerTransaction,
@@ -124,6 +127,28 @@ class DisbursementStore:
         ).all()
         return balances_of(currency, rows)
 
+    async def budget_changes(self, program_code: str, cycle: str) -> list[BudgetChangeRow]:
+        """Every change of a program cycle's budget, oldest first, with why it was made."""
+        rows = (
+            await self.session.execute(
+                select(
+                    transactions.c.created_at,
+                    transactions.c.kind,
+                    transactions.c.reason,
+                    entries.c.amount_minor,
+                )
+                .join(entries, entries.c.transaction_id == transactions.c.id)
+                .where(
+                    transactions.c.program_code == program_code,
+                    transactions.c.cycle == cycle,
+                    transactions.c.kind.in_(BUDGET_KINDS),
+                    entries.c.account == Account.AVAILABLE.value,
+                )
+                .order_by(transactions.c.created_at, transactions.c.id)
+            )
+        ).all()
+        return [BudgetChangeRow(*row) for row in rows]
+
     async def budget_list(
         self, *, limit: int | None = None, offset: int = 0
     ) -> list[tuple[str, str, str]]:
@@ -147,6 +172,7 @@ class DisbursementStore:
         application_id: str | None,
         reference: str | None,
         now: datetime,
+        reason: str | None = None,
     ) -> str:
         transaction_id = str(uuid.uuid4())
         await self.session.execute(
@@ -158,6 +184,7 @@ class DisbursementStore:
                 kind=posting.kind,
                 reference=reference,
                 created_at=now,
+                reason=reason,
             )
         )
         await self.session.execute(

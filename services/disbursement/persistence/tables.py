@@ -56,6 +56,8 @@ transactions = Table(
     Column("kind", String(30), nullable=False),
     Column("reference", _Key, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # Why: set for a budget's opening balance and an officer's change of it.
+    Column("reason", Text, nullable=True),
 )
 
 entries = Table(

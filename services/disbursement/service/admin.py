@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Final
 
-from services.disbursement.domain import Account, Balances, Budget, budget_change
+from services.disbursement.domain import (
+    Account,
+    Balances,
+    Budget,
+    budget_change,
+    opening_balance,
+)
 from services.disbursement.persistence import DisbursementStore, Rate
 from services.disbursement.schemas import BudgetReport, PayeeView, RateView
 from services.disbursement.service.base import DisbursementBase
+from shared.contracts.envelope import Envelope
+from shared.contracts.intake import ProgramCycleOpened
 from shared.contracts.money import Money, parse_rate
 from shared.errors import ConflictError, InvalidError, NotFoundError
 from shared.service import Work
@@ -25,8 +33,35 @@ DEMO_BUDGETS: Final = {
 
 
 class Administration(DisbursementBase):
+    async def open_cycle(self, work: Work, event: Envelope[ProgramCycleOpened]) -> None:
+        opened = event.payload
+        await self.open_budget(
+            work, opened.program_code, opened.cycle, opened.annual_budget, opened.catalog_version
+        )
+
+    async def open_budget(
+        self, work: Work, program_code: str, cycle: str, annual: Money, catalog_version: str
+    ) -> bool:
+        """The catalog's annual budget becomes the cycle's opening balance, once; whether
+        it did now."""
+        store = DisbursementStore(work.session)
+        if await store.lock_budget(program_code, cycle) is not None:
+            return False
+        await store.create_budget(program_code, cycle, annual.currency, work.now)
+        await store.post(
+            opening_balance(annual.amount_minor),
+            program_code=program_code,
+            cycle=cycle,
+            currency=annual.currency,
+            application_id=None,
+            reference=None,
+            now=work.now,
+            reason=f"annual budget of catalog {catalog_version}",
+        )
+        return True
+
     async def set_budget(
-        self, work: Work, program_code: str, cycle: str, amount: Money
+        self, work: Work, program_code: str, cycle: str, amount: Money, reason: str
     ) -> BudgetReport:
         """Set a program's whole budget for a cycle; never below what awards hold."""
         if amount.amount_minor < 0:
@@ -56,6 +91,7 @@ class Administration(DisbursementBase):
                 application_id=None,
                 reference=None,
                 now=work.now,
+                reason=reason,
             )
         return await self.budget_report(work, program_code, cycle)
 
@@ -68,7 +104,7 @@ class Administration(DisbursementBase):
                 if await store.lock_program(program_code, cycle) is not None:
                     continue
                 amount = Money(amount_minor=amount_minor, currency="USD")
-                await self.set_budget(work, program_code, cycle, amount)
+                await self.set_budget(work, program_code, cycle, amount, "demo budget")
                 created.append(f"{program_code}/{cycle}")
         return created
 
@@ -93,6 +129,7 @@ class Administration(DisbursementBase):
         return BudgetReport.of(
             Budget(program_code, cycle, currency, balances),
             await store.settled_instructions(program_code, cycle),
+            await store.budget_changes(program_code, cycle),
         )
 
     async def set_rate(self, work: Work, base: str, quote: str, rate: str, by: str) -> RateView:
