@@ -1,7 +1,8 @@
 """``grantflow demo``: a season of applications played at a human pace, as its people would.
 
-Member cities apply one after another; most are awarded, paid, report and close, one is
-declined by its reviewers and one is withdrawn by its applicant, all through the public
+Member cities apply one after another (one to a tri-lateral exchange with two partner
+cities); most are awarded, paid, report and close, one is declined by its reviewers and
+one is withdrawn by its applicant, all through the public
 interfaces (``grantflow/driver.py``). A progress line shows the applications by stage
 whenever it changes, and a summary at the end gives the outcomes per program, the money
 per program and currency from the ledger, whether the ledger balances, and where to look.
@@ -24,12 +25,14 @@ from grantflow.driver import Endpoints, Journey, Outcome, People, StepTimeoutErr
 READY_TIMEOUT = 180.0
 # The paths the season's applications take, in turn.
 PATHS = ("awarded", "declined", "awarded", "withdrawn", "awarded")
+# Who applies to what, in turn: Boise's youth delegation goes on a tri-lateral exchange
+# with partners in Mexico and Canada.
 CITIES = (
-    ("demo-denver", "Denver"),
-    ("demo-tulsa", "Tulsa"),
-    ("demo-boise", "Boise"),
-    ("demo-savannah", "Savannah"),
-    ("demo-duluth", "Duluth"),
+    ("demo-denver", "Denver", "AUPAP"),
+    ("demo-tulsa", "Tulsa", "AUPAP"),
+    ("demo-boise", "Boise", "YAP-TNA"),
+    ("demo-savannah", "Savannah", "AUPAP"),
+    ("demo-duluth", "Duluth", "AUPAP"),
 )
 LEDGER_PARTS = ("available", "reserved", "in_payment", "disbursed", "refund_due")
 
@@ -51,9 +54,9 @@ async def play(people: People, played: Played) -> None:
             await people.live(journey, played)
             return
         played.application_id = application_id = await people.submit(journey)
-        await people.confirm_partner(application_id)
+        await people.confirm_partners(journey, application_id)
         if played.path == "declined":
-            await people.review(application_id, "application", 3, approve=False)
+            await people.review(application_id, "application", journey.reviewers, approve=False)
             played.stage = await people.reach(application_id, "declined")
         else:
             await people.withdraw(journey.member_id, application_id, "The delegation cannot go.")
@@ -141,8 +144,8 @@ async def summary(people: People, season: list[Played]) -> tuple[list[str], bool
 def season_of(applications: int) -> list[Played]:
     season = []
     for index in range(applications):
-        member_id, city = CITIES[index % len(CITIES)]
-        journey = Journey(member_id, city, f"{city} exchange #{index + 1}")
+        member_id, city, program = CITIES[index % len(CITIES)]
+        journey = Journey(member_id, city, f"{city} exchange #{index + 1}", program=program)
         season.append(Played(journey, path=PATHS[index % len(PATHS)]))
     return season
 

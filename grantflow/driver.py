@@ -1,7 +1,7 @@
 """The people who use grantflow, played through its public interfaces.
 
 Applicants draft and submit through intake's API, partner cities confirm through the link
-mailed to them, reviewers score their tasks through review's API, applicants report
+mailed to each of them, reviewers score their tasks through review's API, applicants report
 through reporting's API; finance is the simulator that ``grantflow up`` runs. Nothing here
 reads a database or a topic: what the driver sees is what users see.
 
@@ -55,6 +55,35 @@ BASE_DRAFT: dict[str, Any] = {
     ],
 }
 
+# A Young Ambassadors Tri-lateral exchange: a US member's youth delegation with partners in
+# Mexico and Canada, each confirming through its own link; the same money as above (within
+# the program's 15,000 USD and 20% matching).
+TRILATERAL_DRAFT: dict[str, Any] = {
+    **copy.deepcopy(BASE_DRAFT),
+    "program_code": "YAP-TNA",
+    "focus_area": "youth_and_education",
+    "summary": "Youth orchestras of three sister cities rehearse and perform together.",
+    "partner": {
+        "name": "Puebla",
+        "country": "MX",
+        "contact_name": "Lucia Hernandez",
+        "contact_email": "hermanamiento@puebla.example.org",
+    },
+    "other_partners": [
+        {
+            "name": "Guelph",
+            "country": "CA",
+            "contact_name": "Owen Tremblay",
+            "contact_email": "twinning@guelph.example.org",
+        }
+    ],
+    "delegation": {"adults": 2, "youth": 8},
+    "objectives": "Three joint concerts and a standing youth-orchestra exchange.",
+}
+DRAFTS = {"AUPAP": BASE_DRAFT, "YAP-TNA": TRILATERAL_DRAFT}
+# As the catalogs say (``reviewers_needed``).
+REVIEWERS = {"AUPAP": 3, "YAP-TNA": 2}
+
 
 class StepTimeoutError(Exception):
     """A step did not happen in time; ``str(error)`` says which and what was last seen."""
@@ -90,14 +119,23 @@ class Journey:
     city: str
     title: str
     spent_minor: int = 1_000_000
+    program: str = "AUPAP"
 
     def draft(self) -> dict[str, Any]:
-        draft = copy.deepcopy(BASE_DRAFT)
+        draft = copy.deepcopy(DRAFTS[self.program])
         draft["title"] = self.title
         draft["contacts"] = [
             {"name": f"{self.city} office", "email": f"{self.member_id}@example.org"}
         ]
         return draft
+
+    def partner_emails(self) -> list[str]:
+        draft = DRAFTS[self.program]
+        return [p["contact_email"] for p in [draft["partner"], *draft.get("other_partners", [])]]
+
+    @property
+    def reviewers(self) -> int:
+        return REVIEWERS[self.program]
 
 
 @dataclass
@@ -306,7 +344,7 @@ class People:
 
     # -- the partner city ------------------------------------------------------------------
 
-    def _find_link(self, application_id: str) -> str | None:
+    def _find_link(self, application_id: str, to: str | None = None) -> str | None:
         directory = self.endpoints.mail_dir
         if not directory.exists():
             return None
@@ -316,6 +354,8 @@ class People:
             message = email.message_from_bytes(path.read_bytes())
             if message.get("X-Grantflow-Application") != application_id:
                 continue
+            if to is not None and to.lower() not in str(message.get("To", "")).lower():
+                continue
             body = message.get_payload(decode=True)
             if isinstance(body, bytes):
                 found = LINK.search(body.decode(errors="replace"))
@@ -324,11 +364,15 @@ class People:
                     return found.group(1)
         return None
 
-    async def confirm_partner(self, application_id: str) -> None:
-        async def find() -> str | None:
-            return self._find_link(application_id)
+    async def confirm_partner(self, application_id: str, to: str | None = None) -> None:
+        """Confirm through the link mailed to ``to`` (a partner's contact), or the first
+        link mailed about the application."""
+        who = f"the partner link of {application_id}" + (f" for {to}" if to else "")
 
-        link = await self.until(f"the partner link of {application_id}", find)
+        async def find() -> str | None:
+            return self._find_link(application_id, to)
+
+        link = await self.until(who, find)
 
         async def confirm() -> bool | None:
             answer = await self._send("POST", link, json={"answer": "confirm"})
@@ -338,6 +382,12 @@ class People:
             return True if answer.status_code in (200, 409) else None
 
         await self.until(f"the partner's answer for {application_id}", confirm)
+
+    async def confirm_partners(self, journey: Journey, application_id: str) -> None:
+        """Every partner city confirms through its own link, as each receives it."""
+        await asyncio.gather(
+            *(self.confirm_partner(application_id, to) for to in journey.partner_emails())
+        )
 
     # -- reviewers -------------------------------------------------------------------------
 
@@ -432,8 +482,8 @@ class People:
         try:
             application_id = await self.submit(journey)
             outcome.application_id = application_id
-            await self.confirm_partner(application_id)
-            await self.review(application_id, "application", 3)
+            await self.confirm_partners(journey, application_id)
+            await self.review(application_id, "application", journey.reviewers)
             await self.reach(application_id, "report_due", "report_overdue")
             await self.report(journey.member_id, application_id, journey.spent_minor)
             await self.review(application_id, "report", 1)

@@ -15,7 +15,9 @@ from shared.messaging.consumers import Command, ConsumerTable
 
 
 def _partner_confirmation(command: RequestPartnerConfirmation) -> str:
-    return partner_confirmation_subject(command.application_id)
+    # One subject per partner: a repeated request gets its own partner's answer. A receipt
+    # recorded with the application's one subject keeps it, and so does its link.
+    return partner_confirmation_subject(command.application_id, command.partner_contact_email)
 
 
 def consumers(service: IntakeService) -> ConsumerTable:

@@ -46,6 +46,8 @@ BudgetCategory = Literal[
     "other",
 ]
 YOUTH_PER_CHAPERONE = 5
+# As many as the submission carries (``ApplicationSubmitted.other_partners``).
+MAX_OTHER_PARTNERS = 9
 
 Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
@@ -152,7 +154,13 @@ class DraftFields(Input):
     focus_area: FocusArea | None = None
     title: ShortText | None = None
     summary: LongText | None = None
-    partner: PartnerInput | None = None
+    partner: PartnerInput | None = Field(default=None, description="The first partner city.")
+    other_partners: list[PartnerInput] | None = Field(
+        default=None,
+        max_length=MAX_OTHER_PARTNERS,
+        description="Partner cities beyond the first, for an exchange among several sister "
+        "cities (a tri-lateral exchange); each confirms through its own link.",
+    )
     exchange_start: IsoDate | None = None
     exchange_end: IsoDate | None = None
     delegation: Delegation | None = None
@@ -169,6 +177,10 @@ class DraftFields(Input):
         values = self.model_dump()
         values.update(changes.model_dump(include=changes.model_fields_set))
         return DraftFields.model_validate(values)
+
+    def every_partner(self) -> list[PartnerInput]:
+        """The partners named so far, the first first."""
+        return [*([self.partner] if self.partner else []), *(self.other_partners or ())]
 
 
 # --- problems -------------------------------------------------------------------------
@@ -413,10 +425,14 @@ def check_program_rules(
         waiting.add("delegation.youth")
     if pricing is None:
         waiting |= {"requested", "matching_cash", "budget_lines"}
+    if draft.partner is None:
+        # The missing first partner is named already; which others the program requires
+        # is said once there is one.
+        waiting.add("partners")
     nothing = Money.zero(rules.currency)
     plan = ExchangePlan(
         member_country=member_country,
-        partner_countries=[draft.partner.country] if draft.partner else [],
+        partner_countries=[partner.country for partner in draft.every_partner()],
         focus_area=draft.focus_area or "",
         exchange_start=draft.exchange_start or rules.exchange_period_start,
         exchange_end=draft.exchange_end or rules.exchange_period_end,
@@ -426,10 +442,42 @@ def check_program_rules(
         requested=pricing.requested if pricing else nothing,
     )
     return [
-        rule(problem.field, problem.message)
+        rule(_draft_field(problem.field, first=draft.partner is not None), problem.message)
         for problem in rules.eligibility_problems(plan)
         if problem.field not in waiting
     ]
+
+
+def _draft_field(field: str, *, first: bool) -> str:
+    """The draft's name for a partner field the program rules name: they number the plan's
+    partners (``partner.country`` for the first, then ``partners[1].country``...), the draft
+    keeps the first apart (``other_partners[0].country`` is the plan's second)."""
+    match = re.fullmatch(r"partner(\..*)|partners\[(\d+)\](.*)", field)
+    if match is None:
+        return field
+    index, rest = (0, match.group(1)) if match.group(1) else (int(match.group(2)), match.group(3))
+    if first and index == 0:
+        return f"partner{rest}"
+    return f"other_partners[{index - 1 if first else index}]{rest}"
+
+
+def check_partners(draft: DraftFields) -> list[Problem]:
+    """Each partner city confirms through a link mailed to its own contact, so no two
+    partners may share one (the answer names the partner by its contact's e-mail)."""
+    problems: list[Problem] = []
+    seen = {draft.partner.contact_email.lower()} if draft.partner else set()
+    for index, partner in enumerate(draft.other_partners or ()):
+        email = partner.contact_email.lower()
+        if email in seen:
+            problems.append(
+                rule(
+                    f"other_partners[{index}].contact_email",
+                    "each partner city needs its own contact e-mail: this one is given "
+                    "for another partner already",
+                )
+            )
+        seen.add(email)
+    return problems
 
 
 @dataclass(frozen=True)
@@ -466,6 +514,7 @@ def check_submission(
         problems += check_lead_time(draft.exchange_start, today, exchange_lead_days)
     if draft.delegation:
         problems += check_delegation(draft.delegation)
+    problems += check_partners(draft)
     problems += money.problems
     return Checked(_unique(problems), money.pricing, rules)
 
@@ -478,6 +527,7 @@ def check_resubmission(
     problems = [
         *missing_fields(draft),
         *check_program_rules(rules, draft, member_country, money.pricing),
+        *check_partners(draft),
         *money.problems,
     ]
     return Checked(_unique(problems), money.pricing, rules)
@@ -564,10 +614,18 @@ def stage_words(stage: str) -> str:
 # --- the partner's one-time link ------------------------------------------------------
 
 
-def partner_confirmation_subject(application_id: str) -> str:
-    """What the partner's answer is filed under: every request about one application's
-    partner confirmation gets it again (``shared.messaging.receipts``)."""
-    return f"partner-confirmation:{application_id}"
+def partner_confirmation_subject(application_id: str, partner_email: str | None = None) -> str:
+    """What a partner's answer is filed under: every request about one partner's
+    confirmation gets it again (``shared.messaging.receipts``).
+
+    Without ``partner_email``: the subject every request had when an application had one
+    partner, which the receipts and links recorded then still carry. The e-mail is hashed
+    to fit a subject's 200 characters.
+    """
+    if partner_email is None:
+        return f"partner-confirmation:{application_id}"
+    digest = hashlib.sha256(partner_email.lower().encode()).hexdigest()[:20]
+    return f"partner-confirmation:{application_id}:{digest}"
 
 
 def _link_signature(secret: str, link_id: str, expires: int) -> str:

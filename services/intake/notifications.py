@@ -33,6 +33,7 @@ def _contacts(record: ApplicationRecord) -> tuple[str, ...]:
 
 def submitted_mail(submission: ApplicationSubmitted) -> Mail:
     title = submission.title
+    partners = "your partners'" if submission.other_partners else "your partner's"
     return Mail(
         to=tuple(submission.contact_emails),
         subject=f"Application received: {title}",
@@ -40,7 +41,7 @@ def submitted_mail(submission: ApplicationSubmitted) -> Mail:
             f'We received your application to {submission.rules.name}, "{title}", '
             f"requesting {submission.requested}.\n"
             f"Application id: {submission.application_id}\n\n"
-            "We will write again at each step: screening, your partner's confirmation, "
+            f"We will write again at each step: screening, {partners} confirmation, "
             "review and the decision." + SIGNATURE
         ),
         application_id=submission.application_id,
@@ -85,6 +86,17 @@ def partner_request_mail(
     draft = DraftFields.model_validate(record.draft)
     assert draft.exchange_start and draft.exchange_end
     title = title_of(record)
+    others = [
+        f"{partner.name} ({partner.country})"
+        for partner in draft.every_partner()
+        if partner.contact_email.lower() != link.partner_email.lower()
+    ]
+    # Each partner city answers for itself, through its own link.
+    together = (
+        f"The exchange also includes {', '.join(others)}, who are asked separately.\n\n"
+        if others
+        else ""
+    )
     return Mail(
         to=(link.partner_email,),
         subject=f"Please confirm: exchange with {member_name} ({title})",
@@ -93,6 +105,7 @@ def partner_request_mail(
             f"{member_name} has applied for funding for an exchange with your city: "
             f'"{title}", from {draft.exchange_start.isoformat()} to '
             f"{draft.exchange_end.isoformat()}.\n\n"
+            f"{together}"
             "Please confirm that your city takes part and hosts the exchange, or decline, "
             f"by {_when(link.due_at)}:\n\n  {url}\n\n"
             "The link works once. If you did not expect this message you can ignore it." + SIGNATURE

@@ -151,6 +151,9 @@ partner_links = Table(
     Column("answered_at", UtcDateTime, nullable=True),
     Column("confirmed", Boolean, nullable=True),
     Column("note", Text, nullable=True),
+    # The subject the request's receipt has, which the answer is filed under; null for a
+    # link made when every partner request of an application had one subject.
+    Column("subject", String(200), nullable=True),
     UniqueConstraint("application_id", "command_id", name="uq_intake_partner_links_command"),
 )
 
@@ -257,6 +260,7 @@ class PartnerLinkRecord:
     answered_at: datetime | None
     confirmed: bool | None
     note: str | None
+    subject: str | None = None
 
 
 # --- statements built once ------------------------------------------------------------
@@ -510,6 +514,12 @@ class IntakeStore:
 
     async def insert_partner_link(self, link: PartnerLinkRecord) -> None:
         await self.session.execute(partner_links.insert().values(**vars(link)))
+
+    async def file_partner_link(self, link_id: str, subject: str) -> None:
+        """File the link's answer under ``subject`` (a link made before it had its own)."""
+        await self.session.execute(
+            update(partner_links).where(partner_links.c.link_id == link_id).values(subject=subject)
+        )
 
     async def answer_partner_link(
         self, link_id: str, confirmed: bool, note: str | None, at: datetime

@@ -14,7 +14,7 @@ from typing import Any, Final, get_args
 
 from pydantic import ValidationError
 
-from services.intake.domain import BudgetCategory, DraftFields, FocusArea
+from services.intake.domain import MAX_OTHER_PARTNERS, BudgetCategory, DraftFields, FocusArea
 from shared.contracts.money import MINOR_UNIT_EXPONENT
 from shared.errors import Problem
 from shared.web.forms import Problems, major_units, minor_units
@@ -33,8 +33,21 @@ FOCUS_AREAS: Final = get_args(FocusArea)
 # Empty rows offered below the filled ones; saving offers more.
 SPARE_LINES: Final = 2
 SPARE_CONTACTS: Final = 1
-# Groups of inputs whose own problems ("add at least one budget line") show at the group.
-GROUPS: Final = ("partner", "delegation", "budget_lines", "expected_outcomes", "contacts")
+# Partners beyond the first: as many fieldsets as are filled and one more, at least two,
+# so that an exchange among four cities fits the first form.
+SPARE_PARTNERS: Final = 1
+MIN_PARTNER_ROWS: Final = 2
+# Groups of inputs whose own problems ("add at least one budget line") show at the group;
+# "partners": a partner the program requires is missing ("a partner in MX is required").
+GROUPS: Final = (
+    "partner",
+    "partners",
+    "other_partners",
+    "delegation",
+    "budget_lines",
+    "expected_outcomes",
+    "contacts",
+)
 
 LABELS: Final = {
     "program_code": "The program",
@@ -69,6 +82,7 @@ class DraftForm:
     values: dict[str, str]
     lines: int
     contacts: int
+    partners: int = MIN_PARTNER_ROWS
     inputs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -77,6 +91,7 @@ class DraftForm:
             *DATES,
             *MONEY,
             *(f"partner.{name}" for name in PARTNER),
+            *(f"other_partners[{i}].{name}" for i in range(self.partners) for name in PARTNER),
             *(f"delegation.{name}" for name in DELEGATION),
             *(f"expected_outcomes.{name}" for name in OUTCOMES),
             *(f"budget_lines[{i}].{name}" for i in range(self.lines) for name in LINE),
@@ -114,6 +129,9 @@ def form_of(fields: DraftFields, currency: str = "USD") -> DraftForm:
             line.amount.amount_minor, line.amount.currency
         )
         values[f"budget_lines[{i}].amount.currency"] = line.amount.currency
+    for i, partner in enumerate(fields.other_partners or ()):
+        for name in PARTNER:
+            values[f"other_partners[{i}].{name}"] = getattr(partner, name)
     for i, contact in enumerate(fields.contacts or ()):
         values[f"contacts[{i}].name"] = contact.name
         values[f"contacts[{i}].email"] = contact.email
@@ -127,6 +145,10 @@ def shown(values: dict[str, str]) -> DraftForm:
         values,
         lines=_rows(values, "budget_lines") + SPARE_LINES,
         contacts=_rows(values, "contacts") + SPARE_CONTACTS,
+        partners=min(
+            max(_rows(values, "other_partners") + SPARE_PARTNERS, MIN_PARTNER_ROWS),
+            MAX_OTHER_PARTNERS,
+        ),
     )
 
 
@@ -195,6 +217,13 @@ def draft_of(form: dict[str, str]) -> DraftFields:
         if contact:
             contacts.append(contact)
             contact_rows.append(i)
+    partners, partner_rows = [], []
+    for i in range(_rows(form, "other_partners")):
+        partner = reader.group(f"other_partners[{i}]", PARTNER)
+        if partner:
+            partners.append(partner)
+            partner_rows.append(i)
+    data["other_partners"] = partners or None
     data["budget_lines"] = lines or None
     data["contacts"] = contacts or None
     if reader.problems:
@@ -204,7 +233,10 @@ def draft_of(form: dict[str, str]) -> DraftFields:
     except ValidationError as error:
         problems = Problems()
         for name, messages in Problems.of_validation(error).items():
-            row = _shown_row(_shown_row(name, "budget_lines", line_rows), "contacts", contact_rows)
+            row = _shown_row(name, "budget_lines", line_rows)
+            row = _shown_row(
+                _shown_row(row, "contacts", contact_rows), "other_partners", partner_rows
+            )
             for message in messages:
                 problems.add(row, human(name, message, row))
         raise DraftFormError(problems) from error
@@ -221,11 +253,16 @@ def label(name: str) -> str:
     """How a sentence names a field: ``budget_lines[0].amount`` -> "Budget line 1's amount"."""
     if name in LABELS:
         return LABELS[name]
-    for prefix, words in (("budget_lines", "Budget line"), ("contacts", "Contact")):
+    # The partners beyond the first are numbered after it: other_partners[0] is "Partner 2".
+    for prefix, words, first in (
+        ("budget_lines", "Budget line", 1),
+        ("contacts", "Contact", 1),
+        ("other_partners", "Partner", 2),
+    ):
         match = re.match(rf"{prefix}\[(\d+)\]\.?(\w*)", name)
         if match:
             part = match.group(2).replace("_", " ")
-            return f"{words} {int(match.group(1)) + 1}" + (f"'s {part}" if part else "")
+            return f"{words} {int(match.group(1)) + first}" + (f"'s {part}" if part else "")
     return "The " + name.replace("_", " ").replace(".", " ")
 
 

@@ -30,6 +30,7 @@ from services.intake.domain import (
     ExpectedOutcomes,
     Input,
     LongText,
+    PartnerInput,
     ShortText,
     window_is_open,
 )
@@ -237,6 +238,10 @@ class ApplicationView(BaseModel):
     draft_version: int
     revision: int
     fields: DraftFields
+    partners: list[PartnerInput] = Field(
+        description="Every partner city named so far, the first first (``fields.partner``, "
+        "then ``fields.other_partners``)."
+    )
     submitted: SubmittedView | None
     deadlines: list[Deadline]
     action_required: str | None
@@ -254,10 +259,12 @@ class ApplicationView(BaseModel):
         history: list[StatusRecord],
         actions: list[ActionRecord],
     ) -> ApplicationView:
+        fields = DraftFields.model_validate(record.draft)
         return copy_of(
             cls,
             record,
-            fields=DraftFields.model_validate(record.draft),
+            fields=fields,
+            partners=fields.every_partner(),
             submitted=SubmittedView.of(record),
             amounts=Amounts.model_validate(record.amounts) if record.amounts else None,
             history=[StatusEntry.of(status) for status in history],

@@ -190,13 +190,24 @@ async def walk(
     assert await value(page, "#line-1-currency") == "KES"
     await checked(page, "portal-draft")
 
+    # A second partner city, given the first one's contact by mistake: named at its field.
+    await page.fill("#partner-2-name", "Kisumu")
+    await page.fill("#partner-2-country", "KE")
+    await page.fill("#partner-2-contact-name", "Achieng Otieno")
+    await page.fill("#partner-2-contact-email", "partnerships@nairobi.example.org")
     await page.fill("#requested", "11000")
     await page.click("#save")
+    assert "its own contact e-mail" in await page.inner_text("#partner-2-contact-email-error")
+    await page.fill("#partner-2-contact-email", "twinning@kisumu.example.org")
+    await page.click("#save")
     assert "Every check passes" in await page.inner_text("#ready")
+    assert await value(page, "#partner-2-name") == "Kisumu"
     await page.click("#submit")
     assert await page.inner_text("#status") == "submitted"
     assert "Application submitted" in await page.inner_text(".flash.ok")
     assert "11,000.00 USD" in await page.inner_text("#requested")
+    partners = await page.inner_text("#partners")
+    assert "Nairobi (KE)" in partners and "Kisumu (KE), Achieng Otieno" in partners
     assert "submitted" in await page.inner_text("#timeline")
 
     # The workflow's news arrives: the timeline shows it, with the deadline ahead.

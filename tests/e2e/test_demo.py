@@ -55,13 +55,17 @@ def test_demo_plays_a_season_to_a_summary_that_adds_up(tmp_path: Path) -> None:
     progress = [line for line in demo.stdout.splitlines() if line.startswith("[")]
     assert len(progress) >= 3, shown
     assert progress[-1].endswith("closed 3, declined 1, withdrawn 1"), progress
-    # Outcomes per program: three awarded and closed, one declined, one withdrawn.
-    assert re.search(r"AUPAP\s+scripted awarded\s+ended closed\s+x3", shown), shown
+    # Outcomes per program: three awarded and closed (one a tri-lateral Young Ambassadors
+    # exchange whose two partner cities each confirmed), one declined, one withdrawn.
+    assert re.search(r"AUPAP\s+scripted awarded\s+ended closed\s+x2", shown), shown
+    assert re.search(r"YAP-TNA\s+scripted awarded\s+ended closed\s+x1", shown), shown
     assert re.search(r"AUPAP\s+scripted declined\s+ended declined\s+x1", shown), shown
     assert re.search(r"AUPAP\s+scripted withdrawn\s+ended withdrawn\s+x1", shown), shown
     # The money: three awards paid in full less what they did not spend; the ledger balances.
     ledger = re.search(r"AUPAP/demo USD: reserved (\d+), paid (\d+), .*-> ledger (\w+)", shown)
     assert ledger is not None, shown
-    assert ledger.group(1) == "0" and int(ledger.group(2)) == 3 * 1_000_000, shown
+    assert ledger.group(1) == "0" and int(ledger.group(2)) == 2 * 1_000_000, shown
     assert ledger.group(3) == "balances", shown
+    youth = re.search(r"YAP-TNA/demo USD: reserved (\d+), paid (\d+), .*-> ledger (\w+)", shown)
+    assert youth is not None and youth.groups() == ("0", "1000000", "balances"), shown
     assert "the season ended as scripted" in shown

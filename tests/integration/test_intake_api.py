@@ -76,7 +76,7 @@ async def test_programs_list_their_rules_and_whether_the_window_is_open(
     response = await svc.client.get("/v1/programs", headers=svc.applicant(member))
     assert response.status_code == 200
     listing = response.json()
-    assert listing["catalog_version"] == "2027.1"
+    assert listing["catalog_version"] == "2027.2"
     programs = {program["code"]: program for program in listing["programs"]}
     assert list(programs) == ["AUPAP", "YAP-TNA", "LEADING-ASIA", "SINO-AFRICAN", "CITIZEN"]
     assert all(program["window_open"] for program in programs.values())
@@ -122,7 +122,7 @@ async def test_applicant_drafts_previews_and_submits_with_the_rules_snapshot_in_
     assert submitted.status_code == 202, submitted.text
     view = submitted.json()
     assert view["status"] == "submitted"
-    assert view["submitted"]["catalog_version"] == "2027.1"
+    assert view["submitted"]["catalog_version"] == "2027.2"
     assert view["submitted"]["rates_used"]["KES"] == "0.0077"
     assert [entry["kind"] for entry in view["requests"]] == ["submitted"]
 
@@ -131,7 +131,7 @@ async def test_applicant_drafts_previews_and_submits_with_the_rules_snapshot_in_
     assert event["event_type"] == "ApplicationSubmitted" and event["producer"] == "intake"
     assert payload["member_id"] == member and payload["cycle"] == "2027"
     assert payload["rules"]["code"] == "AUPAP"
-    assert payload["rules"]["catalog_version"] == "2027.1"
+    assert payload["rules"]["catalog_version"] == "2027.2"
     assert payload["requested"] == {"amount_minor": 1_100_000, "currency": "USD"}
     kes = payload["budget_lines"][1]
     assert kes["amount"] == {"amount_minor": 40_000_000, "currency": "KES"}
@@ -577,12 +577,12 @@ async def test_a_catalog_change_never_changes_a_submitted_application(svc: Runni
     original = svc.service.catalog
     aupap = original.programs["AUPAP"].model_copy(
         update={
-            "catalog_version": "2027.2",
+            "catalog_version": "2027.3",
             "max_award": Money(amount_minor=1_000_000, currency="USD"),
         }
     )
     svc.service.catalog = dataclasses.replace(
-        original, version="2027.2", programs={**original.programs, "AUPAP": aupap}
+        original, version="2027.3", programs={**original.programs, "AUPAP": aupap}
     )
     try:
         view = await svc.client.get(
@@ -590,11 +590,11 @@ async def test_a_catalog_change_never_changes_a_submitted_application(svc: Runni
         )
         rules = view.json()["submitted"]["rules"]
         assert (rules["catalog_version"], rules["max_award"]["amount_minor"]) == (
-            "2027.1",
+            "2027.2",
             2_500_000,
         )
         programs = await svc.client.get("/v1/programs", headers=svc.applicant(member))
-        assert programs.json()["catalog_version"] == "2027.2"
+        assert programs.json()["catalog_version"] == "2027.3"
     finally:
         svc.service.catalog = original
     assert isinstance(svc.service.catalog, Catalog)

@@ -95,7 +95,7 @@ async def test_a_submitted_application_is_consumed_and_a_status_event_fed_back_s
     [record] = await records_for(svc, APPLICATION_SUBMITTED, application_id)
     submitted = Envelope[ApplicationSubmitted].model_validate_json(record.value)
     assert submitted.payload.member_id == member
-    assert submitted.payload.rules.catalog_version == "2027.1"
+    assert submitted.payload.rules.catalog_version == "2027.2"
     assert submitted.payload.requested.amount_minor == 1_100_000
     # What the applicant expects travels with it, for reporting to compare with the report.
     assert submitted.payload.expected_outcomes == PlannedOutcomes(

@@ -95,10 +95,41 @@ def usd(dollars: int) -> dict[str, Any]:
 # application-per-cycle rule must not stop it.
 OTHER_PROGRAM = {
     "program_code": "SINO-AFRICAN",
+    # The Sino-African Initiative needs a partner in China besides the one in Kenya.
+    "other_partners": [
+        {
+            "name": "Kunming",
+            "country": "CN",
+            "contact_name": "Li Wei",
+            "contact_email": "twinning@kunming.example.org",
+        }
+    ],
     "matching_cash": usd(4_524),
     "matching_in_kind": usd(0),
     "requested": usd(10_556),
 }
+
+
+def partner(name: str, country: str, email: str) -> dict[str, str]:
+    return {
+        "name": name,
+        "country": country,
+        "contact_name": f"{name} desk",
+        "contact_email": email,
+    }
+
+
+def trilateral(tag: str) -> dict[str, Any]:
+    """A Young Ambassadors Tri-lateral draft: partners in Mexico and Canada whose contacts'
+    addresses (tagged with ``tag``) no other test shares; 11,000 USD requested, 27% matching."""
+    return {
+        "program_code": "YAP-TNA",
+        "focus_area": "youth_and_education",
+        "title": "Youth orchestras of three cities",
+        "partner": partner("Puebla", "MX", f"puebla-{tag}@partner.example.org"),
+        "other_partners": [partner("Guelph", "CA", f"guelph-{tag}@partner.example.org")],
+        "delegation": {"adults": 2, "youth": 10},
+    }
 
 
 @dataclass

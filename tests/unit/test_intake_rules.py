@@ -18,6 +18,7 @@ from services.intake.domain import (
     MemberFacts,
     check_amendment,
     check_submission,
+    partner_confirmation_subject,
     read_partner_link,
     sign_partner_link,
 )
@@ -111,12 +112,68 @@ def citizen_money() -> dict[str, Any]:
     return {"matching_cash": usd(6_540), "matching_in_kind": usd(1_000), "requested": usd(7_540)}
 
 
-def test_sino_african_takes_chinese_and_african_partners_only() -> None:
-    money = {"matching_cash": usd(4_524), "matching_in_kind": usd(0), "requested": usd(10_556)}
-    china = {**DRAFT_EXAMPLE["partner"], "name": "Kunming", "country": "CN"}
-    mexico = {**DRAFT_EXAMPLE["partner"], "name": "Cuernavaca", "country": "MX"}
-    assert fields_wrong(program_code="SINO-AFRICAN", partner=china, **money) == []
-    assert fields_wrong(program_code="SINO-AFRICAN", partner=mexico, **money) == ["partner.country"]
+def partner(name: str, country: str, email: str | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "country": country,
+        "contact_name": f"{name} office",
+        "contact_email": email or f"twinning@{name.lower()}.example.org",
+    }
+
+
+SINO_MONEY: dict[str, Any] = {
+    "matching_cash": usd(4_524),
+    "matching_in_kind": usd(0),
+    "requested": usd(10_556),
+}
+
+
+def test_sino_african_needs_a_chinese_and_an_african_partner() -> None:
+    china, nairobi = partner("Kunming", "CN"), partner("Nairobi", "KE")
+    mexico = partner("Cuernavaca", "MX")
+    sino: dict[str, Any] = {"program_code": "SINO-AFRICAN", **SINO_MONEY}
+    assert fields_wrong(**sino, partner=china, other_partners=[nairobi]) == []
+    assert fields_wrong(**sino, partner=nairobi, other_partners=[china]) == []
+    assert fields_wrong(**sino, partner=china) == ["partners"]
+    assert "a partner in an African country is required" in messages(**sino, partner=china)
+    assert "a partner in CN is required" in messages(**sino, partner=nairobi)
+    # Each partner is judged where it stands: the third city is the one at fault.
+    assert fields_wrong(**sino, partner=china, other_partners=[nairobi, mexico]) == [
+        "other_partners[1].country"
+    ]
+    assert fields_wrong(**sino, partner=mexico, other_partners=[china, nairobi]) == [
+        "partner.country"
+    ]
+
+
+def test_partners_beyond_the_first_are_checked_field_by_field() -> None:
+    nairobi = DRAFT_EXAMPLE["partner"]
+    body = {**DRAFT_EXAMPLE, "other_partners": [partner("Kisumu", "KE"), {"name": "Mombasa"}]}
+    with pytest.raises(ValueError, match=r"other_partners\.1\.country"):
+        DraftFields.model_validate(body)
+    too_many = [partner(f"Town{i}", "KE") for i in range(10)]
+    with pytest.raises(ValueError, match="other_partners"):
+        DraftFields.model_validate({**DRAFT_EXAMPLE, "other_partners": too_many})
+    # The answer names a partner by its contact's e-mail: two partners cannot share one.
+    same = partner("Kisumu", "KE", email=nairobi["contact_email"].upper())
+    assert fields_wrong(other_partners=[partner("Kisumu", "KE"), same]) == [
+        "other_partners[1].contact_email"
+    ]
+    assert "its own contact e-mail" in messages(other_partners=[same])
+    assert fields_wrong(other_partners=[partner("Kisumu", "KE"), partner("Eldoret", "KE")]) == []
+
+
+def test_the_required_partners_wait_for_the_first_partner() -> None:
+    checked = check_submission(
+        DraftFields(program_code="YAP-TNA"),
+        member=DENVER,
+        rules=CATALOG.get("YAP-TNA"),
+        rates=RATES,
+        today=TODAY,
+        exchange_lead_days=1,
+    )
+    fields = [problem.field for problem in checked.problems]
+    assert "partner" in fields and "partners" not in fields
 
 
 def test_youth_program_is_for_us_applicants_only() -> None:
@@ -126,11 +183,22 @@ def test_youth_program_is_for_us_applicants_only() -> None:
     assert fields_wrong(member=toronto, **youth) == ["program_code"]
 
 
+def test_the_trilateral_program_needs_a_partner_in_canada_and_one_in_mexico() -> None:
+    youth = youth_draft()
+    assert fields_wrong(**{**youth, "other_partners": None}) == ["partners"]
+    assert "a partner in CA is required" in messages(**{**youth, "other_partners": None})
+    both_mexican = [partner("Puebla", "MX")]
+    assert "a partner in CA is required" in messages(**{**youth, "other_partners": both_mexican})
+    nairobi = [partner("Guelph", "CA"), partner("Nairobi", "KE")]
+    assert fields_wrong(**{**youth, "other_partners": nairobi}) == ["other_partners[1].country"]
+
+
 def youth_draft(adults: int = 2, youth: int = 10) -> dict[str, Any]:
     return {
         "program_code": "YAP-TNA",
         "focus_area": "youth_and_education",
-        "partner": {**DRAFT_EXAMPLE["partner"], "name": "Cuernavaca", "country": "MX"},
+        "partner": partner("Cuernavaca", "MX"),
+        "other_partners": [partner("Guelph", "CA")],
         "delegation": {"adults": adults, "youth": youth},
         # YAP-TNA: maximum 15,000 USD, matching at least 20%.
         "matching_cash": usd(3_080),
@@ -313,6 +381,13 @@ def test_catalog_has_the_five_programs_open_for_the_2027_cycle() -> None:
     yap = CATALOG.programs["YAP-TNA"]
     assert (yap.eligible_partner_countries, yap.applicant_countries) == (["CA", "MX"], ["US"])
     assert yap.youth_program and yap.focus_areas == ["youth_and_education"]
+    assert [r.countries for r in yap.required_partners] == [["CA"], ["MX"]]
+    sino = CATALOG.programs["SINO-AFRICAN"]
+    china, africa = sino.required_partners
+    assert china.countries == ["CN"] and africa.describe() == "an African country"
+    assert set(africa.countries) == set(sino.eligible_partner_countries) - {"CN"}
+    others = ("AUPAP", "LEADING-ASIA", "CITIZEN")
+    assert all(CATALOG.programs[code].required_partners == [] for code in others)
     assert CATALOG.programs["CITIZEN"].eligible_partner_countries == []
     assert "KE" in CATALOG.programs["AUPAP"].eligible_partner_countries
     assert "CN" in CATALOG.programs["LEADING-ASIA"].eligible_partner_countries
@@ -363,3 +438,15 @@ def test_partner_link_is_signed_and_any_change_breaks_it() -> None:
     assert read_partner_link("secret", f"{link_id}.{int(stamp) + 86400}.{signature}") is None
     assert read_partner_link("secret", f"{link_id}.{stamp}.{signature[:-2]}xx") is None
     assert read_partner_link("secret", "not-a-token") is None
+
+
+def test_each_partner_has_its_own_confirmation_subject() -> None:
+    app = "0b6f3c1e-5b0e-4c53-9f8e-2f0b6b3c9d11"
+    first = partner_confirmation_subject(app, "twinning@guelph.example.org")
+    # The same partner however its address is capitalised; another partner, another subject.
+    assert first == partner_confirmation_subject(app, "Twinning@Guelph.example.org")
+    assert first != partner_confirmation_subject(app, "twinning@puebla.example.org")
+    # Receipts and links recorded when an application had one partner keep their subject.
+    assert partner_confirmation_subject(app) == f"partner-confirmation:{app}"
+    longest = partner_confirmation_subject("a" * 64, "x" * 240 + "@example.org")
+    assert len(longest) <= 200

@@ -23,6 +23,7 @@ from services.intake.domain import (
     WITHDRAWN,
     Checked,
     DraftFields,
+    PartnerInput,
     Pricing,
 )
 from services.intake.notifications import submitted_mail
@@ -458,12 +459,8 @@ def _submission(
         focus_area=draft.focus_area,
         title=draft.title,
         summary=draft.summary,
-        partner=PartnerCity(
-            name=draft.partner.name,
-            country=draft.partner.country,
-            contact_name=draft.partner.contact_name,
-            contact_email=draft.partner.contact_email,
-        ),
+        partner=_partner_city(draft.partner),
+        other_partners=[_partner_city(partner) for partner in draft.other_partners or ()],
         exchange_start=draft.exchange_start,
         exchange_end=draft.exchange_end,
         adults=draft.delegation.adults,
@@ -475,4 +472,13 @@ def _submission(
         contact_emails=[contact.email for contact in draft.contacts],
         expected_outcomes=draft.expected_outcomes.planned() if draft.expected_outcomes else None,
         rules=rules,
+    )
+
+
+def _partner_city(partner: PartnerInput) -> PartnerCity:
+    return PartnerCity(
+        name=partner.name,
+        country=partner.country,
+        contact_name=partner.contact_name,
+        contact_email=partner.contact_email,
     )

@@ -1,10 +1,10 @@
-"""The partner's confirmation: the workflow asks, intake mails a one-time link, the partner
-answers through it, and intake publishes the answer.
+"""The partners' confirmation: the workflow asks each partner city, intake mails each its
+own one-time link, the partner answers through it, and intake publishes the answer.
 
-The answer is filed under the application's partner confirmation
-(``domain.partner_confirmation_subject``), so the command receipts answer a request that
-the workflow sends again with the same answer and event id. A repeat before the partner
-answered gets nothing and sends no second mail: the partner has its link.
+Each answer is filed under its partner's confirmation (``domain.partner_confirmation_subject``),
+so the command receipts answer a request that the workflow sends again with the same answer
+and event id. A repeat before the partner answered gets nothing and sends no second mail:
+the partner has its link.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class PartnerConfirmations(IntakeBase):
     async def request_partner_confirmation(
         self, work: Work, event: Envelope[RequestPartnerConfirmation]
     ) -> None:
-        """Mail the partner a one-time link; the answer comes back through ``answer_partner``.
+        """Mail the partner its own one-time link (one per request: each partner of an
+        application has its own); the answer comes back through ``answer_partner``.
 
         The receipts answer a repeat of this command; a request handled before intake kept
         receipts gets the answer if the partner gave it, and otherwise the mail again.
@@ -61,10 +62,15 @@ class PartnerConfirmations(IntakeBase):
         link = await store.partner_link_for_command(record.application_id, command.command_id)
         if link is not None and link.answered_at is not None:
             if await work.runtime.outbox.contains(work.session, str(_answer_id(link))):
-                await work.answer_again(partner_confirmation_subject(record.application_id))
+                await work.answer_again(_subject(link))
             else:
                 await self._publish_answer(work, link)
             return
+        if link is not None and link.subject is None and work.subject is not None:
+            # A link from before this request's receipt: its answer, when it comes, is
+            # filed where the receipt now looks.
+            await store.file_partner_link(link.link_id, work.subject)
+            link = dataclasses.replace(link, subject=work.subject)
         if link is None:
             link = PartnerLinkRecord(
                 link_id=uuid.uuid4().hex,
@@ -77,13 +83,18 @@ class PartnerConfirmations(IntakeBase):
                 answered_at=None,
                 confirmed=None,
                 note=None,
+                subject=work.subject,
             )
             await store.insert_partner_link(link)
             await store.add_action(
                 record.application_id,
                 "partner_confirmation_requested",
                 "workflow",
-                {"partner_city": command.partner_city, "due_at": command.due_at.isoformat()},
+                {
+                    "partner_city": command.partner_city,
+                    "partner_email": command.partner_contact_email,
+                    "due_at": command.due_at.isoformat(),
+                },
                 work.now,
             )
         member = await store.member(record.member_id)
@@ -158,5 +169,10 @@ class PartnerConfirmations(IntakeBase):
             ),
             application_id=link.application_id,
             event_id=_answer_id(link),
-            subject=partner_confirmation_subject(link.application_id),
+            subject=_subject(link),
         )
+
+
+def _subject(link: PartnerLinkRecord) -> str:
+    """The subject of the request that made the link: its answer is filed there."""
+    return link.subject or partner_confirmation_subject(link.application_id)
