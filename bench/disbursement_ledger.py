@@ -93,7 +93,7 @@ async def ledger_throughput(database_url: str, applications: int, workers: int) 
     use case), called in process: the figure is the ledger's and the consumer's, not Kafka's.
     """
     await asyncio.to_thread(upgrade, "disbursement", database_url)
-    settings = DisbursementSettings(database_url=database_url, seed_demo_budgets=False)
+    settings = DisbursementSettings(database_url=database_url)
     service = DisbursementService(build_runtime(settings, metadata, messaging), settings)
     handlers = {
         topic: handler for topic, handler in consumer_handlers(service, consumers(service)).items()
@@ -139,7 +139,6 @@ async def pay_to_settled_latency(database_url: str, payments: int) -> None:
         topic_prefix=prefix,
         kafka_session_timeout_ms=2000,
         kafka_heartbeat_interval_ms=300,
-        seed_demo_budgets=False,
     )
     latencies: list[float] = []
     try:

@@ -144,7 +144,10 @@ class Stack:
         admin = {"Authorization": f"Bearer {mint_token(CommonSettings(), role=Role.ADMIN)}"}
         answer = httpx.put(
             self.endpoints.url("disbursement", "/v1/budgets/AUPAP/demo"),
-            json={"amount": {"amount_minor": 10**13, "currency": "USD"}},
+            json={
+                "amount": {"amount_minor": 10**13, "currency": "USD"},
+                "reason": "benchmark: a budget no run exhausts",
+            },
             headers=admin,
             timeout=30,
         )

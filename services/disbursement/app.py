@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from sqlalchemy.exc import IntegrityError
 
 from services.disbursement.api import router
 from services.disbursement.consumers import consumers
@@ -37,25 +34,4 @@ def create_app(settings: DisbursementSettings | None = None, *, clock: Clock = u
         description=DESCRIPTION,
         routers=[router],
     )
-    if settings.seed_demo_budgets and settings.environment != "production":
-        _seed_demo_budgets_first(app, service)
     return app
-
-
-def _seed_demo_budgets_first(app: FastAPI, service: DisbursementService) -> None:
-    """Budgets exist before the first funding command is consumed."""
-    serve = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def seed_then_serve(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            async with service.work() as work:
-                created = await service.seed_demo_budgets(work)
-        except IntegrityError:  # another replica seeded them at the same moment
-            created = []
-        if created:
-            logger.info("demo budgets created for %s", ", ".join(created))
-        async with serve(app):
-            yield
-
-    app.router.lifespan_context = seed_then_serve

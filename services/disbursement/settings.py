@@ -48,9 +48,6 @@ class DisbursementSettings(ServiceSettings):
         gt=0,
         description="how often unsettled instructions and refunds past due are looked for",
     )
-    seed_demo_budgets: bool = Field(
-        True, description="give the demo catalog programs a budget (never in production)"
-    )
 
     @property
     def settlement_deadline(self) -> timedelta:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,9 +19,27 @@ from services.intake.settings import IntakeSettings
 from shared.clock import Clock, utc_now
 from shared.mail import Mailer
 from shared.messaging.consumers import register_consumers
-from shared.service import build_runtime, create_service_app
+from shared.service import Job, build_runtime, create_service_app
 
 DESCRIPTION = "Member cities apply for exchange funding: program catalog, members, applications."
+logger = logging.getLogger(__name__)
+
+
+def announce_open_cycles(service: IntakeService, interval: float) -> Job:
+    """A loop that tells disbursement when a program cycle opens (at start, then daily)."""
+
+    async def announce() -> None:
+        while True:
+            try:
+                async with service.work() as work:
+                    opened = await service.announce_open_cycles(work)
+                if opened:
+                    logger.info("program cycles opened: %s", ", ".join(opened))
+            except Exception:  # the database may be away for a moment: try again later
+                logger.exception("announcing the open program cycles failed")
+            await asyncio.sleep(interval)
+
+    return announce
 
 
 def create_app(
@@ -41,6 +61,7 @@ def create_app(
         service, consumers(service), fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms
     )
     runtime.send_mail_with(mailer, poll_interval=settings.mail_poll_interval_ms / 1000)
+    runtime.add_job(announce_open_cycles(service, settings.cycle_check_interval_seconds))
     app = create_service_app(
         runtime,
         service,

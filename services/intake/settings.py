@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -28,6 +29,9 @@ class IntakeSettings(ServiceSettings):
     """Add demo members and exchange rates at startup; default: outside production."""
 
     mail_poll_interval_ms: int = 1000
+
+    cycle_check_interval_seconds: float = Field(default=3600.0, gt=0, le=86_400)
+    """How often to look for program cycles that opened (their budgets open in the ledger)."""
 
     consumer_fetch_max_wait_ms: int | None = 100
     """Fetch wait of intake's consumer (None: the common ``kafka_fetch_max_wait_ms``).

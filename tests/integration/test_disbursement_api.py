@@ -36,7 +36,6 @@ def settings(isolated_database_url: str, unique: str) -> DisbursementSettings:
         topic_prefix=f"{unique}.",
         kafka_bootstrap_servers="127.0.0.1:9",  # never reached: no lifespan in these tests
         finance_webhook_secret=WEBHOOK_SECRET,
-        seed_demo_budgets=False,
     )
 
 

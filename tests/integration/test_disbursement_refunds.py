@@ -229,7 +229,6 @@ async def client(
         topic_prefix=f"{unique}.",
         kafka_bootstrap_servers="127.0.0.1:9",  # never reached: no lifespan in these tests
         finance_webhook_secret=WEBHOOK_SECRET,
-        seed_demo_budgets=False,
     )
     app = create_app(settings)
     async with http_client(app) as client:

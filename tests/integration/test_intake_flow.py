@@ -12,13 +12,20 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.contracts.envelope import Envelope, new_envelope
-from shared.contracts.intake import ApplicationSubmitted, PartnerConfirmed, PlannedOutcomes
+from shared.contracts.intake import (
+    ApplicationSubmitted,
+    PartnerConfirmed,
+    PlannedOutcomes,
+    ProgramCycleOpened,
+    program_cycle_key,
+)
 from shared.contracts.reporting import MemberStandingChanged
 from shared.contracts.topics import (
     APPLICATION_STATUS_CHANGED,
     APPLICATION_SUBMITTED,
     MEMBER_STANDING_CHANGED,
     PARTNER_CONFIRMED,
+    PROGRAM_CYCLE_OPENED,
     REMINDER_DUE,
     REQUEST_PARTNER_CONFIRMATION,
     Topic,
@@ -266,3 +273,16 @@ async def test_a_status_event_for_an_unknown_application_is_dead_lettered(
 
     await eventually(dead_lettered, timeout=20)
     assert "no submitted application no-such-application" in json.loads(found[0].value)["reason"]
+
+
+async def test_open_program_cycles_are_announced_once_for_their_budgets(svc: RunningIntake) -> None:
+    # The test catalog's cycles are open: each is announced at start with its annual budget.
+    key = program_cycle_key("AUPAP", "2027")
+    [record] = await records_for(svc, PROGRAM_CYCLE_OPENED, key)
+    opened = Envelope[ProgramCycleOpened].model_validate_json(record.value)
+    aupap = svc.service.catalog.get("AUPAP")
+    assert opened.payload.annual_budget == aupap.annual_budget
+    assert opened.payload.catalog_version == svc.service.catalog.version
+    # A later look (the daily job, another replica, a restart) announces nothing again.
+    async with svc.service.work() as work:
+        assert await svc.service.announce_open_cycles(work) == []

@@ -261,7 +261,6 @@ class Ledger:
             database_url=database_url,
             topic_prefix=prefix,
             kafka_bootstrap_servers="127.0.0.1:9",  # never reached: the broker is in memory
-            seed_demo_budgets=False,
             **settings,
         )
         runtime = build_runtime(config, metadata, messaging)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Final
-
 from services.disbursement.domain import (
     Account,
     Balances,
@@ -19,17 +17,6 @@ from shared.contracts.intake import ProgramCycleOpened
 from shared.contracts.money import Money, parse_rate
 from shared.errors import ConflictError, InvalidError, NotFoundError
 from shared.service import Work
-
-# The catalog's programs, for the 2027 cycle and the demo catalog's cycle, so that
-# `grantflow up` can fund applications at once.
-DEMO_CYCLES: Final = ("2027", "demo")
-DEMO_BUDGETS: Final = {
-    "AUPAP": 50_000_000,
-    "YAP-TNA": 50_000_000,
-    "LEADING-ASIA": 50_000_000,
-    "SINO-AFRICAN": 50_000_000,
-    "CITIZEN": 25_000_000,
-}
 
 
 class Administration(DisbursementBase):
@@ -94,19 +81,6 @@ class Administration(DisbursementBase):
                 reason=reason,
             )
         return await self.budget_report(work, program_code, cycle)
-
-    async def seed_demo_budgets(self, work: Work) -> list[str]:
-        """Give the demo catalog's programs a budget where they have none; which were given."""
-        store = DisbursementStore(work.session)
-        created = []
-        for cycle in DEMO_CYCLES:
-            for program_code, amount_minor in DEMO_BUDGETS.items():
-                if await store.lock_program(program_code, cycle) is not None:
-                    continue
-                amount = Money(amount_minor=amount_minor, currency="USD")
-                await self.set_budget(work, program_code, cycle, amount, "demo budget")
-                created.append(f"{program_code}/{cycle}")
-        return created
 
     async def budget_report(self, work: Work, program_code: str, cycle: str) -> BudgetReport:
         store = DisbursementStore(work.session)
