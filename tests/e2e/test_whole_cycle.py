@@ -2,7 +2,9 @@
 
 ``grantflow up`` runs the four services, the workflow worker and the finance simulator on
 Tansu and the Temporal dev server, under a demo catalog whose periods are seconds. The test
-plays the people: the applicant, the partner city, three reviewers and a program officer.
+plays the people: the applicant, two partner cities (a Young Ambassadors Tri-lateral
+exchange, with a partner in Mexico and one in Canada), two reviewers and a program officer;
+the exchange spends less than the advance, and the difference is asked back and received.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.intake.domain import DRAFT_EXAMPLE
+from grantflow.driver import TRILATERAL_DRAFT
 from tests.e2e.test_up import READY_TIMEOUT, STOP_TIMEOUT, Output, Ports, clean_env
 
 pytestmark = pytest.mark.timeout(300)
@@ -91,16 +93,19 @@ class Stack:
             and task["kind"] == kind
         ]  # fmt: skip
 
-    def review_all(self, application_id: str, kind: str, count: int) -> None:
+    def review_all(self, application_id: str, kind: str, count: int) -> list[dict[str, Any]]:
+        """Score every open task; what each reviewer saw of the application."""
         tasks = wait_for(
             f"{count} open {kind} review tasks",
             lambda: (
                 (found := self.open_tasks(application_id, kind)) and len(found) >= count and found
             ),
         )
+        seen: list[dict[str, Any]] = []
         for task in tasks:
             headers = self.reviewer(task["reviewer_id"])
             detail = self.http.get(self.url("review", f"/v1/tasks/{task['id']}"), headers=headers)
+            seen.append(detail.json()["application"])
             criteria = detail.json()["rubric"]["criteria"]
             answer = self.http.post(
                 self.url("review", f"/v1/tasks/{task['id']}/review"),
@@ -113,11 +118,14 @@ class Stack:
                 },
             )
             assert answer.status_code == 201, answer.text
+        return seen
 
-    def partner_link(self) -> str:
+    def partner_link(self, to: str) -> str:
         def find() -> str | None:
             for path in sorted((self.tmp_path / ".grantflow" / "mail").glob("*.eml")):
                 message = email.message_from_bytes(path.read_bytes())
+                if to not in str(message["To"]):
+                    continue
                 body = message.get_payload(decode=True)
                 assert isinstance(body, bytes)
                 found = re.search(r"(http://\S+/v1/partner-confirmations/\S+)", body.decode())
@@ -125,7 +133,7 @@ class Stack:
                     return found.group(1)
             return None
 
-        return str(wait_for("the partner's confirmation link by email", find))
+        return str(wait_for(f"the confirmation link mailed to {to}", find))
 
 
 def test_an_application_goes_from_submission_to_close_out_across_every_service(
@@ -148,7 +156,7 @@ def test_an_application_goes_from_submission_to_close_out_across_every_service(
 
         # The applicant drafts, previews the checks and submits.
         draft = stack.http.post(
-            stack.url("intake", "/v1/applications"), json=copy.deepcopy(DRAFT_EXAMPLE),
+            stack.url("intake", "/v1/applications"), json=copy.deepcopy(TRILATERAL_DRAFT),
             headers=applicant,
         )  # fmt: skip
         assert draft.status_code == 201, draft.text
@@ -163,12 +171,27 @@ def test_an_application_goes_from_submission_to_close_out_across_every_service(
         )
         assert submitted.status_code == 202, submitted.text
 
-        # The partner city confirms through the link it was emailed.
-        confirmed = stack.http.post(stack.partner_link(), json={"answer": "confirm"})
+        # Each partner city confirms through the link it alone was emailed; the lifecycle
+        # waits for both.
+        puebla = stack.partner_link("hermanamiento@puebla.example.org")
+        guelph = stack.partner_link("twinning@guelph.example.org")
+        assert puebla != guelph
+        confirmed = stack.http.post(puebla, json={"answer": "confirm"})
         assert confirmed.json()["confirmed"] is True, confirmed.text
+        time.sleep(1)
+        assert stack.stage(application_id) == "partner_confirmation"
+        confirmed = stack.http.post(guelph, json={"answer": "confirm"})
+        assert confirmed.json()["confirmed"] is True, confirmed.text
+        assert stack.http.post(guelph, json={"answer": "confirm"}).status_code >= 400  # used
 
-        # Three reviewers score it; it is awarded, reserved and the advance is paid.
-        stack.review_all(application_id, "application", 3)
+        # Two reviewers score it, seeing both partners; it is awarded, reserved and the
+        # advance is paid.
+        seen = stack.review_all(application_id, "application", 2)
+        # A blind review: the partners' countries and the plan, not who they are.
+        for application in seen:
+            partners = application["details"]["partners"]
+            assert [p["country"] for p in partners] == ["MX", "CA"], application
+            assert {p["name"] for p in partners} == {"[withheld]"}
         wait_for("the post-exchange report request",
                  lambda: stack.stage(application_id) == "report_due")  # fmt: skip
 
@@ -183,7 +206,7 @@ def test_an_application_goes_from_submission_to_close_out_across_every_service(
             stack.url("reporting", f"/v1/reports/{report['report_id']}"),
             headers=applicant,
             json={
-                "participants": {"adults": 4, "youth": 0},
+                "participants": {"adults": 2, "youth": 8},
                 "activities": [{"title": "Kiosk opening", "held_on": "2026-11-27"}],
                 "outcomes": {"agreements_signed": 1, "trade_leads": 2, "narrative": "One MOU."},
                 "spending": [{"category": "travel",
