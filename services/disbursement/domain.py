@@ -159,6 +159,8 @@ class Award:
 @dataclass(frozen=True)
 class Refusal:
     reason: str
+    # The budget is short: the application waits its turn on the waitlist.
+    waitlisted: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,12 @@ def decide_reservation(
     program_code: str,
     cycle: str,
     amount: Money,
+    waiting_before: tuple[int, int] = (0, 0),
 ) -> Reservation | Refusal:
+    """Reserve ``amount`` if the budget covers it after what the applications waitlisted
+    before it need (``waiting_before``: how many, and their amounts): the waitlist is served
+    in submission order, and a later application does not take what an earlier one waits for.
+    """
     if budget is None:
         return Refusal(f"no budget for program {program_code} cycle {cycle}")
     if amount.currency != budget.currency:
@@ -206,7 +213,16 @@ def decide_reservation(
     available = budget.balances.money(Account.AVAILABLE)
     if available < amount:
         return Refusal(
-            f"the {program_code} {cycle} budget has {available} available, {amount} requested"
+            f"the {program_code} {cycle} budget has {available} available, {amount} requested",
+            waitlisted=True,
+        )
+    earlier, held_minor = waiting_before
+    if available.amount_minor - held_minor < amount.amount_minor:
+        held = Money(amount_minor=held_minor, currency=amount.currency)
+        return Refusal(
+            f"the {program_code} {cycle} budget has {available} available, but {earlier} "
+            f"application(s) submitted earlier wait for {held} first",
+            waitlisted=True,
         )
     posting = transfer(
         "reserve",

@@ -179,6 +179,10 @@ class LedgerCommand(Contract):
 
 class ReserveFunds(LedgerCommand):
     amount: Money
+    submitted_at: datetime | None = Field(
+        default=None,
+        description="When the application was submitted: a waitlist is served in this order.",
+    )
 
 
 class ReleaseFunds(LedgerCommand):

@@ -6,6 +6,8 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -457,3 +459,55 @@ async def test_a_release_in_another_currency_than_the_award_cannot_be_carried_ou
     with pytest.raises(PoisonMessage, match="release in EUR of an award in USD"):
         await ledger.run(release(app, euros, program=unique))
     assert (await ledger.report(unique)).reserved == usd(50_000)
+
+
+async def test_the_waitlist_is_served_in_submission_order(ledger: Ledger, unique: str) -> None:
+    day = datetime(2027, 1, 10, tzinfo=UTC)
+
+    def asks(app: str, amount_minor: int, submitted_day: int) -> Envelope[Any]:
+        return reserve(
+            f"{unique}-{app}",
+            usd(amount_minor),
+            program=unique,
+            submitted_at=day + timedelta(days=submitted_day),
+        )
+
+    async def answer_of(app: str) -> str:
+        *_, last = await ledger.published(f"{unique}-{app}")
+        return last.topic
+
+    await ledger.budget(unique, usd(100_000))
+    await ledger.run(asks("a", 80_000, 1))
+    # b (submitted on day 2) cannot be covered and waits; c (day 3) would fit in what is
+    # left, but b came first.
+    await ledger.run(asks("b", 50_000, 2))
+    await ledger.run(asks("c", 15_000, 3))
+    assert [await answer_of(app) for app in "abc"] == [
+        FUNDS_RESERVED.name,
+        FUNDS_REFUSED.name,
+        FUNDS_REFUSED.name,
+    ]
+    *_, refused = await ledger.published(f"{unique}-c")
+    assert (
+        "1 application(s) submitted earlier wait for 500.00 USD first" in refused.payload["reason"]
+    )
+    # a is released: 100,000 available. c asks again first and fits after b's 50,000; b then
+    # fits too.
+    await ledger.run(release(f"{unique}-a", program=unique))
+    await ledger.run(asks("c", 15_000, 3))
+    await ledger.run(asks("b", 50_000, 2))
+    assert [await answer_of(app) for app in "bc"] == [FUNDS_RESERVED.name, FUNDS_RESERVED.name]
+    assert (await ledger.report(unique)).reserved == usd(65_000)
+
+
+async def test_an_application_withdrawn_from_the_waitlist_holds_up_no_one(
+    ledger: Ledger, unique: str
+) -> None:
+    await ledger.budget(unique, usd(40_000))
+    first = datetime(2027, 1, 10, tzinfo=UTC)
+    await ledger.run(reserve(f"{unique}-a", usd(60_000), program=unique, submitted_at=first))
+    await ledger.run(release(f"{unique}-a", program=unique))  # withdrawn while waiting
+    later = first + timedelta(days=1)
+    await ledger.run(reserve(f"{unique}-b", usd(30_000), program=unique, submitted_at=later))
+    *_, answer = await ledger.published(f"{unique}-b")
+    assert answer.topic == FUNDS_RESERVED.name

@@ -92,6 +92,7 @@ def reserve(
     cycle: str = "2027",
     command_id: str | None = None,
     key: str | None = None,
+    submitted_at: datetime | None = None,
 ) -> Envelope[ReserveFunds]:
     return _budget_command(
         ReserveFunds,
@@ -102,6 +103,7 @@ def reserve(
         command_id=command_id,
         key=key,
         amount=amount,
+        submitted_at=submitted_at,
     )
 
 

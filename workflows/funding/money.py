@@ -86,7 +86,9 @@ class MoneyTracking(CommandChannel):
                 topics.RESERVE_FUNDS,
                 "reserve",
                 ReserveFunds(
-                    **self._ledger("reserve", str(attempt), key="reservation"), amount=award
+                    **self._ledger("reserve", str(attempt), key="reservation"),
+                    amount=award,
+                    submitted_at=self._input.submission.occurred_at,
                 ),
             )
             answer = self._answer_to(command)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.disbursement.domain import (
@@ -54,6 +54,7 @@ from services.disbursement.persistence.tables import (
     refund_receipts,
     refunds,
     transactions,
+    waitlist,
     webhook_deliveries,
 )
 from shared.contracts.money import Money
@@ -126,6 +127,48 @@ class DisbursementStore:
             )
         ).all()
         return balances_of(currency, rows)
+
+    async def waitlisted_at(self, application_id: str) -> datetime | None:
+        """When the application was submitted, if it is on the waitlist."""
+        found = await self.session.scalar(
+            select(waitlist.c.submitted_at).where(waitlist.c.application_id == application_id)
+        )
+        return found
+
+    async def waiting_before(
+        self, program_code: str, cycle: str, application_id: str, submitted_at: datetime
+    ) -> tuple[int, int]:
+        """How many waitlisted applications of the cycle came before, and what they need."""
+        row = (
+            await self.session.execute(
+                select(func.count(), func.coalesce(func.sum(waitlist.c.amount_minor), 0)).where(
+                    waitlist.c.program_code == program_code,
+                    waitlist.c.cycle == cycle,
+                    waitlist.c.application_id != application_id,
+                    waitlist.c.submitted_at < submitted_at,
+                )
+            )
+        ).one()
+        return int(row[0]), int(row[1])
+
+    async def join_waitlist(
+        self, program_code: str, cycle: str, application_id: str, amount: Money, at: datetime
+    ) -> None:
+        await self.session.execute(
+            waitlist.insert().values(
+                application_id=application_id,
+                program_code=program_code,
+                cycle=cycle,
+                amount_minor=amount.amount_minor,
+                currency=amount.currency,
+                submitted_at=at,
+            )
+        )
+
+    async def leave_waitlist(self, application_id: str) -> None:
+        await self.session.execute(
+            delete(waitlist).where(waitlist.c.application_id == application_id)
+        )
 
     async def budget_changes(self, program_code: str, cycle: str) -> list[BudgetChangeRow]:
         """Every change of a program cycle's budget, oldest first, with why it was made."""

@@ -46,6 +46,24 @@ awards = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
+# Applications refused a reservation and still waiting, served in submission order.
+waitlist = Table(
+    "disbursement_waitlist",
+    metadata,
+    Column("application_id", _Key, primary_key=True),
+    Column("program_code", String(40), nullable=False),
+    Column("cycle", String(20), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=False),
+)
+Index(
+    "ix_disbursement_waitlist_order",
+    waitlist.c.program_code,
+    waitlist.c.cycle,
+    waitlist.c.submitted_at,
+)
+
 transactions = Table(
     "disbursement_transactions",
     metadata,

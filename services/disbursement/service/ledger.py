@@ -74,6 +74,8 @@ class LedgerCommands(Refunds):
         budget = await store.lock_budget(command.program_code, command.cycle)
         if await self._applied_before(work, CommandKind.RESERVE, command):
             return
+        queued_at = await store.waitlisted_at(command.application_id)
+        submitted_at = queued_at or command.submitted_at or work.now
         decision = decide_reservation(
             budget,
             await store.award(command.application_id),
@@ -81,10 +83,23 @@ class LedgerCommands(Refunds):
             program_code=command.program_code,
             cycle=command.cycle,
             amount=command.amount,
+            waiting_before=await store.waiting_before(
+                command.program_code, command.cycle, command.application_id, submitted_at
+            ),
         )
         if isinstance(decision, Refusal):
+            if queued_at is None and decision.waitlisted:
+                await store.join_waitlist(
+                    command.program_code,
+                    command.cycle,
+                    command.application_id,
+                    command.amount,
+                    submitted_at,
+                )
             await self._refuse_funds(work, command, budget, command.amount, decision.reason)
             return
+        if queued_at is not None:
+            await store.leave_waitlist(command.application_id)
         assert budget is not None
         await self._award(work, command, budget, decision.posting, command.amount)
         reserved = FundsReserved(
@@ -100,6 +115,8 @@ class LedgerCommands(Refunds):
         currency = await store.lock_program(command.program_code, command.cycle)
         if await self._applied_before(work, CommandKind.RELEASE, command):
             return
+        # Withdrawn while waitlisted: it no longer holds up the applications after it.
+        await store.leave_waitlist(command.application_id)
         release = decide_release(
             await store.award(command.application_id),
             program_code=command.program_code,
