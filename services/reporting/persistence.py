@@ -112,7 +112,8 @@ summaries = Table(
     Column("program_code", String(64), nullable=False),
     Column("cycle", String(32), nullable=False),
     Column("focus_area", String(64), nullable=False),
-    Column("partner_country", String(8), nullable=False),
+    # Every partner's country: 'CA+MX' for a tri-lateral exchange.
+    Column("partner_country", String(64), nullable=False),
     Column("member_id", String(255), nullable=False),
     Column("summary", Text, nullable=False),
 )

@@ -169,6 +169,19 @@ def test_an_application_known_only_by_its_status_still_counts() -> None:
     assert summaries[0].cycle == "unknown"
 
 
+def test_a_trilateral_exchange_counts_once_under_all_its_partner_countries() -> None:
+    topic, envelope = submitted("T1", when=at("2027-01-01"), program="YAP-TNA", country="MX")
+    puebla = envelope.payload.partner
+    guelph = puebla.model_copy(
+        update={"name": "Guelph", "country": "CA", "contact_email": "twin@guelph.example"}
+    )
+    payload = envelope.payload.model_copy(update={"other_partners": [guelph]})
+    [summary] = summaries_from([(topic, envelope.model_copy(update={"payload": payload}))])
+    assert summary.partner_country == "CA+MX"
+    by_country = build_table(TableName.APPLICATIONS, [summary], Dimension.PARTNER_COUNTRY)
+    assert [row["group"] for row in by_country.rows] == ["CA+MX"]
+
+
 def drawn(chart: Chart) -> str:
     """The chart as the dashboard's template draws it."""
     return PAGES.text("chart.html", chart=chart)

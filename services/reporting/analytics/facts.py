@@ -76,7 +76,7 @@ def _submitted(envelope: Envelope[ApplicationSubmitted]) -> Fact:
         program_name=payload.rules.name,
         cycle=payload.cycle,
         focus_area=payload.focus_area,
-        partner_country=payload.partner.country,
+        partner_country=partner_countries(payload),
         requested=money_data(payload.requested),
         budget=[
             {
@@ -302,3 +302,9 @@ def merge_facts(facts: Iterable[Fact]) -> list[Fact]:
         ):
             kept[key] = fact
     return list(kept.values())
+
+
+def partner_countries(application: ApplicationSubmitted) -> str:
+    """The application's partner countries as one group: 'CA+MX' for a tri-lateral exchange
+    (counted once, under its own group, so that money never counts twice)."""
+    return "+".join(sorted({partner.country for partner in application.every_partner()}))
