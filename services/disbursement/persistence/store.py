@@ -365,20 +365,22 @@ class DisbursementStore:
             .values(**changing_columns(instruction))
         )
 
-    async def overdue_instructions(self, now: datetime, limit: int) -> list[Instruction]:
-        """Pending instructions past their deadline, locked; others' locked rows are skipped."""
-        rows = (
+    async def _past_due(self, table: Table, status: str, now: datetime, limit: int) -> Any:
+        """Rows in ``status`` past their ``due_at``, oldest first, locked; rows another
+        replica holds are skipped, so two deadline scans never take up the same one."""
+        return (
             await self.session.execute(
-                select(instructions)
-                .where(
-                    instructions.c.status == InstructionStatus.PENDING.value,
-                    instructions.c.due_at <= now,
-                )
-                .order_by(instructions.c.due_at)
+                select(table)
+                .where(table.c.status == status, table.c.due_at <= now)
+                .order_by(table.c.due_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
         ).all()
+
+    async def overdue_instructions(self, now: datetime, limit: int) -> list[Instruction]:
+        """Pending instructions past their deadline."""
+        rows = await self._past_due(instructions, InstructionStatus.PENDING.value, now, limit)
         return [instruction_of(row) for row in rows]
 
     async def application_instructions(self, application_id: str) -> list[Instruction]:
@@ -554,19 +556,8 @@ class DisbursementStore:
         )
 
     async def overdue_refunds(self, now: datetime, limit: int) -> list[Refund]:
-        """Requested refunds past their due time, locked; others' locked rows are skipped."""
-        rows = (
-            await self.session.execute(
-                select(refunds)
-                .where(
-                    refunds.c.status == RefundStatus.REQUESTED.value,
-                    refunds.c.due_at <= now,
-                )
-                .order_by(refunds.c.due_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+        """Requested refunds past their due time."""
+        rows = await self._past_due(refunds, RefundStatus.REQUESTED.value, now, limit)
         return [refund_of(row) for row in rows]
 
     async def refunds(
