@@ -214,6 +214,7 @@ def _withheld(details: ApplicationForReview, names: tuple[str | None, ...]) -> A
     """The application without the names blind review hides, wherever the applicant wrote them."""
     return details.model_copy(
         update={
+            "objectives": withhold(details.objectives, names) if details.objectives else None,
             "partners": [
                 PartnerForReview(name=WITHHELD, country=partner.country)
                 for partner in details.partners

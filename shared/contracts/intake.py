@@ -69,6 +69,9 @@ class ApplicationSubmitted(Contract):
     focus_area: FocusArea
     title: Title
     summary: LongText
+    objectives: LongText | None = Field(
+        default=None, description="What the exchange sets out to do (reviewers judge it)."
+    )
     partner: PartnerCity = Field(description="The first partner city.")
     other_partners: list[PartnerCity] = Field(
         default_factory=list,

@@ -113,6 +113,7 @@ class ApplicationForReview(Contract):
     """What reviewers judge feasibility on, besides the title and summary: the plan and its
     money. Contacts stay out; blind review withholds the cities' names as well."""
 
+    objectives: LongText | None = None
     exchange_start: date
     exchange_end: date
     adults: Count

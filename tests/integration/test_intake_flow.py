@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from services.intake.domain import DRAFT_EXAMPLE
 from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.intake import (
     ApplicationSubmitted,
@@ -104,6 +105,7 @@ async def test_a_submitted_application_is_consumed_and_a_status_event_fed_back_s
     assert submitted.payload.member_id == member
     assert submitted.payload.rules.catalog_version == "2027.2"
     assert submitted.payload.requested.amount_minor == 1_100_000
+    assert submitted.payload.objectives == DRAFT_EXAMPLE["objectives"]
     # What the applicant expects travels with it, for reporting to compare with the report.
     assert submitted.payload.expected_outcomes == PlannedOutcomes(
         agreements_signed=1, follow_up_projects=2

@@ -166,6 +166,9 @@ async def test_blind_review_hides_the_applicant_from_reviewers_not_from_officers
     assert "Kisumu" not in application["summary"]
     details = application["details"]
     assert details["partners"] == [{"name": "[withheld]", "country": "KE"}]
+    assert (
+        details["objectives"] == "Six [withheld] engineers learn kiosk maintenance in [withheld]."
+    )
     assert "Kisumu" not in json.dumps(details) and "Roanoke" not in json.dumps(details)
     assert [line["category"] for line in details["budget_lines"]] == ["travel", "lodging"]
     assert seen["rubric"]["criteria"][0]["name"] == "relevance"
@@ -186,6 +189,7 @@ async def test_a_reviewer_reads_the_whole_application_to_judge_its_feasibility(
         await review.client.get(f"/v1/tasks/{task_id}", headers=review.as_reviewer("expert-a"))
     ).json()
     details = seen["application"]["details"]
+    assert details["objectives"] == "Six Kisumu engineers learn kiosk maintenance in Roanoke."
     assert details["partners"] == [{"name": "Kisumu", "country": "KE"}]
     assert (details["adults"], details["youth"]) == (6, 0)
     assert details["exchange_start"] < details["exchange_end"]

@@ -140,6 +140,7 @@ def request_reviews(
 def application_for_review(partner_city: str, partner_country: str) -> ApplicationForReview:
     usd = "USD"
     return ApplicationForReview(
+        objectives=f"Six {partner_city} engineers learn kiosk maintenance in Roanoke.",
         exchange_start=(NOW + timedelta(days=90)).date(),
         exchange_end=(NOW + timedelta(days=120)).date(),
         adults=6,

@@ -346,6 +346,7 @@ class SelectionStages(CommandChannel):
         app = self._app
         revised = self._resubmissions.get(self._revision)
         return ApplicationForReview(
+            objectives=app.objectives,
             exchange_start=app.exchange_start,
             exchange_end=app.exchange_end,
             adults=app.adults,

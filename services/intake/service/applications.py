@@ -459,6 +459,7 @@ def _submission(
         focus_area=draft.focus_area,
         title=draft.title,
         summary=draft.summary,
+        objectives=draft.objectives,
         partner=_partner_city(draft.partner),
         other_partners=[_partner_city(partner) for partner in draft.other_partners or ()],
         exchange_start=draft.exchange_start,
