@@ -17,6 +17,7 @@ from typing import Any
 from services.disbursement.finance_sim import run_finance_sim
 from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.intake import ProgramCycleOpened, program_cycle_key
+from shared.contracts.money import Money
 from shared.contracts.topics import (
     DISBURSEMENT_FAILED,
     DISBURSEMENT_SETTLED,
@@ -193,7 +194,18 @@ async def paying(
         yield Paying(service, watcher, publisher, app, command)
 
 
-async def test_reserve_pay_and_settle_on_the_demo_budget_publishes_each_answer(
+def cycle_opened(program: str, budget: Money) -> Envelope[ProgramCycleOpened]:
+    """What intake announces when the program's 2027 applications open."""
+    return new_envelope(
+        ProgramCycleOpened(
+            program_code=program, cycle="2027", annual_budget=budget, catalog_version="2027.1"
+        ),
+        producer="intake",
+        application_id=program_cycle_key(program, "2027"),
+    )
+
+
+async def test_reserve_pay_and_settle_on_the_catalog_budget_publishes_each_answer(
     tansu: Tansu, postgres_url: str, unique: str
 ) -> None:
     prefix, app = f"{unique}.", f"{unique}-app"
@@ -205,9 +217,16 @@ async def test_reserve_pay_and_settle_on_the_demo_budget_publishes_each_answer(
         TopicWatcher(tansu.bootstrap, names(prefix)) as watcher,
         Publisher(tansu.bootstrap, prefix) as publisher,
     ):
-        # AUPAP 2027 is one of the budgets seeded for the demo.
-        await reserved(publisher, watcher, reserve(app, usd(1_000_000), program="AUPAP"))
-        tranche = pay(app, 1, usd(700_000), program="AUPAP")
+        # The program's budget is opened from the catalog, as intake announces it.
+        await publisher.send(PROGRAM_CYCLE_OPENED, cycle_opened(unique, usd(25_000_000)))
+
+        async def budget_open() -> bool:
+            url = f"/v1/budgets/{unique}/2027"
+            return (await service.client.get(url, headers=service.officer)).status_code == 200
+
+        await eventually(budget_open, timeout=30)
+        await reserved(publisher, watcher, reserve(app, usd(1_000_000), program=unique))
+        tranche = pay(app, 1, usd(700_000), program=unique)
         await publisher.send(PAY_TRANCHE, tranche)
         [answer] = await watcher.wait_for(
             DISBURSEMENT_SETTLED.qualified(prefix), command_id=tranche.payload.command_id
@@ -479,16 +498,7 @@ async def test_a_cycle_opening_posts_the_catalog_budget_once(
     tansu: Tansu, database_url: str, unique: str
 ) -> None:
     prefix = f"{unique}."
-    opened = new_envelope(
-        ProgramCycleOpened(
-            program_code=unique,
-            cycle="2027",
-            annual_budget=usd(25_000_000),
-            catalog_version="2027.1",
-        ),
-        producer="intake",
-        application_id=program_cycle_key(unique, "2027"),
-    )
+    opened = cycle_opened(unique, usd(25_000_000))
     async with (
         running_service(tansu.bootstrap, database_url, prefix) as service,
         Publisher(tansu.bootstrap, prefix) as publisher,

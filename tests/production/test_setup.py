@@ -80,7 +80,7 @@ def test_setup_prepares_a_fresh_environment_and_a_second_run_changes_nothing(
     assert f"temporal: namespace {namespace} registered, retention 3 days" in said
     assert "search attributes GrantflowMember, GrantflowProgram" in said
     for program in ("AUPAP", "YAP-TNA", "LEADING-ASIA", "SINO-AFRICAN", "CITIZEN"):
-        assert f"budget: {program} 2027 created" in said
+        assert f"budget: {program} 2027 opened with" in said
     assert "budget: AUPAP 2027 opened with 250,000.00 USD" in said
     assert said.rstrip().endswith("grantflow setup: done")
 

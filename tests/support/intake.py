@@ -38,6 +38,7 @@ from shared.contracts.topics import (
     APPLICATION_WITHDRAWN,
     MEMBER_STANDING_CHANGED,
     PARTNER_CONFIRMED,
+    PROGRAM_CYCLE_OPENED,
     REMINDER_DUE,
     REQUEST_PARTNER_CONFIRMATION,
     Topic,
@@ -65,6 +66,7 @@ INTAKE_TOPICS: tuple[Topic, ...] = (
     REMINDER_DUE,
     MEMBER_STANDING_CHANGED,
     REQUEST_PARTNER_CONFIRMATION,
+    PROGRAM_CYCLE_OPENED,
 )
 _serial = itertools.count(1)
 
