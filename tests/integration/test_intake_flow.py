@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -277,14 +278,19 @@ async def test_a_status_event_for_an_unknown_application_is_dead_lettered(
     assert "no submitted application no-such-application" in json.loads(found[0].value)["reason"]
 
 
-async def test_open_program_cycles_are_announced_once_for_their_budgets(svc: RunningIntake) -> None:
-    # The test catalog's cycles are open: each is announced at start with its annual budget.
-    key = program_cycle_key("AUPAP", "2027")
-    [record] = await records_for(svc, PROGRAM_CYCLE_OPENED, key)
-    opened = Envelope[ProgramCycleOpened].model_validate_json(record.value)
-    aupap = svc.service.catalog.get("AUPAP")
-    assert opened.payload.annual_budget == aupap.annual_budget
-    assert opened.payload.catalog_version == svc.service.catalog.version
-    # A later look (the daily job, another replica, a restart) announces nothing again.
-    async with svc.service.work() as work:
-        assert await svc.service.announce_open_cycles(work) == []
+async def test_open_program_cycles_are_announced_once_for_their_budgets(
+    tansu: Tansu, isolated_database_url: str, tmp_path: Path
+) -> None:
+    # A database of its own: the announcement is once per database, and the session's shared
+    # one has had intake instances (on other topic prefixes) before this one.
+    async with running_intake(isolated_database_url, tansu.bootstrap, tmp_path) as own:
+        # The test catalog's cycles are open: each is announced at start with its budget.
+        key = program_cycle_key("AUPAP", "2027")
+        [record] = await records_for(own, PROGRAM_CYCLE_OPENED, key)
+        opened = Envelope[ProgramCycleOpened].model_validate_json(record.value)
+        aupap = own.service.catalog.get("AUPAP")
+        assert opened.payload.annual_budget == aupap.annual_budget
+        assert opened.payload.catalog_version == own.service.catalog.version
+        # A later look (the daily job, another replica, a restart) announces nothing again.
+        async with own.service.work() as work:
+            assert await own.service.announce_open_cycles(work) == []
