@@ -475,18 +475,28 @@ class DisbursementStore:
             )
         )
 
+    async def _receipt_rows(
+        self,
+        answered: Any,
+        ids: Sequence[str] | None,
+        dispositions: Sequence[Disposition] | None,
+    ) -> Sequence[Any]:
+        """Finance's answers (payments' or refunds'), oldest first, for ``ids`` if given."""
+        table = answered.table
+        query = select(table).order_by(table.c.id)
+        if ids is not None:
+            query = query.where(answered.in_(list(ids)))
+        if dispositions is not None:
+            query = query.where(table.c.disposition.in_([d.value for d in dispositions]))
+        return (await self.session.execute(query)).all()
+
     async def receipts(
         self,
         *,
         instruction_ids: Sequence[str] | None = None,
         dispositions: Sequence[Disposition] | None = None,
     ) -> list[Receipt]:
-        query = select(receipts).order_by(receipts.c.id)
-        if instruction_ids is not None:
-            query = query.where(receipts.c.instruction_id.in_(list(instruction_ids)))
-        if dispositions is not None:
-            query = query.where(receipts.c.disposition.in_([d.value for d in dispositions]))
-        rows = (await self.session.execute(query)).all()
+        rows = await self._receipt_rows(receipts.c.instruction_id, instruction_ids, dispositions)
         return [
             Receipt(
                 instruction_id=row.instruction_id,
@@ -628,12 +638,7 @@ class DisbursementStore:
         refund_ids: Sequence[str] | None = None,
         dispositions: Sequence[Disposition] | None = None,
     ) -> list[RefundReceipt]:
-        query = select(refund_receipts).order_by(refund_receipts.c.id)
-        if refund_ids is not None:
-            query = query.where(refund_receipts.c.refund_id.in_(list(refund_ids)))
-        if dispositions is not None:
-            query = query.where(refund_receipts.c.disposition.in_([d.value for d in dispositions]))
-        rows = (await self.session.execute(query)).all()
+        rows = await self._receipt_rows(refund_receipts.c.refund_id, refund_ids, dispositions)
         return [
             RefundReceipt(
                 refund_id=row.refund_id,
