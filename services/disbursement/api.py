@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
@@ -26,6 +27,7 @@ from services.disbursement.schemas import (
     WebhookAnswer,
 )
 from services.disbursement.service import DisbursementService
+from services.disbursement.service.answers import AnswerBook
 from shared.auth import OFFICERS, Principal, require
 from shared.http import Offset, limit_query
 from shared.service import the_service
@@ -35,9 +37,6 @@ Officer = Annotated[Principal, Depends(require(*OFFICERS))]
 ProgramCode = Annotated[str, Path(min_length=1, max_length=40, examples=["AUPAP"])]
 Cycle = Annotated[str, Path(min_length=1, max_length=20, examples=["2027"])]
 CurrencyPath = Annotated[KnownCurrency, Path(examples=["USD"])]
-
-_notice_adapter: TypeAdapter[Any] = TypeAdapter(FinanceNotice)
-_refund_adapter: TypeAdapter[Any] = TypeAdapter(RefundNotice)
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -58,9 +57,6 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     resolved.get("discriminator", {}).pop("mapping", None)
     return resolved
 
-
-_webhook_body_schema = _inline_refs(_notice_adapter.json_schema())
-_refund_body_schema = _inline_refs(_refund_adapter.json_schema())
 
 router = APIRouter()
 
@@ -205,10 +201,60 @@ Timestamp = Annotated[str | None, Header(max_length=20, description="Unix time i
 Signature = Annotated[str | None, Header(max_length=200, description="Hex HMAC-SHA256.")]
 
 
-@router.post(
+def _finance_webhook(
+    path: str,
+    book: Callable[[DisbursementService], AnswerBook[Any, Any]],
+    adapter: TypeAdapter[Any],
+    **documentation: Any,
+) -> None:
+    """A signed webhook by which finance answers one kind of request (see ``answers``)."""
+    body_schema = _inline_refs(adapter.json_schema())
+    documentation["responses"] = {
+        401: {"description": "unsigned, wrongly signed or stale"},
+        **documentation["responses"],
+    }
+
+    @router.post(
+        path,
+        tags=["finance"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": body_schema}},
+            }
+        },
+        **documentation,
+    )
+    async def finance_answer(
+        request: Request,
+        service: Disbursement,
+        x_grantflow_delivery: DeliveryId = None,
+        x_grantflow_timestamp: Timestamp = None,
+        x_grantflow_signature: Signature = None,
+    ) -> JSONResponse:
+        body, delivery_id, signature = await _signed(
+            request, service, x_grantflow_delivery, x_grantflow_timestamp, x_grantflow_signature
+        )
+        notice = _parsed(adapter, body)
+        try:
+            async with service.work() as work:
+                status_code, answer = await service.answered_on_webhook(
+                    work, book(service), delivery_id, signature, notice
+                )
+        except IntegrityError:  # the same delivery at the same moment: the first one's answer
+            async with service.work() as work:
+                status_code, answer = await service.answered_on_webhook(
+                    work, book(service), delivery_id, signature, notice
+                )
+        return JSONResponse(answer, status_code=status_code)
+
+
+_finance_webhook(
     "/v1/finance/settlements",
-    tags=["finance"],
+    lambda service: service.payment_answers,
+    TypeAdapter(FinanceNotice),
     response_model=WebhookAnswer,
+    name="finance_settlement",
     summary="Settlement or failure from a finance system (signed webhook)",
     description=(
         "The alternative to `finance.payment.settled.v1` / `finance.payment.failed.v1`. "
@@ -221,45 +267,16 @@ Signature = Annotated[str | None, Header(max_length=200, description="Hex HMAC-S
         "it is held for reconciliation (409)."
     ),
     responses={
-        401: {"description": "unsigned, wrongly signed or stale"},
         404: {"description": "no such instruction (recorded for reconciliation)"},
         409: {"description": "another amount or currency than instructed: held, not applied"},
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": _webhook_body_schema}},
-        }
-    },
 )
-async def finance_settlement(
-    request: Request,
-    service: Disbursement,
-    x_grantflow_delivery: DeliveryId = None,
-    x_grantflow_timestamp: Timestamp = None,
-    x_grantflow_signature: Signature = None,
-) -> JSONResponse:
-    body, delivery_id, signature = await _signed(
-        request, service, x_grantflow_delivery, x_grantflow_timestamp, x_grantflow_signature
-    )
-    notice = _parsed(_notice_adapter, body)
-    try:
-        async with service.work() as work:
-            status_code, answer = await service.webhook_delivery(
-                work, delivery_id, signature, notice
-            )
-    except IntegrityError:  # the same delivery at the same moment: the first one's answer
-        async with service.work() as work:
-            status_code, answer = await service.webhook_delivery(
-                work, delivery_id, signature, notice
-            )
-    return JSONResponse(answer, status_code=status_code)
-
-
-@router.post(
+_finance_webhook(
     "/v1/finance/refunds",
-    tags=["finance"],
+    lambda service: service.refund_answers,
+    TypeAdapter(RefundNotice),
     response_model=RefundWebhookAnswer,
+    name="finance_refund",
     summary="Refund received, or not collected, from a finance system (signed webhook)",
     description=(
         "The alternative to `finance.refund.received.v1` / `finance.refund.failed.v1`, "
@@ -271,39 +288,10 @@ async def finance_settlement(
         "reconciliation (409)."
     ),
     responses={
-        401: {"description": "unsigned, wrongly signed or stale"},
         404: {"description": "no such refund (recorded for reconciliation)"},
         409: {"description": "more than outstanding, or another currency: held, not applied"},
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": _refund_body_schema}},
-        }
-    },
 )
-async def finance_refund(
-    request: Request,
-    service: Disbursement,
-    x_grantflow_delivery: DeliveryId = None,
-    x_grantflow_timestamp: Timestamp = None,
-    x_grantflow_signature: Signature = None,
-) -> JSONResponse:
-    body, delivery_id, signature = await _signed(
-        request, service, x_grantflow_delivery, x_grantflow_timestamp, x_grantflow_signature
-    )
-    notice = _parsed(_refund_adapter, body)
-    try:
-        async with service.work() as work:
-            status_code, answer = await service.refund_webhook_delivery(
-                work, delivery_id, signature, notice
-            )
-    except IntegrityError:  # the same delivery at the same moment: the first one's answer
-        async with service.work() as work:
-            status_code, answer = await service.refund_webhook_delivery(
-                work, delivery_id, signature, notice
-            )
-    return JSONResponse(answer, status_code=status_code)
 
 
 async def _signed(

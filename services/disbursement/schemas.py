@@ -20,12 +20,7 @@ from services.disbursement.domain import (
     InstructionStatus,
     Refund,
 )
-from services.disbursement.persistence import (
-    BudgetChangeRow,
-    LedgerTransaction,
-    Receipt,
-    RefundReceipt,
-)
+from services.disbursement.persistence import BudgetChangeRow, FinanceReceipt, LedgerTransaction
 from shared.contracts.finance import (
     PaymentFailed,
     PaymentSettled,
@@ -151,7 +146,9 @@ class BudgetReport(_Schema):
 
 
 class ReceiptView(_View):
-    outcome: str
+    """One answer finance gave, and what it did to the ledger."""
+
+    outcome: str = Field(description="settled or failed (a payment), received or failed (a refund)")
     disposition: str
     finance_reference: str | None
     amount: Money | None
@@ -180,26 +177,16 @@ class PaymentView(_Schema):
     receipts: list[ReceiptView]
 
     @classmethod
-    def of(cls, instruction: Instruction, receipts: list[Receipt]) -> PaymentView:
+    def of(cls, instruction: Instruction, receipts: list[FinanceReceipt]) -> PaymentView:
         return copy_of(
             cls,
             instruction,
             receipts=[
                 ReceiptView.of(receipt)
                 for receipt in receipts
-                if receipt.instruction_id == instruction.instruction_id
+                if receipt.subject_id == instruction.instruction_id
             ],
         )
-
-
-class RefundReceiptView(_View):
-    outcome: str = Field(description="received or failed")
-    disposition: str
-    finance_reference: str | None
-    amount: Money | None
-    reason: str | None
-    channel: str
-    received_at: datetime
 
 
 class RefundView(_Schema):
@@ -214,10 +201,10 @@ class RefundView(_Schema):
     due_at: datetime = Field(description="When the next reminder (or the escalation) is due.")
     last_error: str | None
     received_at: datetime | None
-    receipts: list[RefundReceiptView]
+    receipts: list[ReceiptView]
 
     @classmethod
-    def of(cls, refund: Refund, receipts: list[RefundReceipt]) -> RefundView:
+    def of(cls, refund: Refund, receipts: list[FinanceReceipt]) -> RefundView:
         return cls(
             refund_id=refund.refund_id,
             status=refund.status.value,
@@ -231,9 +218,9 @@ class RefundView(_Schema):
             last_error=refund.last_error,
             received_at=refund.received_at,
             receipts=[
-                RefundReceiptView.of(receipt)
+                ReceiptView.of(receipt)
                 for receipt in receipts
-                if receipt.refund_id == refund.refund_id
+                if receipt.subject_id == refund.refund_id
             ],
         )
 
@@ -264,9 +251,9 @@ class PaymentHistory(_Schema):
         application_id: str,
         award: Award | None,
         instructions: list[Instruction],
-        receipts: list[Receipt],
+        receipts: list[FinanceReceipt],
         transactions: list[LedgerTransaction],
-        refunds: tuple[list[Refund], list[RefundReceipt]] = ([], []),
+        refunds: tuple[list[Refund], list[FinanceReceipt]] = ([], []),
     ) -> PaymentHistory:
         if award is None:  # paid, and the award since forgotten: nothing awarded any more
             first = instructions[0]
@@ -334,7 +321,7 @@ class Finding(_Schema):
         )
 
     @classmethod
-    def flagged(cls, receipt: Receipt, answered: Instruction | None) -> Finding:
+    def flagged(cls, receipt: FinanceReceipt, answered: Instruction | None) -> Finding:
         """A finance answer that did not simply apply: unknown, duplicate or conflicting."""
         kind: FindingKind
         if receipt.disposition is Disposition.UNKNOWN:
@@ -361,7 +348,7 @@ class Finding(_Schema):
             detail = "settled after finance had failed it and the reservation was released"
         return cls(
             kind=kind,
-            instruction_id=receipt.instruction_id,
+            instruction_id=receipt.subject_id,
             application_id=answered.application_id if answered else None,
             status=answered.status.value if answered else None,
             instructed=answered.amount if answered else None,
@@ -406,7 +393,7 @@ class Finding(_Schema):
         )
 
     @classmethod
-    def refund_flagged(cls, receipt: RefundReceipt, refund: Refund | None) -> Finding:
+    def refund_flagged(cls, receipt: FinanceReceipt, refund: Refund | None) -> Finding:
         """Money received for a refund that was not applied: unknown, or held."""
         if receipt.disposition is Disposition.UNKNOWN:
             kind: FindingKind = "unknown_refund"
@@ -420,7 +407,7 @@ class Finding(_Schema):
             )
         return cls(
             kind=kind,
-            instruction_id=receipt.refund_id,
+            instruction_id=receipt.subject_id,
             application_id=refund.application_id if refund else None,
             status=refund.status.value if refund else None,
             instructed=refund.amount if refund else None,

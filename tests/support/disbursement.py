@@ -306,7 +306,9 @@ class Ledger:
         """Finance answers; what it did to the payment (its receipt's disposition)."""
         if channel == "webhook":
             async with self.service.work() as work:
-                disposition = await self.service.record_settlement(work, notice, channel=channel)
+                disposition = await self.service.record_answer(
+                    work, self.service.payment_answers, notice, channel=channel
+                )
             return disposition.value
         application_id = notice.instruction_id.rsplit(":", 1)[0]
         try:
@@ -324,7 +326,9 @@ class Ledger:
         """Finance answers about a refund; what it did (its receipt's disposition)."""
         if channel == "webhook":
             async with self.service.work() as work:
-                disposition = await self.service.record_refund_answer(work, notice, channel=channel)
+                disposition = await self.service.record_answer(
+                    work, self.service.refund_answers, notice, channel=channel
+                )
             return disposition.value
         application_id = notice.refund_id.split(":refund", 1)[0]
         try:

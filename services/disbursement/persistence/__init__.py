@@ -10,23 +10,28 @@ from services.disbursement.persistence.records import (
     AppliedKey,
     BudgetChangeRow,
     DeadLetter,
+    FinanceNotice,
+    FinanceReceipt,
     LedgerTransaction,
     Rate,
-    Receipt,
-    RefundReceipt,
+    subject_of,
 )
 from services.disbursement.persistence.store import DisbursementStore
-from services.disbursement.persistence.tables import messaging, metadata
+from services.disbursement.persistence.tables import messaging, metadata, refund_receipts
+from services.disbursement.persistence.tables import receipts as payment_receipts
 
 __all__ = [
     "AppliedKey",
     "BudgetChangeRow",
     "DeadLetter",
     "DisbursementStore",
+    "FinanceNotice",
+    "FinanceReceipt",
     "LedgerTransaction",
     "Rate",
-    "Receipt",
-    "RefundReceipt",
     "messaging",
     "metadata",
+    "payment_receipts",
+    "refund_receipts",
+    "subject_of",
 ]

@@ -34,11 +34,22 @@ class AppliedKey:
     answer_payload: str
 
 
-@dataclass(frozen=True)
-class Receipt:
-    """One answer from finance about an instruction, and what it did to the ledger."""
+FinanceNotice = PaymentSettled | PaymentFailed | RefundCollected | RefundCollectionFailed
 
-    instruction_id: str
+
+def subject_of(notice: FinanceNotice) -> str:
+    """What finance answers about: the payment instruction's id, or the refund's."""
+    if isinstance(notice, PaymentSettled | PaymentFailed):
+        return notice.instruction_id
+    return notice.refund_id
+
+
+@dataclass(frozen=True)
+class FinanceReceipt:
+    """One answer from finance about what it was asked (a payment instruction or a refund),
+    and what it did to the ledger."""
+
+    subject_id: str
     outcome: str
     disposition: Disposition
     finance_reference: str | None
@@ -50,57 +61,32 @@ class Receipt:
     @classmethod
     def of(
         cls,
-        notice: PaymentSettled | PaymentFailed,
+        notice: FinanceNotice,
         disposition: Disposition,
         *,
         channel: str,
         received_at: datetime,
-    ) -> Receipt:
-        settled = isinstance(notice, PaymentSettled)
+    ) -> FinanceReceipt:
         return cls(
-            instruction_id=notice.instruction_id,
-            outcome="settled" if settled else "failed",
+            subject_id=subject_of(notice),
+            outcome=_outcome(notice),
             disposition=disposition,
             finance_reference=notice.finance_reference,
-            amount=notice.amount if isinstance(notice, PaymentSettled) else None,
-            reason=notice.reason if isinstance(notice, PaymentFailed) else None,
+            amount=notice.amount if isinstance(notice, PaymentSettled | RefundCollected) else None,
+            reason=notice.reason
+            if isinstance(notice, PaymentFailed | RefundCollectionFailed)
+            else None,
             channel=channel,
             received_at=received_at,
         )
 
 
-@dataclass(frozen=True)
-class RefundReceipt:
-    """One answer from finance about a refund, and what it did to the ledger."""
-
-    refund_id: str
-    outcome: str
-    disposition: Disposition
-    finance_reference: str | None
-    amount: Money | None
-    reason: str | None
-    channel: str
-    received_at: datetime
-
-    @classmethod
-    def of(
-        cls,
-        notice: RefundCollected | RefundCollectionFailed,
-        disposition: Disposition,
-        *,
-        channel: str,
-        received_at: datetime,
-    ) -> RefundReceipt:
-        return cls(
-            refund_id=notice.refund_id,
-            outcome="received" if isinstance(notice, RefundCollected) else "failed",
-            disposition=disposition,
-            finance_reference=notice.finance_reference,
-            amount=notice.amount if isinstance(notice, RefundCollected) else None,
-            reason=notice.reason if isinstance(notice, RefundCollectionFailed) else None,
-            channel=channel,
-            received_at=received_at,
-        )
+def _outcome(notice: FinanceNotice) -> str:
+    if isinstance(notice, PaymentSettled):
+        return "settled"
+    if isinstance(notice, RefundCollected):
+        return "received"
+    return "failed"
 
 
 @dataclass(frozen=True)

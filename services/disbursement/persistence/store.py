@@ -30,10 +30,9 @@ from services.disbursement.persistence.records import (
     BudgetChangeRow,
     DeadLetter,
     Delivery,
+    FinanceReceipt,
     LedgerTransaction,
     Rate,
-    Receipt,
-    RefundReceipt,
     balances_of,
     changing_columns,
     instruction_of,
@@ -50,7 +49,6 @@ from services.disbursement.persistence.tables import (
     instructions,
     messaging,
     payees,
-    receipts,
     refund_receipts,
     refunds,
     transactions,
@@ -431,23 +429,6 @@ class DisbursementStore:
 
     # Settlement receipts --------------------------------------------------------------------
 
-    async def add_receipt(self, receipt: Receipt, *, event_id: str | None) -> None:
-        amount = receipt.amount
-        await self.session.execute(
-            receipts.insert().values(
-                instruction_id=receipt.instruction_id,
-                outcome=receipt.outcome,
-                disposition=receipt.disposition.value,
-                finance_reference=receipt.finance_reference,
-                amount_minor=amount.amount_minor if amount else None,
-                currency=amount.currency if amount else None,
-                reason=receipt.reason,
-                channel=receipt.channel,
-                event_id=event_id,
-                received_at=receipt.received_at,
-            )
-        )
-
     async def delivery(self, delivery_id: str, signature: str) -> Delivery | None:
         """The webhook delivery with this id, or with this signature (a replayed request)."""
         table = webhook_deliveries
@@ -475,31 +456,44 @@ class DisbursementStore:
             )
         )
 
-    async def _receipt_rows(
-        self,
-        answered: Any,
-        ids: Sequence[str] | None,
-        dispositions: Sequence[Disposition] | None,
-    ) -> Sequence[Any]:
-        """Finance's answers (payments' or refunds'), oldest first, for ``ids`` if given."""
-        table = answered.table
-        query = select(table).order_by(table.c.id)
-        if ids is not None:
-            query = query.where(answered.in_(list(ids)))
-        if dispositions is not None:
-            query = query.where(table.c.disposition.in_([d.value for d in dispositions]))
-        return (await self.session.execute(query)).all()
+    async def add_receipt(
+        self, table: Table, receipt: FinanceReceipt, *, event_id: str | None
+    ) -> None:
+        """Record finance's answer in ``table``: payments' receipts or refunds'."""
+        amount = receipt.amount
+        await self.session.execute(
+            table.insert().values(
+                **{table.info["subject"]: receipt.subject_id},
+                outcome=receipt.outcome,
+                disposition=receipt.disposition.value,
+                finance_reference=receipt.finance_reference,
+                amount_minor=amount.amount_minor if amount else None,
+                currency=amount.currency if amount else None,
+                reason=receipt.reason,
+                channel=receipt.channel,
+                event_id=event_id,
+                received_at=receipt.received_at,
+            )
+        )
 
     async def receipts(
         self,
+        table: Table,
         *,
-        instruction_ids: Sequence[str] | None = None,
+        subject_ids: Sequence[str] | None = None,
         dispositions: Sequence[Disposition] | None = None,
-    ) -> list[Receipt]:
-        rows = await self._receipt_rows(receipts.c.instruction_id, instruction_ids, dispositions)
+    ) -> list[FinanceReceipt]:
+        """Finance's answers recorded in ``table``, oldest first, about ``subject_ids`` if
+        given."""
+        subject = table.c[table.info["subject"]]
+        query = select(table).order_by(table.c.id)
+        if subject_ids is not None:
+            query = query.where(subject.in_(list(subject_ids)))
+        if dispositions is not None:
+            query = query.where(table.c.disposition.in_([d.value for d in dispositions]))
         return [
-            Receipt(
-                instruction_id=row.instruction_id,
+            FinanceReceipt(
+                subject_id=row._mapping[subject.name],
                 outcome=row.outcome,
                 disposition=Disposition(row.disposition),
                 finance_reference=row.finance_reference,
@@ -508,7 +502,7 @@ class DisbursementStore:
                 channel=row.channel,
                 received_at=row.received_at,
             )
-            for row in rows
+            for row in (await self.session.execute(query)).all()
         ]
 
     async def dead_letters(self, topics: Sequence[str]) -> list[DeadLetter]:
@@ -614,44 +608,6 @@ class DisbursementStore:
             )
         )
         return {reference for reference in rows if reference is not None}
-
-    async def add_refund_receipt(self, receipt: RefundReceipt, *, event_id: str | None) -> None:
-        amount = receipt.amount
-        await self.session.execute(
-            refund_receipts.insert().values(
-                refund_id=receipt.refund_id,
-                outcome=receipt.outcome,
-                disposition=receipt.disposition.value,
-                finance_reference=receipt.finance_reference,
-                amount_minor=amount.amount_minor if amount else None,
-                currency=amount.currency if amount else None,
-                reason=receipt.reason,
-                channel=receipt.channel,
-                event_id=event_id,
-                received_at=receipt.received_at,
-            )
-        )
-
-    async def refund_receipts(
-        self,
-        *,
-        refund_ids: Sequence[str] | None = None,
-        dispositions: Sequence[Disposition] | None = None,
-    ) -> list[RefundReceipt]:
-        rows = await self._receipt_rows(refund_receipts.c.refund_id, refund_ids, dispositions)
-        return [
-            RefundReceipt(
-                refund_id=row.refund_id,
-                outcome=row.outcome,
-                disposition=Disposition(row.disposition),
-                finance_reference=row.finance_reference,
-                amount=money_of(row.amount_minor, row.currency),
-                reason=row.reason,
-                channel=row.channel,
-                received_at=row.received_at,
-            )
-            for row in rows
-        ]
 
     # Ledger history -------------------------------------------------------------------------
 

@@ -145,21 +145,29 @@ instructions = Table(
 Index("ix_disbursement_instructions_due", instructions.c.status, instructions.c.due_at)
 Index("ix_disbursement_instructions_application", instructions.c.application_id)
 
-receipts = Table(
-    "disbursement_settlement_receipts",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("instruction_id", _Key, nullable=False),
-    Column("outcome", String(10), info=NOT_A_CONTRACT_FIELD, nullable=False),
-    Column("disposition", String(20), nullable=False),
-    Column("finance_reference", _Key, nullable=True),
-    Column("amount_minor", BigInteger, nullable=True),
-    Column("currency", String(3), nullable=True),
-    Column("reason", Text, nullable=True),
-    Column("channel", String(10), nullable=False),
-    Column("event_id", String(36), nullable=True),
-    Column("received_at", UtcDateTime, nullable=False),
-)
+
+def _finance_receipts(name: str, subject: str) -> Table:
+    """Every answer finance gave about one kind of request (``subject``: the request's id
+    column), and what it did to the ledger."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Id, primary_key=True, autoincrement=True),
+        Column(subject, _Key, nullable=False),
+        Column("outcome", String(10), info=NOT_A_CONTRACT_FIELD, nullable=False),
+        Column("disposition", String(20), nullable=False),
+        Column("finance_reference", _Key, nullable=True),
+        Column("amount_minor", BigInteger, nullable=True),
+        Column("currency", String(3), nullable=True),
+        Column("reason", Text, nullable=True),
+        Column("channel", String(10), nullable=False),
+        Column("event_id", String(36), nullable=True),
+        Column("received_at", UtcDateTime, nullable=False),
+        info={"subject": subject},
+    )
+
+
+receipts = _finance_receipts("disbursement_settlement_receipts", "instruction_id")
 Index("ix_disbursement_receipts_instruction", receipts.c.instruction_id)
 Index("ix_disbursement_receipts_event", receipts.c.event_id)
 
@@ -188,21 +196,7 @@ refunds = Table(
 Index("ix_disbursement_refunds_due", refunds.c.status, refunds.c.due_at)
 Index("ix_disbursement_refunds_application", refunds.c.application_id)
 
-refund_receipts = Table(
-    "disbursement_refund_receipts",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("refund_id", _Key, nullable=False),
-    Column("outcome", String(10), info=NOT_A_CONTRACT_FIELD, nullable=False),
-    Column("disposition", String(20), nullable=False),
-    Column("finance_reference", _Key, nullable=True),
-    Column("amount_minor", BigInteger, nullable=True),
-    Column("currency", String(3), nullable=True),
-    Column("reason", Text, nullable=True),
-    Column("channel", String(10), nullable=False),
-    Column("event_id", String(36), nullable=True),
-    Column("received_at", UtcDateTime, nullable=False),
-)
+refund_receipts = _finance_receipts("disbursement_refund_receipts", "refund_id")
 Index("ix_disbursement_refund_receipts_refund", refund_receipts.c.refund_id)
 
 # Every delivery to the finance webhook and the answer it got: a repeated delivery (the same

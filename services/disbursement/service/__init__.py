@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from services.disbursement.service.admin import Administration
 from services.disbursement.service.ledger import LedgerCommands
-from services.disbursement.service.payments import Payments
 from services.disbursement.service.reconciliation import PaymentReports
 
 
-class DisbursementService(LedgerCommands, Payments, Administration, PaymentReports):
+class DisbursementService(LedgerCommands, PaymentReports, Administration):
     """Everything the disbursement service does."""
 
 

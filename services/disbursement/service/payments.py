@@ -29,7 +29,6 @@ also when finance's answer or the deadline clock causes them.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from services.disbursement.domain import (
     Disposition,
@@ -42,20 +41,25 @@ from services.disbursement.domain import (
     settlement_conflicts,
     settlement_posting,
 )
-from services.disbursement.persistence import DisbursementStore, Receipt
-from services.disbursement.service.base import DisbursementBase
+from services.disbursement.persistence import DisbursementStore, payment_receipts
+from services.disbursement.service.answers import AnswerBook, FinanceAnswers
 from shared.contracts.disbursement import DisbursementFailed, DisbursementSettled
 from shared.contracts.envelope import Envelope, deterministic_id
 from shared.contracts.finance import PaymentFailed, PaymentInstructed, PaymentSettled
-from shared.contracts.topics import DISBURSEMENT_FAILED, DISBURSEMENT_SETTLED, PAYMENT_INSTRUCTED
+from shared.contracts.topics import (
+    DISBURSEMENT_FAILED,
+    DISBURSEMENT_SETTLED,
+    PAYMENT_FAILED,
+    PAYMENT_INSTRUCTED,
+    PAYMENT_SETTLED,
+)
 from shared.contracts.workflows import PayTranche
-from shared.errors import InvalidCommandError
 from shared.service import Work
 
-FinanceNotice = PaymentSettled | PaymentFailed
+PaymentNotice = PaymentSettled | PaymentFailed
 
 
-class Payments(DisbursementBase):
+class Payments(FinanceAnswers):
     async def pay(self, work: Work, event: Envelope[PayTranche]) -> None:
         """Instruct finance to pay a tranche; the answer comes when the payment is decided."""
         command = event.payload
@@ -204,48 +208,29 @@ class Payments(DisbursementBase):
 
     # Answers from finance ---------------------------------------------------------------------
 
-    async def finance_answered(self, work: Work, event: Envelope[FinanceNotice]) -> None:
+    @property
+    def payment_answers(self) -> AnswerBook[Instruction, PaymentNotice]:
+        return AnswerBook(
+            noun="payment instruction",
+            topics=(PAYMENT_SETTLED, PAYMENT_FAILED),
+            receipts=payment_receipts,
+            find=lambda store, instruction_id, lock: store.instruction(instruction_id, lock=lock),
+            apply=self._apply_payment_answer,
+            answer_key="instruction_id",
+            held="the settlement of {} is for another amount or currency than instructed: "
+            "not applied, held for reconciliation",
+        )
+
+    async def finance_answered(self, work: Work, event: Envelope[PaymentNotice]) -> None:
         """A settlement or failure from finance on Kafka."""
-        notice = event.payload
-        if await DisbursementStore(work.session).instruction(notice.instruction_id) is None:
-            # Dead-lettered for operators; reconciliation lists it as an unknown settlement.
-            raise InvalidCommandError(f"no payment instruction {notice.instruction_id}")
-        await self.record_settlement(work, notice, channel="kafka", event_id=str(event.event_id))
+        await self.answered_on_kafka(work, self.payment_answers, event)
 
-    async def webhook_delivery(
-        self, work: Work, delivery_id: str, signature: str, notice: FinanceNotice
-    ) -> tuple[int, dict[str, Any]]:
-        """Apply a notice posted to the webhook, once per delivery: a delivery seen before
-        (its id, or its signature: the same signed request replayed) gets its first answer.
-        """
-        store = DisbursementStore(work.session)
-        earlier = await store.delivery(delivery_id, signature)
-        if earlier is not None:
-            return earlier.status_code, earlier.answer
-        disposition = await self.record_settlement(work, notice, channel="webhook")
-        status_code, answer = _webhook_answer(notice, disposition)
-        await store.add_delivery(delivery_id, signature, status_code, answer, work.now)
-        return status_code, answer
-
-    async def record_settlement(
-        self, work: Work, notice: FinanceNotice, *, channel: str, event_id: str | None = None
+    async def _apply_payment_answer(
+        self, work: Work, instruction: Instruction, notice: PaymentNotice
     ) -> Disposition:
-        """Apply a settlement or failure from finance once, whichever way it arrives."""
-        store = DisbursementStore(work.session)
-        found = await store.instruction(notice.instruction_id)
-        if found is None:
-            disposition = Disposition.UNKNOWN
-        else:
-            await store.lock_program(found.program_code, found.cycle)
-            instruction = await store.instruction(notice.instruction_id, lock=True)
-            assert instruction is not None
-            if isinstance(notice, PaymentSettled):
-                disposition = await self._settle(work, instruction, notice)
-            else:
-                disposition = await self._fail(work, instruction, notice)
-        receipt = Receipt.of(notice, disposition, channel=channel, received_at=work.now)
-        await store.add_receipt(receipt, event_id=event_id)
-        return disposition
+        if isinstance(notice, PaymentSettled):
+            return await self._settle(work, instruction, notice)
+        return await self._fail(work, instruction, notice)
 
     async def _settle(
         self, work: Work, instruction: Instruction, notice: PaymentSettled
@@ -355,19 +340,6 @@ class Payments(DisbursementBase):
             )
             await self._answer_round(work, instruction, _failed(instruction, reason))
         return len(overdue)
-
-
-def _webhook_answer(notice: FinanceNotice, disposition: Disposition) -> tuple[int, dict[str, Any]]:
-    """What the webhook answers finance: 404 for an unknown instruction (recorded for
-    reconciliation), 409 for a settlement of another amount (held), else 200."""
-    if disposition is Disposition.UNKNOWN:
-        return 404, {"detail": f"no payment instruction {notice.instruction_id}"}
-    if disposition is Disposition.MISMATCH:
-        return 409, {
-            "detail": f"the settlement of {notice.instruction_id} is for another amount or "
-            "currency than instructed: not applied, held for reconciliation"
-        }
-    return 200, {"instruction_id": notice.instruction_id, "disposition": disposition.value}
 
 
 def _settled(

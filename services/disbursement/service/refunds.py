@@ -21,7 +21,6 @@ The refund loop (one owner per retry loop: disbursement alone reminds finance)
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from services.disbursement.domain import (
     Account,
@@ -32,8 +31,8 @@ from services.disbursement.domain import (
     refund_receipt_disposition,
     refund_received_posting,
 )
-from services.disbursement.persistence import DisbursementStore, RefundReceipt
-from services.disbursement.service.base import DisbursementBase
+from services.disbursement.persistence import DisbursementStore, refund_receipts
+from services.disbursement.service.answers import AnswerBook, FinanceAnswers
 from shared.contracts.disbursement import RefundOverdue, RefundReceived
 from shared.contracts.envelope import Envelope, deterministic_id
 from shared.contracts.finance import (
@@ -42,15 +41,20 @@ from shared.contracts.finance import (
     RefundCollectionRequested,
 )
 from shared.contracts.money import Money
-from shared.contracts.topics import FINANCE_REFUND_REQUESTED, REFUND_OVERDUE, REFUND_RECEIVED
+from shared.contracts.topics import (
+    FINANCE_REFUND_FAILED,
+    FINANCE_REFUND_RECEIVED,
+    FINANCE_REFUND_REQUESTED,
+    REFUND_OVERDUE,
+    REFUND_RECEIVED,
+)
 from shared.contracts.workflows import RequestRefund
-from shared.errors import InvalidCommandError
 from shared.service import Work
 
 RefundNotice = RefundCollected | RefundCollectionFailed
 
 
-class Refunds(DisbursementBase):
+class Refunds(FinanceAnswers):
     async def collect_refund(
         self, work: Work, command: RequestRefund, amount: Money, correlation_id: str
     ) -> None:
@@ -98,46 +102,29 @@ class Refunds(DisbursementBase):
 
     # Answers from finance ---------------------------------------------------------------------
 
+    @property
+    def refund_answers(self) -> AnswerBook[Refund, RefundNotice]:
+        return AnswerBook(
+            noun="refund",
+            topics=(FINANCE_REFUND_RECEIVED, FINANCE_REFUND_FAILED),
+            receipts=refund_receipts,
+            find=lambda store, refund_id, lock: store.refund(refund_id, lock=lock),
+            apply=self._apply_refund_answer,
+            answer_key="refund_id",
+            held="the receipt for {} is for more than is outstanding or in another currency: "
+            "not applied, held for reconciliation",
+        )
+
     async def refund_answered(self, work: Work, event: Envelope[RefundNotice]) -> None:
         """Money received for a refund, or a failure to collect it, from finance on Kafka."""
-        notice = event.payload
-        if await DisbursementStore(work.session).refund(notice.refund_id) is None:
-            # Dead-lettered for operators; reconciliation lists it as an unknown refund.
-            raise InvalidCommandError(f"no refund {notice.refund_id}")
-        await self.record_refund_answer(work, notice, channel="kafka", event_id=str(event.event_id))
+        await self.answered_on_kafka(work, self.refund_answers, event)
 
-    async def refund_webhook_delivery(
-        self, work: Work, delivery_id: str, signature: str, notice: RefundNotice
-    ) -> tuple[int, dict[str, Any]]:
-        """Apply a refund notice posted to the webhook, once per delivery (as settlements)."""
-        store = DisbursementStore(work.session)
-        earlier = await store.delivery(delivery_id, signature)
-        if earlier is not None:
-            return earlier.status_code, earlier.answer
-        disposition = await self.record_refund_answer(work, notice, channel="webhook")
-        status_code, answer = _webhook_answer(notice, disposition)
-        await store.add_delivery(delivery_id, signature, status_code, answer, work.now)
-        return status_code, answer
-
-    async def record_refund_answer(
-        self, work: Work, notice: RefundNotice, *, channel: str, event_id: str | None = None
+    async def _apply_refund_answer(
+        self, work: Work, refund: Refund, notice: RefundNotice
     ) -> Disposition:
-        """Apply finance's answer about a refund once, whichever way it arrives."""
-        store = DisbursementStore(work.session)
-        found = await store.refund(notice.refund_id)
-        if found is None:
-            disposition = Disposition.UNKNOWN
-        else:
-            await store.lock_program(found.program_code, found.cycle)
-            refund = await store.refund(notice.refund_id, lock=True)
-            assert refund is not None
-            if isinstance(notice, RefundCollected):
-                disposition = await self._receive(work, refund, notice)
-            else:
-                disposition = await self._collection_failed(work, refund, notice)
-        receipt = RefundReceipt.of(notice, disposition, channel=channel, received_at=work.now)
-        await store.add_refund_receipt(receipt, event_id=event_id)
-        return disposition
+        if isinstance(notice, RefundCollected):
+            return await self._receive(work, refund, notice)
+        return await self._collection_failed(work, refund, notice)
 
     async def _receive(self, work: Work, refund: Refund, notice: RefundCollected) -> Disposition:
         store = DisbursementStore(work.session)
@@ -254,16 +241,3 @@ class Refunds(DisbursementBase):
             event_id=deterministic_id(refund.refund_id, "overdue"),
             correlation_id=refund.correlation_id,
         )
-
-
-def _webhook_answer(notice: RefundNotice, disposition: Disposition) -> tuple[int, dict[str, Any]]:
-    """404 for an unknown refund (recorded for reconciliation), 409 for a receipt that
-    cannot be applied (held), else 200."""
-    if disposition is Disposition.UNKNOWN:
-        return 404, {"detail": f"no refund {notice.refund_id}"}
-    if disposition is Disposition.MISMATCH:
-        return 409, {
-            "detail": f"the receipt for {notice.refund_id} is for more than is outstanding or "
-            "in another currency: not applied, held for reconciliation"
-        }
-    return 200, {"refund_id": notice.refund_id, "disposition": disposition.value}
