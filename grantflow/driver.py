@@ -193,20 +193,28 @@ class People:
     # -- patience --------------------------------------------------------------------------
 
     async def until(
-        self, what: str, attempt: Callable[[], Awaitable[T | None]], patience: float | None = None
+        self,
+        what: str,
+        attempt: Callable[[], Awaitable[T | None]],
+        patience: float | None = None,
+        *,
+        seen: Callable[[], str | None] = lambda: None,
     ) -> T:
-        """Try ``attempt`` until it returns a value; a stack mid-restart is tried again."""
+        """Try ``attempt`` until it returns a value; a stack mid-restart is tried again.
+
+        ``seen`` says what the last attempt found instead, for the timeout's message."""
         deadline = time.monotonic() + (patience or self.step_timeout)
-        last = "nothing yet"
+        error_seen: str | None = None
         while True:
             try:
                 found = await attempt()
             except (httpx.HTTPError, OSError) as error:
                 found = None
-                last = f"{type(error).__name__}: {error}"
+                error_seen = f"{type(error).__name__}: {error}"
             if found is not None:
                 return found
             if time.monotonic() > deadline:
+                last = error_seen or seen() or "nothing yet"
                 raise StepTimeoutError(f"timed out waiting for {what} (last: {last})")
             await asyncio.sleep(POLL)
 
@@ -467,11 +475,18 @@ class People:
         return str(answer.json()["stage"])
 
     async def reach(self, application_id: str, *stages: str, patience: float | None = None) -> str:
+        last_stage: list[str | None] = [None]
+
         async def reached() -> str | None:
-            stage = await self.stage(application_id)
+            stage = last_stage[0] = await self.stage(application_id)
             return stage if stage in stages else None
 
-        return await self.until(f"{application_id} in {'/'.join(stages)}", reached, patience)
+        return await self.until(
+            f"{application_id} in {'/'.join(stages)}",
+            reached,
+            patience,
+            seen=lambda: None if last_stage[0] is None else f"in {last_stage[0]}",
+        )
 
     # -- a whole life ----------------------------------------------------------------------
 

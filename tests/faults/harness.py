@@ -180,6 +180,9 @@ class FaultStack:
             self.interrupt()
         self.save_log()
         self.proxy.stop()
+        if os.environ.get("GRANTFLOW_KEEP_FAULT_DATABASE"):
+            print(f"kept the fault suite's database {self.database}")
+            return
         with contextlib.suppress(Exception):
             await postgres_admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
 
