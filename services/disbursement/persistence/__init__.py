@@ -1,7 +1,9 @@
 """The disbursement service's tables and its one store, ``DisbursementStore``.
 
 ``tables`` declares the tables (migrated by ``services/disbursement/migrations``),
-``records`` what the store hands out besides the domain's records, ``store`` every query.
+``records`` what the store hands out besides the domain's records, ``store`` every query:
+the store is built from parts over one session (``base``), ``ledger``, ``payments`` and
+``reference``.
 """
 
 from __future__ import annotations

@@ -1,322 +1,35 @@
-"""Tables of the review service (migrated by services/review/migrations) and every query.
+"""Every query of the review service: ``ReviewStore``, over one unit of work's session.
 
-Reviewers, review requests (one per application and round, or per report review), the
-tasks that fill a request's slots, submitted reviews and recusals. Use cases get typed
-rows from ``ReviewStore`` and never build SQL themselves.
+Use cases get typed rows (``records``) from it and never build SQL themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    and_,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.review.domain import Candidate, TaskKind, TaskStatus, TaskTimes, answers_subject
-from shared.contracts.base import NOT_A_CONTRACT_FIELD
-from shared.contracts.programs import Rubric
-from shared.db import Id, UtcDateTime
-from shared.messaging.tables import define_messaging_tables
-
-metadata = MetaData()
-messaging = define_messaging_tables(metadata, "review")
-
-reviewers = Table(
-    "review_reviewers",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("name", String(200), nullable=False, info=NOT_A_CONTRACT_FIELD),
-    Column("email", String(320), nullable=False),
-    Column("home_city", String(200), nullable=False),
-    Column("home_country", String(2), nullable=True),
-    Column("programs", JSON, nullable=False),
-    Column("focus_areas", JSON, nullable=False),
-    Column("regions", JSON, nullable=False),
-    Column("languages", JSON, nullable=False),
-    Column("capacity", Integer, nullable=False),
-    Column("active", Boolean, nullable=False),
-    Column("conflict_members", JSON, nullable=False),
-    Column("conflict_cities", JSON, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("updated_at", UtcDateTime, nullable=False),
+from services.review.domain import TaskKind, TaskStatus, TaskTimes
+from services.review.persistence.records import (
+    RecusalRow,
+    RequestRow,
+    ReviewerRow,
+    ReviewRow,
+    TaskFilter,
+    TaskRecord,
+    TaskRow,
 )
-
-requests = Table(
-    "review_requests",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("kind", String(16), nullable=False, info=NOT_A_CONTRACT_FIELD),
-    Column("command_id", String(200), nullable=False, unique=True),
-    Column("application_id", String(64), nullable=False),
-    Column("round", Integer, nullable=False),
-    Column("report_id", String(128), nullable=True),
-    Column("member_id", String(64), nullable=False),
-    Column("member_city", String(200), nullable=True),
-    Column("program_code", String(64), nullable=False),
-    Column("focus_area", String(64), nullable=True),
-    Column("partner_city", String(200), nullable=True),
-    Column("partner_country", String(2), nullable=True),
-    Column("blind_review", Boolean, nullable=False),
-    Column("title", Text, nullable=False),
-    Column("summary", Text, nullable=False),
-    Column("requested", JSON, nullable=True),
-    Column("rubric", JSON, nullable=False),
-    Column("reviews_needed", Integer, nullable=False),
-    Column("due_at", UtcDateTime, nullable=False),
-    Column("received_at", UtcDateTime, nullable=False),
-    Column("correlation_id", String(64), nullable=False),
-    # Report reviews: the report under review (a ReportView), newest revision received.
-    Column("report", JSON, nullable=True),
-    # Application reviews: the plan and its money (an ApplicationForReview).
-    Column("application", JSON, nullable=True),
-    UniqueConstraint("kind", "application_id", "round", name="uq_review_requests_round"),
+from services.review.persistence.tables import (
+    recusals,
+    reports,
+    requests,
+    reviewers,
+    reviews,
+    tasks,
 )
-
-# Post-exchange reports as reporting published them, one row per revision: a report may
-# arrive before or after the workflow asks for its review.
-reports = Table(
-    "review_reports",
-    metadata,
-    Column("report_id", String(128), primary_key=True),
-    Column("revision", Integer, primary_key=True),
-    Column("application_id", String(64), nullable=False),
-    Column("report", JSON, nullable=False),
-    Column("received_at", UtcDateTime, nullable=False),
-)
-
-tasks = Table(
-    "review_tasks",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("request_id", String(36), ForeignKey("review_requests.id"), nullable=False),
-    Column("kind", String(16), nullable=False, info=NOT_A_CONTRACT_FIELD),
-    Column("application_id", String(64), nullable=False),
-    Column("round", Integer, nullable=False),
-    Column("report_id", String(128), nullable=True),
-    Column("slot", Integer, nullable=False),
-    Column("reviewer_id", String(64), ForeignKey("review_reviewers.id"), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("assigned_at", UtcDateTime, nullable=False),
-    Column("due_at", UtcDateTime, nullable=False),
-    Column("remind_at", UtcDateTime, nullable=False),
-    Column("reminded_at", UtcDateTime, nullable=True),
-    Column("closed_at", UtcDateTime, nullable=True),
-    Column("close_reason", Text, nullable=True),
-    Column("replaces_task_id", String(36), nullable=True),
-    UniqueConstraint("request_id", "reviewer_id", name="uq_review_tasks_reviewer"),
-)
-Index("ix_review_tasks_queue", tasks.c.reviewer_id, tasks.c.status, tasks.c.due_at)
-Index("ix_review_tasks_application", tasks.c.application_id)
-Index("ix_review_tasks_reminders", tasks.c.status, tasks.c.remind_at)
-
-reviews = Table(
-    "review_reviews",
-    metadata,
-    Column("task_id", String(36), ForeignKey("review_tasks.id"), primary_key=True),
-    Column("reviewer_id", String(64), nullable=False),
-    Column("application_id", String(64), nullable=False),
-    Column("round", Integer, nullable=False),
-    Column("kind", String(16), nullable=False, info=NOT_A_CONTRACT_FIELD),
-    Column("scores", JSON, nullable=False),
-    Column("weighted_total_bp", Integer, nullable=False),
-    Column("recommendation", String(32), nullable=False),
-    Column("comments", Text, nullable=False),
-    Column("attested_no_conflict", Boolean, nullable=False),
-    Column("submitted_at", UtcDateTime, nullable=False),
-)
-Index("ix_review_reviews_application", reviews.c.application_id)
-
-recusals = Table(
-    "review_recusals",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("task_id", String(36), nullable=False, unique=True),
-    Column("reviewer_id", String(64), nullable=False),
-    Column("application_id", String(64), nullable=False),
-    Column("member_id", String(64), nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("recorded_at", UtcDateTime, nullable=False),
-)
-Index("ix_review_recusals_application", recusals.c.application_id)
-
-
-# ---------------------------------------------------------------- rows
-
-
-@dataclass(frozen=True)
-class ReviewerRow:
-    id: str
-    name: str
-    email: str
-    home_city: str
-    home_country: str | None
-    programs: list[str]
-    focus_areas: list[str]
-    regions: list[str]
-    languages: list[str]
-    capacity: int
-    active: bool
-    conflict_members: list[str]
-    conflict_cities: list[str]
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, row: Any) -> ReviewerRow:
-        return cls(**row._mapping)
-
-    def candidate(self, open_tasks: int) -> Candidate:
-        return Candidate(
-            reviewer_id=self.id,
-            home_city=self.home_city,
-            capacity=self.capacity,
-            open_tasks=open_tasks,
-            active=self.active,
-            programs=frozenset(self.programs),
-            focus_areas=frozenset(self.focus_areas),
-            regions=frozenset(self.regions),
-            conflict_members=frozenset(self.conflict_members),
-            conflict_cities=frozenset(self.conflict_cities),
-        )
-
-
-@dataclass(frozen=True)
-class RequestRow:
-    id: str
-    kind: TaskKind
-    command_id: str
-    application_id: str
-    round: int
-    report_id: str | None
-    member_id: str
-    member_city: str | None
-    program_code: str
-    focus_area: str | None
-    partner_city: str | None
-    partner_country: str | None
-    blind_review: bool
-    title: str
-    summary: str
-    requested: dict[str, Any] | None
-    rubric: Rubric
-    reviews_needed: int
-    due_at: datetime
-    received_at: datetime
-    correlation_id: str
-    report: dict[str, Any] | None
-    application: dict[str, Any] | None
-
-    @classmethod
-    def of(cls, row: Any) -> RequestRow:
-        values = dict(row._mapping)
-        return cls(
-            **values
-            | {"kind": TaskKind(values["kind"]), "rubric": Rubric.model_validate(values["rubric"])}
-        )
-
-    @property
-    def subject(self) -> str:
-        """What every answer about this request is filed under."""
-        return answers_subject(self.kind, self.application_id, self.round, self.report_id)
-
-
-@dataclass(frozen=True)
-class TaskRow:
-    id: str
-    request_id: str
-    kind: TaskKind
-    application_id: str
-    round: int
-    report_id: str | None
-    slot: int
-    reviewer_id: str
-    status: TaskStatus
-    assigned_at: datetime
-    due_at: datetime
-    remind_at: datetime
-    reminded_at: datetime | None
-    closed_at: datetime | None
-    close_reason: str | None
-    replaces_task_id: str | None
-
-    @classmethod
-    def of(cls, row: Any) -> TaskRow:
-        values = dict(row._mapping)
-        return cls(
-            **values | {"kind": TaskKind(values["kind"]), "status": TaskStatus(values["status"])}
-        )
-
-
-@dataclass(frozen=True)
-class ReviewRow:
-    task_id: str
-    reviewer_id: str
-    application_id: str
-    round: int
-    kind: TaskKind
-    scores: dict[str, int]
-    weighted_total_bp: int
-    recommendation: str
-    comments: str
-    attested_no_conflict: bool
-    submitted_at: datetime
-
-    @classmethod
-    def of(cls, row: Any) -> ReviewRow:
-        values = dict(row._mapping)
-        return cls(**values | {"kind": TaskKind(values["kind"])})
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """A task with the request it belongs to and, once submitted, its review."""
-
-    task: TaskRow
-    request: RequestRow
-    review: ReviewRow | None = None
-
-
-@dataclass(frozen=True)
-class RecusalRow:
-    task_id: str
-    application_id: str
-    reason: str
-    recorded_at: datetime
-
-
-@dataclass(frozen=True)
-class TaskFilter:
-    reviewer_id: str | None = None
-    statuses: tuple[TaskStatus, ...] = ()
-    kind: TaskKind | None = None
-    application_id: str | None = None
-    program_code: str | None = None
-    due_before: datetime | None = None
-    limit: int = 200
-    offset: int = 0
-
-
-# ---------------------------------------------------------------- the store
 
 
 class ReviewStore:
