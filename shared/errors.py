@@ -7,10 +7,16 @@ fault in what is stored); ``install_error_handlers`` answers 404, 403, 409, 410,
 list of problems, each with its ``loc`` (FastAPI's shape), the dotted ``field`` and a
 ``msg`` a person can read. A consumer's use case raises ``InvalidCommandError`` for a
 message that can never be processed; the consumer helper dead-letters it.
+
+A dependency that does not answer (the database refusing or out of connections, a
+dropped connection, ``DependencyUnavailable``) is not the caller's fault: routes answer
+503 with ``Retry-After`` and consumers let the message wait (``is_dependency_outage`` is
+the one place that says which errors those are).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -20,8 +26,42 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+logger = logging.getLogger(__name__)
+
+
+class DependencyUnavailable(Exception):  # noqa: N818 - the name says what the state is
+    """Raised when a system the work needs is not answering; the work may succeed later."""
+
+
+_OUTAGES = (
+    DependencyUnavailable,
+    ConnectionError,
+    TimeoutError,
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+)
+# SQLSTATE classes of a database that cannot serve now, whatever was asked: connection
+# exceptions (08), insufficient resources such as too many connections (53), and operator
+# intervention such as a shutdown in progress (57P).
+_OUTAGE_SQLSTATES = ("08", "53", "57P")
+
+
+def is_dependency_outage(error: BaseException) -> bool:
+    """Whether ``error`` says a dependency is not answering (rather than a fault)."""
+    if isinstance(error, _OUTAGES):
+        return True
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+        return isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES)
+    return False
 
 
 @dataclass(frozen=True)
@@ -196,8 +236,25 @@ def install_error_handlers(app: FastAPI) -> None:
             error = StarletteHTTPException(405, error.detail, headers={"Allow": allowed})
         return await http_exception_handler(request, error)
 
+    async def dependency_down(request: Request, error: Exception) -> Response:
+        if not is_dependency_outage(error):
+            raise error  # a fault: the server error middleware answers 500 and logs it
+        logger.warning(
+            "%s %s answered 503, a dependency is not answering: %s",
+            request.method,
+            request.url.path,
+            f"{type(error).__name__}: {error}".splitlines()[0][:300],
+        )
+        return JSONResponse(
+            {"detail": "a system this service needs is not answering; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(ServiceError, refused)
+    for outage in (*_OUTAGES, DBAPIError):
+        app.add_exception_handler(outage, dependency_down)
     app.add_exception_handler(StarletteHTTPException, http_error)
     document_errors(app)
 
@@ -229,17 +286,17 @@ _ERROR_MEANINGS: dict[str, str] = {
     "410": "the link or object is no longer usable",
     "413": "the request body is larger than the service accepts",
     "422": "a field is wrong; each problem names it in plain words",
-    "503": "a dependency does not answer (the token signing keys); try again later",
+    "503": "a dependency does not answer (the database, the token signing keys); try again later",
 }
 _ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
 
 
 def document_errors(app: FastAPI) -> None:
     """Declare in the OpenAPI document, for every route, the errors it can answer, each
-    with the ``ErrorBody`` schema: 401, 403 and 503 where a bearer token is needed (503
-    while the signing keys of a JWKS URL cannot be fetched), 404 where the path names an
-    object, 413 where there is a body, 422 where there are inputs, and whatever the route
-    declares itself (409, 410, 503 ...)."""
+    with the ``ErrorBody`` schema: 503 everywhere (a dependency not answering: the database,
+    or the signing keys of a JWKS URL), 401 and 403 where a bearer token is needed, 404
+    where the path names an object, 413 where there is a body, 422 where there are inputs,
+    and whatever the route declares itself (409, 410 ...)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -265,9 +322,10 @@ def document_errors(app: FastAPI) -> None:
 def _declare_errors(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation["responses"]
     parameters = operation.get("parameters", [])
-    statuses = {status for status in responses if status.startswith("4") or status == "503"}
+    # Any route may meet a dependency that does not answer.
+    statuses = {status for status in responses if status.startswith("4")} | {"503"}
     if operation.get("security"):
-        statuses |= {"401", "403", "503"}
+        statuses |= {"401", "403"}
     if any(parameter.get("in") == "path" for parameter in parameters):
         statuses.add("404")
     if "requestBody" in operation:

@@ -9,10 +9,11 @@ for every subscriber made with ``shared.messaging.broker.subscriber``:
   message goes to ``<topic>.dlq`` at once with the reason and its original bytes, and its
   offset is committed;
 - something the handler needs is not answering (Temporal or the database restarting, a
-  dropped connection: ``DependencyUnavailable`` and connection errors): the partition is
-  rewound to the message after a growing pause, for as long as it takes. The message is
-  not at fault, so these failures never count towards dead-lettering it; a dead letter
-  here would lose an event that nobody sends again (an application submitted);
+  dropped connection, too many connections: ``shared.errors.is_dependency_outage``): the
+  partition is rewound to the message after a growing pause, for as long as it takes.
+  The message is not at fault, so these failures never count towards dead-lettering it;
+  a dead letter here would lose an event that nobody sends again (an application
+  submitted);
 - the handler failed otherwise: the partition is rewound to the message after a growing
   pause; after ``max_attempts`` failures it is dead-lettered like a poison message.
 """
@@ -34,12 +35,11 @@ from faststream import BaseMiddleware
 from faststream.exceptions import SubscriberNotFound
 from pydantic import ValidationError
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.clock import utc_now
 from shared.contracts.topics import DEAD_LETTER_SUFFIX
-from shared.errors import InvalidCommandError
+from shared.errors import InvalidCommandError, is_dependency_outage
 from shared.messaging.outbox import Outbox, Publisher
 from shared.messaging.tables import MessagingTables
 
@@ -48,25 +48,6 @@ logger = logging.getLogger(__name__)
 
 class PoisonMessage(Exception):  # noqa: N818 - the name says what the message is
     """Raised by a handler for a message that can never be processed (e.g. unknown application)."""
-
-
-class DependencyUnavailable(Exception):  # noqa: N818 - the name says what the state is
-    """Raised by a handler when a system it needs is not answering; the message waits."""
-
-
-_UNAVAILABLE = (
-    DependencyUnavailable,
-    ConnectionError,
-    TimeoutError,
-    OperationalError,
-    InterfaceError,
-)
-
-
-def _is_unavailable(error: BaseException) -> bool:
-    if isinstance(error, _UNAVAILABLE):
-        return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 _POISON = (
@@ -310,7 +291,7 @@ class _DeadLetterScope(BaseMiddleware):
         if isinstance(exc_val, asyncio.CancelledError):
             return False
         group = getattr(subscriber, "group_id", None)
-        if _is_unavailable(exc_val) and not _is_poison(exc_val):
+        if is_dependency_outage(exc_val) and not _is_poison(exc_val):
             await self.policy.wait_for_dependency(exc_val)
             consumer.seek(TopicPartition(record.topic, record.partition), record.offset)
             return True

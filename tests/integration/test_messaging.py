@@ -12,7 +12,7 @@ import pytest
 from shared.contracts.envelope import Envelope
 from shared.contracts.intake import ApplicationWithdrawn
 from shared.db import unit_of_work
-from shared.messaging.deadletter import DependencyUnavailable
+from shared.errors import DependencyUnavailable
 from shared.messaging.outbox import message_headers
 from tests.support.messaging import Harness, eventually, read_topic, withdrawn
 from tests.support.processes import Tansu

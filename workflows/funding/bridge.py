@@ -44,9 +44,10 @@ from shared.contracts.intake import (
     ApplicationSubmitted,
 )
 from shared.contracts.topics import Topic
+from shared.errors import DependencyUnavailable
 from shared.logging import log_context
 from shared.messaging.broker import subscribe_by_topic
-from shared.messaging.deadletter import DependencyUnavailable, PoisonMessage
+from shared.messaging.deadletter import PoisonMessage
 from workflows.funding.models import FundingInput, Stage, workflow_id
 from workflows.funding.search_attributes import MEMBER, PROGRAM, STAGE, STAGE_ENTERED_AT
 from workflows.funding.workflow import ExchangeFundingWorkflow
