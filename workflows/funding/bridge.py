@@ -11,7 +11,8 @@
 - While Temporal is not answering (restarting, unreachable) the event waits and is tried
   again (``DependencyUnavailable``): dead-lettering it would lose a submission for good.
 - A release of funds also wakes the waitlisted applications of the same program: budget
-  may be free for them now.
+  may be free for them now. That is a shortcut (each asks again on its own timer): a
+  failure to wake is logged and the release still reaches its own lifecycle.
 """
 
 from __future__ import annotations
@@ -194,8 +195,19 @@ class Bridge:
                 await self.start(event)
                 return
             if topic is topics.FUNDS_RELEASED:
-                await self.wake_waitlisted(event)
+                await self._wake_waitlisted_if_possible(event)
             await self.signal(event, SIGNALS[topic.name])
+
+    async def _wake_waitlisted_if_possible(self, event: Envelope[FundsReleased]) -> None:
+        """Waking is a shortcut (each waitlisted lifecycle asks again on its own timer), so
+        it never costs the release its delivery to its own lifecycle: only an unavailable
+        Temporal makes the event wait (waking again is harmless: signals are deduplicated)."""
+        try:
+            await self.wake_waitlisted(event)
+        except RPCError as error:
+            if error.status in _TEMPORAL_UNAVAILABLE:
+                raise
+            logger.warning("could not wake the waitlist after a release: %s", error)
 
 
 BRIDGED_TOPICS: tuple[Topic, ...] = (
