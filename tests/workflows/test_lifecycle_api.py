@@ -95,3 +95,22 @@ async def test_only_officers_reach_the_lifecycle_api(api: httpx.AsyncClient) -> 
     assert forbidden.status_code == 403
     missing = await api.get("/v1/lifecycle/app-never-submitted", headers=OFFICER)
     assert missing.status_code == 404
+
+
+async def test_the_lifecycle_is_read_while_no_worker_runs(
+    api: httpx.AsyncClient, funding_client: Client, time_skipping_env: WorkflowEnvironment
+) -> None:
+    """The view comes from the workflow's memo on the server: no worker has to answer (a
+    query would wait for one, and a cold worker answering queries could corrupt history)."""
+    services = StandInServices(funding_client, partner="never")
+    today = (await time_skipping_env.get_current_time()).date()
+    application = submission(today=today)
+    async with funding_worker(funding_client, services) as queue:
+        handle = await start_lifecycle(funding_client, queue, application)
+        await reach(handle, Stage.PARTNER_CONFIRMATION)
+    # The worker has stopped; the lifecycle waits for its partner.
+    view = await api.get(f"/v1/lifecycle/{application.application_id}", headers=OFFICER)
+    assert view.status_code == 200, view.text
+    assert view.json()["stage"] == "partner_confirmation"
+    assert view.json()["partners"][0]["confirmed"] is None
+    await handle.terminate("test over")

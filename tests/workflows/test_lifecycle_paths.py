@@ -36,7 +36,13 @@ from tests.workflows.support import (
     escalations,
     reach,
 )
-from workflows.funding.models import AmendmentDecision, PartnerDecision, Stage
+from workflows.funding.models import (
+    LIFECYCLE_MEMO,
+    AmendmentDecision,
+    LifecycleView,
+    PartnerDecision,
+    Stage,
+)
 from workflows.funding.workflow import ExchangeFundingWorkflow
 
 wf = ExchangeFundingWorkflow
@@ -59,6 +65,25 @@ async def test_approved_application_is_paid_and_closed(
     assert result.amounts.refunded is None
     assert not services.commands(topics.RELEASE_FUNDS)
     assert not escalations(services)
+
+
+async def test_a_closed_lifecycle_keeps_its_last_view_in_the_memo(
+    lifecycle: Lifecycle, services: StandInServices
+) -> None:
+    handles: list[Handle] = []
+
+    async def keep(handle: Handle) -> None:
+        handles.append(handle)
+
+    result = await lifecycle.run(services, meanwhile=keep)
+
+    # Read from the server alone: the worker has stopped.
+    memo = await (await handles[0].describe()).memo()
+    view = LifecycleView.model_validate(memo[LIFECYCLE_MEMO])
+    assert view.stage is Stage.CLOSED and view.finished
+    assert view.amounts == result.amounts
+    assert [t.stage for t in view.history] == services.stages()
+    assert view.outstanding_commands == []
 
 
 async def test_ineligible_application_stops_at_screening(

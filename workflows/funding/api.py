@@ -1,4 +1,9 @@
-"""The officers' lifecycle API: a thin HTTP edge over the workflow's queries and updates.
+"""The officers' lifecycle API: a thin HTTP edge over the workflow's memo and updates.
+
+Reads take the ``LifecycleView`` the workflow keeps in its memo, from the server alone:
+no worker takes part, so a read works while the worker restarts, and never makes a cold
+worker answer a query (which, in temporalio 1.35, could make it write a history that no
+longer replays). Lifecycles started before the memo existed are still asked by query.
 
 Each action is a workflow update whose validator checks it against the lifecycle's state:
 answered 200 when the workflow took it up, 409 with the validator's reason when it was
@@ -13,7 +18,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
 from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -22,6 +32,7 @@ from shared.contracts.money import Money
 from shared.errors import ConflictError, NotFoundError
 from shared.http import Offset, limit_query
 from workflows.funding.models import (
+    LIFECYCLE_MEMO,
     WORKFLOW_ID_PREFIX,
     AmendmentDecision,
     LifecycleView,
@@ -188,14 +199,21 @@ async def stuck_applications(
 async def read_lifecycle(
     application_id: ApplicationId, _officer: Officer, client: Temporal
 ) -> LifecycleView:
-    handle = client.get_workflow_handle(workflow_id(application_id))
     try:
-        view: LifecycleView = await handle.query(ExchangeFundingWorkflow.lifecycle)
+        return await current_view(client.get_workflow_handle(workflow_id(application_id)))
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise NotFoundError(f"no lifecycle for application {application_id}") from error
         raise
-    return view
+
+
+async def current_view(handle: WorkflowHandle[Any, Any]) -> LifecycleView:
+    """The view the lifecycle last kept in its memo (a query for one started before)."""
+    memo = await (await handle.describe()).memo()
+    if LIFECYCLE_MEMO in memo:
+        return LifecycleView.model_validate(memo[LIFECYCLE_MEMO])
+    queried: LifecycleView = await handle.query(ExchangeFundingWorkflow.lifecycle)
+    return queried
 
 
 async def _update(
@@ -213,7 +231,7 @@ async def _update(
         raise ConflictError(_reason(error)) from error
     except TimeoutError:
         response.status_code = status.HTTP_202_ACCEPTED
-        view = await handle.query(ExchangeFundingWorkflow.stage)
+        view = await current_view(handle)
         return UpdateAnswer(stage=view.stage, message="accepted; the lifecycle is applying it")
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.funding.activities import PUBLISH
     from workflows.funding.models import (
         ESCALATION_STAGES,
+        LIFECYCLE_MEMO,
         Outgoing,
         Publication,
         Stage,
@@ -201,6 +202,8 @@ class CommandChannel(OfficerRequests):
         if not self._outbox:
             return
         messages, self._outbox = self._outbox, []
+        # Publishing waits out a Kafka outage: readers see the state it publishes meanwhile.
+        self._show_lifecycle()
         await workflow.execute_activity(
             PUBLISH,
             Publication(messages=messages),
@@ -310,10 +313,20 @@ class CommandChannel(OfficerRequests):
             timeout = None if wake is None else wake - workflow.now()
             if timeout is not None and timeout <= timedelta(0):
                 continue
+            self._show_lifecycle()
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: done() or self._needs_attention(interruptible), timeout=timeout
                 )
+
+    def _show_lifecycle(self) -> None:
+        """Keep the lifecycle view in the memo, where readers take it without a query."""
+        if not workflow.patched(patches.LIFECYCLE_IN_MEMO):
+            return
+        view = self._lifecycle_view().model_dump(mode="json")
+        if view != self._shown_view:
+            self._shown_view = view
+            workflow.upsert_memo({LIFECYCLE_MEMO: view})
 
     def _resend_due(self, now: datetime) -> None:
         """Send again what is due, and what an officer asked to (a payment escalated is the

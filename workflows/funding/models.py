@@ -20,6 +20,8 @@ from shared.contracts.stages import Stage as Stage  # re-exported
 from shared.contracts.workflows import Amounts, Deadline, EscalationKind
 
 WORKFLOW_ID_PREFIX = "application-"
+# The memo key under which a lifecycle keeps its ``LifecycleView`` (as JSON).
+LIFECYCLE_MEMO = "lifecycle"
 
 
 def workflow_id(application_id: str) -> str:

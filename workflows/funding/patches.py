@@ -28,6 +28,11 @@ AMENDMENTS_UNTIL_FINAL_PAYMENT = "amendments-until-final-payment"
 EVERY_PARTNER_CONFIRMS = "every-partner-confirms"
 # Reviewers' weighted totals further apart than the program's threshold: an officer decides.
 WIDE_SPREAD_TO_OFFICER = "wide-spread-to-officer"
+# The lifecycle view is kept in the workflow's memo whenever it changes, so readers take it
+# from the server (``describe``) rather than with a query: a query answered by a worker that
+# had just restarted could make the worker write a history that no longer replays
+# (temporalio 1.35).
+LIFECYCLE_IN_MEMO = "lifecycle-in-memo"
 
 
 def screen_before_shared_rules(application: ApplicationSubmitted) -> list[str]:

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from shared.contracts.intake import (
         AmendmentRequested,
         ApplicationResubmitted,
+        PartnerCity,
         PartnerConfirmed,
     )
     from shared.contracts.money import Money
@@ -47,9 +48,13 @@ with workflow.unsafe.imports_passed_through():
         NOT_WITHDRAWABLE,
         AmendmentDecision,
         FundingInput,
+        LifecycleView,
         Outgoing,
+        OutstandingCommand,
         OverrideDecision,
         PartnerDecision,
+        PartnerStanding,
+        PendingAmendment,
         ResendCommand,
         Stage,
         Transition,
@@ -121,6 +126,8 @@ class LifecycleState:
         self._outbox: list[Outgoing] = []
         self._notices: list[str] = []
         self._finished = False
+        # The view last kept in the memo (``_show_lifecycle``): unchanged, it is not kept again.
+        self._shown_view: dict[str, Any] | None = None
         # Escalations an officer has not acted on yet, and the commands escalated unanswered.
         self._waiting: dict[EscalationKind, None] = {}
         self._unanswered: dict[str, None] = {}
@@ -211,4 +218,53 @@ class LifecycleState:
             reserved=self._reserved,
             paid=shown(self._paid),
             refunded=shown(self._refunded),
+        )
+
+    def _standing(self, partner: PartnerCity) -> PartnerStanding:
+        answer = self._partner_answers.get(partner.contact_email.lower())
+        return PartnerStanding(
+            name=partner.name,
+            country=partner.country,
+            confirmed=None if answer is None else answer.confirmed,
+        )
+
+    def _lifecycle_view(self) -> LifecycleView:
+        return LifecycleView(
+            application_id=self._app.application_id,
+            member_id=self._app.member_id,
+            program_code=self._rules.code,
+            partners=[self._standing(partner) for partner in self._app.every_partner()],
+            stage=self._stage,
+            stage_entered_at=self._stage_entered_at,
+            deadlines=self._deadline_list(),
+            amounts=self._amounts(),
+            history=list(self._history),
+            outstanding_commands=[
+                OutstandingCommand(
+                    command_id=command.command_id,
+                    step=command.step,
+                    topic=command.topic.name,
+                    sends=command.sends,
+                    first_sent_at=command.first_sent_at,
+                    next_send_at=command.next_send_at,
+                )
+                for command in self._outstanding()
+            ],
+            pending_amendments=[
+                PendingAmendment(
+                    amendment_id=amendment.amendment_id,
+                    new_exchange_start=str(amendment.new_exchange_start)
+                    if amendment.new_exchange_start
+                    else None,
+                    new_exchange_end=str(amendment.new_exchange_end)
+                    if amendment.new_exchange_end
+                    else None,
+                    new_award=amendment.new_award,
+                    cancel_exchange=amendment.cancel_exchange,
+                    reason=amendment.reason,
+                )
+                for amendment in self._undecided_amendments()
+            ],
+            review_round=self._review_round,
+            finished=self._finished,
         )

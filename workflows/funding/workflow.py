@@ -15,16 +15,12 @@ from workflows.funding.selection import SelectionStages
 from workflows.funding.state import Withdrawn
 
 with workflow.unsafe.imports_passed_through():
-    from shared.contracts.intake import PartnerCity
     from shared.contracts.workflows import Amounts, Deadline
     from workflows.funding import domain
     from workflows.funding.models import (
         FundingInput,
         FundingResult,
         LifecycleView,
-        OutstandingCommand,
-        PartnerStanding,
-        PendingAmendment,
         Stage,
         StageView,
         Transition,
@@ -47,6 +43,7 @@ class ExchangeFundingWorkflow(SelectionStages, ExchangeStages, ServiceEvents):
         self._refuse_all_pending("the lifecycle has ended")
         self._flush_notices()
         await self._flush()
+        self._show_lifecycle()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return FundingResult(
             application_id=self._app.application_id,
@@ -82,15 +79,7 @@ class ExchangeFundingWorkflow(SelectionStages, ExchangeStages, ServiceEvents):
         await self._apply_award_changes()
         await self._close_out()
 
-    # -- queries --------------------------------------------------------------------------
-
-    def _standing(self, partner: PartnerCity) -> PartnerStanding:
-        answer = self._partner_answers.get(partner.contact_email.lower())
-        return PartnerStanding(
-            name=partner.name,
-            country=partner.country,
-            confirmed=None if answer is None else answer.confirmed,
-        )
+    # -- queries ---------------------------------------------------------------------------
 
     @workflow.query
     def stage(self) -> StageView:
@@ -115,42 +104,4 @@ class ExchangeFundingWorkflow(SelectionStages, ExchangeStages, ServiceEvents):
 
     @workflow.query
     def lifecycle(self) -> LifecycleView:
-        return LifecycleView(
-            application_id=self._app.application_id,
-            member_id=self._app.member_id,
-            program_code=self._rules.code,
-            partners=[self._standing(partner) for partner in self._app.every_partner()],
-            stage=self._stage,
-            stage_entered_at=self._stage_entered_at,
-            deadlines=self._deadline_list(),
-            amounts=self._amounts(),
-            history=list(self._history),
-            outstanding_commands=[
-                OutstandingCommand(
-                    command_id=command.command_id,
-                    step=command.step,
-                    topic=command.topic.name,
-                    sends=command.sends,
-                    first_sent_at=command.first_sent_at,
-                    next_send_at=command.next_send_at,
-                )
-                for command in self._outstanding()
-            ],
-            pending_amendments=[
-                PendingAmendment(
-                    amendment_id=amendment.amendment_id,
-                    new_exchange_start=str(amendment.new_exchange_start)
-                    if amendment.new_exchange_start
-                    else None,
-                    new_exchange_end=str(amendment.new_exchange_end)
-                    if amendment.new_exchange_end
-                    else None,
-                    new_award=amendment.new_award,
-                    cancel_exchange=amendment.cancel_exchange,
-                    reason=amendment.reason,
-                )
-                for amendment in self._undecided_amendments()
-            ],
-            review_round=self._review_round,
-            finished=self._finished,
-        )
+        return self._lifecycle_view()
