@@ -49,9 +49,10 @@ def _partner(name: str, country: str) -> dict[str, str]:
 # per program, so each member submits up to five.
 DRAFTS: dict[str, dict[str, Any]] = {
     "AUPAP": {},
-    "YAP-TNA": {
+    "YAP-TNA": {  # tri-lateral: the program requires a partner in Canada and in Mexico
         "focus_area": "youth_and_education",
         "partner": _partner("Cuernavaca", "MX"),
+        "other_partners": [_partner("Guelph", "CA") | {"contact_email": "twin@guelph.example.org"}],
         "delegation": {"adults": 2, "youth": 10},
     },
     "LEADING-ASIA": {
@@ -61,8 +62,11 @@ DRAFTS: dict[str, dict[str, Any]] = {
         "matching_in_kind": usd(0),
         "requested": usd(10_556),
     },
-    "SINO-AFRICAN": {
+    "SINO-AFRICAN": {  # a partner in China and one in Africa
         "partner": _partner("Kunming", "CN"),
+        "other_partners": [
+            _partner("Nairobi", "KE") | {"contact_email": "twin@nairobi.example.org"}
+        ],
         "matching_cash": usd(4_524),
         "matching_in_kind": usd(0),
         "requested": usd(10_556),
@@ -283,7 +287,8 @@ async def run(
         await paced(client, jobs[:submissions], clients, rate, pid)
         await asyncio.sleep(2)
         await flat_out(client, jobs[submissions:], clients, pid)
-        metrics = (await client.get("/metrics")).text
+        officer = {"Authorization": f"Bearer {mint_token(settings, role=Role.PROGRAM_OFFICER)}"}
+        metrics = (await client.get("/metrics", headers=officer)).text
         relayed = next(
             (line for line in metrics.splitlines() if line.startswith("outbox_published_total")),
             "outbox_published_total ?",
