@@ -27,6 +27,9 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from grantflow.driver import Endpoints, Journey, Outcome, People
 from shared.auth import Role, mint_token
@@ -35,6 +38,8 @@ from shared.settings import CommonSettings
 from tests.e2e.test_up import Output, Ports, clean_env
 from tests.support.databases import postgres_admin
 from tests.support.processes import TcpProxy
+from workflows.funding.models import workflow_id
+from workflows.funding.workflow import ExchangeFundingWorkflow
 
 DEMO_CATALOG = Path(__file__).resolve().parents[2] / "services/intake/catalog/programs-demo.json"
 POSTGRES = ("127.0.0.1", 5432)
@@ -89,6 +94,10 @@ class FaultStack:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.ports.kafka}"
+
+    @property
+    def temporal(self) -> str:
+        return f"127.0.0.1:{self.ports.temporal}"
 
     def endpoints(self) -> Endpoints:
         return Endpoints.local(self.state_dir, self.ports.http_base)
@@ -317,11 +326,13 @@ async def finish(tasks: list[asyncio.Task[Outcome]]) -> list[Outcome]:
     return list(await asyncio.gather(*tasks))
 
 
-async def check_end_state(people: People, outcomes: list[Outcome]) -> None:
+async def check_end_state(people: People, outcomes: list[Outcome], temporal: str) -> None:
     """Every application closed as without the fault; each tranche paid once; the ledger
-    balanced; the analytics equal to the ledger."""
+    balanced; the analytics equal to the ledger; every lifecycle's history replays
+    (``temporal``: the address of the stack's Temporal server)."""
     failed = [(o.journey.title, o.stage, o.error) for o in outcomes if o.stage != "closed"]
     assert not failed, failed
+    await check_histories_replay(temporal, [str(o.application_id) for o in outcomes])
     officer = people.officer()
     endpoints = people.endpoints
     async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
@@ -395,3 +406,18 @@ def report_line(name: str, outcomes: list[Outcome], fault_at: float) -> str:
         f"{name}: {len(outcomes)} in flight, {closed} closed, "
         f"the last closed {heal:.1f} s after the fault"
     )
+
+
+async def check_histories_replay(temporal: str, application_ids: list[str]) -> None:
+    """The histories the lifecycles wrote under the fault replay against the workflow code:
+    a history that does not would fail the lifecycle at its next replay, and every query
+    of it after it closed."""
+    client = await Client.connect(temporal, data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[ExchangeFundingWorkflow], data_converter=pydantic_data_converter)
+    broken = {}
+    for application_id in application_ids:
+        history = await client.get_workflow_handle(workflow_id(application_id)).fetch_history()
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        if result.replay_failure is not None:
+            broken[application_id] = str(result.replay_failure)[:300]
+    assert not broken, broken

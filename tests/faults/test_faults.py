@@ -76,7 +76,7 @@ async def test_killed_processes_are_started_again_and_nothing_is_lost(
         await asyncio.sleep(2)
     outcomes = await finish(tasks)
     print(report_line("kill -9 of every process", outcomes, fault_at))
-    await check_end_state(people, outcomes)
+    await check_end_state(people, outcomes, stack.temporal)
     assert stack.log_has("restart"), stack.log_tail()
 
 
@@ -87,7 +87,7 @@ async def test_a_broker_restarted_empty_loses_no_event(stack: FaultStack, people
     await stack.wait_restarted("tansu", old)
     outcomes = await finish(tasks)
     print(report_line("broker restarted empty", outcomes, fault_at))
-    await check_end_state(people, outcomes)
+    await check_end_state(people, outcomes, stack.temporal)
 
 
 async def test_a_restarted_temporal_server_loses_no_application(
@@ -99,7 +99,7 @@ async def test_a_restarted_temporal_server_loses_no_application(
     await stack.wait_restarted("temporal", old)
     outcomes = await finish(tasks)
     print(report_line("Temporal restarted", outcomes, fault_at))
-    await check_end_state(people, outcomes)
+    await check_end_state(people, outcomes, stack.temporal)
 
 
 async def test_every_message_delivered_twice_changes_nothing(
@@ -114,7 +114,7 @@ async def test_every_message_delivered_twice_changes_nothing(
         await duplicator.stop()
     print(report_line(f"every message twice ({duplicator.copied} copies)", outcomes, fault_at))
     assert duplicator.copied > 100
-    await check_end_state(people, outcomes)
+    await check_end_state(people, outcomes, stack.temporal)
 
 
 async def test_malformed_messages_go_to_the_dead_letters_and_stall_nothing(
@@ -127,7 +127,7 @@ async def test_malformed_messages_go_to_the_dead_letters_and_stall_nothing(
     sent = await send_garbage(stack.bootstrap)
     outcomes = await finish(tasks)
     print(report_line(f"{sent} malformed messages", outcomes, fault_at))
-    await check_end_state(people, outcomes)
+    await check_end_state(people, outcomes, stack.temporal)
     after = await dead_letter_counts(database_url)
     grew = {topic: after.get(topic, 0) - before.get(topic, 0) for topic in after}
     # Every topic a service consumes dead-letters what was sent to it (finance's own topics
@@ -146,7 +146,7 @@ async def test_postgresql_refusing_connections_for_five_seconds_loses_nothing(
     stack.proxy.refuse(5)
     outcomes = await finish(tasks)
     print(report_line("PostgreSQL refusing connections for 5 s", outcomes, fault_at))
-    await check_end_state(people, outcomes)
+    await check_end_state(people, outcomes, stack.temporal)
 
 
 @pytest.mark.parametrize("moment", [2.0, 8.0])
@@ -159,4 +159,4 @@ async def test_ctrl_c_and_up_again_loses_no_application(
     await asyncio.to_thread(stack.up)
     outcomes = await finish(tasks)
     print(report_line(f"Ctrl-C after {moment:.0f} s and up again", outcomes, fault_at))
-    await check_end_state(people, outcomes)
+    await check_end_state(people, outcomes, stack.temporal)

@@ -88,7 +88,8 @@ async def test_two_replicas_of_everything_survive_a_kill_of_one_of_each(
             f"{time.monotonic() - started:.1f} s after the first submission"
         )
         try:
-            await check_end_state(people, outcomes)
+            assert topology.temporal is not None
+            await check_end_state(people, outcomes, topology.temporal.address)
         except AssertionError:
             for replica in topology.every():
                 print(topology.tail(replica))
