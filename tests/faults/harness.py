@@ -33,6 +33,7 @@ from temporalio.worker import Replayer
 
 from grantflow.driver import Endpoints, Journey, Outcome, People
 from shared.auth import Role, mint_token
+from shared.contracts.envelope import configure_event_ids
 from shared.contracts.topics import ALL_TOPICS
 from shared.settings import CommonSettings
 from tests.e2e.test_up import Output, Ports, clean_env
@@ -326,13 +327,22 @@ async def finish(tasks: list[asyncio.Task[Outcome]]) -> list[Outcome]:
     return list(await asyncio.gather(*tasks))
 
 
-async def check_end_state(people: People, outcomes: list[Outcome], temporal: str) -> None:
+async def check_end_state(
+    people: People,
+    outcomes: list[Outcome],
+    temporal: str,
+    namespace: str = "default",
+    event_id_secret: str | None = None,
+) -> None:
     """Every application closed as without the fault; each tranche paid once; the ledger
     balanced; the analytics equal to the ledger; every lifecycle's history replays
-    (``temporal``: the address of the stack's Temporal server)."""
+    (``temporal`` and ``namespace``: where the stack's lifecycles run; ``event_id_secret``:
+    the deployment's, from which the workflow derives its command ids)."""
     failed = [(o.journey.title, o.stage, o.error) for o in outcomes if o.stage != "closed"]
     assert not failed, failed
-    await check_histories_replay(temporal, [str(o.application_id) for o in outcomes])
+    await check_histories_replay(
+        temporal, namespace, event_id_secret, [str(o.application_id) for o in outcomes]
+    )
     officer = people.officer()
     endpoints = people.endpoints
     async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
@@ -408,16 +418,26 @@ def report_line(name: str, outcomes: list[Outcome], fault_at: float) -> str:
     )
 
 
-async def check_histories_replay(temporal: str, application_ids: list[str]) -> None:
+async def check_histories_replay(
+    temporal: str, namespace: str, event_id_secret: str | None, application_ids: list[str]
+) -> None:
     """The histories the lifecycles wrote under the fault replay against the workflow code:
     a history that does not would fail the lifecycle at its next replay, and every query
     of it after it closed."""
-    client = await Client.connect(temporal, data_converter=pydantic_data_converter)
+    client = await Client.connect(
+        temporal, namespace=namespace, data_converter=pydantic_data_converter
+    )
     replayer = Replayer(workflows=[ExchangeFundingWorkflow], data_converter=pydantic_data_converter)
     broken = {}
-    for application_id in application_ids:
-        history = await client.get_workflow_handle(workflow_id(application_id)).fetch_history()
-        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-        if result.replay_failure is not None:
-            broken[application_id] = str(result.replay_failure)[:300]
+    configure_event_ids(event_id_secret)  # the workflow derives command ids with it
+    try:
+        for application_id in application_ids:
+            handle = client.get_workflow_handle(workflow_id(application_id))
+            result = await replayer.replay_workflow(
+                await handle.fetch_history(), raise_on_replay_failure=False
+            )
+            if result.replay_failure is not None:
+                broken[application_id] = str(result.replay_failure)[:300]
+    finally:
+        configure_event_ids(None)
     assert not broken, broken

@@ -20,7 +20,7 @@ import pytest
 from grantflow.driver import Journey, People
 from shared.settings import CommonSettings
 from tests.faults.harness import check_end_state, fast_catalog
-from tests.production.topology import KINDS, SECRET, Topology
+from tests.production.topology import EVENT_ID_SECRET, KINDS, NAMESPACE, SECRET, Topology
 
 pytestmark = [pytest.mark.production, pytest.mark.postgres, pytest.mark.timeout(900)]
 
@@ -55,7 +55,7 @@ async def test_two_replicas_of_everything_survive_a_kill_of_one_of_each(
     settings = CommonSettings(
         jwt_secret=SECRET,
         link_secret=SECRET + "-links",
-        event_id_secret=SECRET + "-event-ids",
+        event_id_secret=EVENT_ID_SECRET,
         environment="production",
     )
     people = People(topology.endpoints(), settings, step_timeout=240)
@@ -89,7 +89,13 @@ async def test_two_replicas_of_everything_survive_a_kill_of_one_of_each(
         )
         try:
             assert topology.temporal is not None
-            await check_end_state(people, outcomes, topology.temporal.address)
+            await check_end_state(
+                people,
+                outcomes,
+                topology.temporal.address,
+                namespace=NAMESPACE,
+                event_id_secret=EVENT_ID_SECRET,
+            )
         except AssertionError:
             for replica in topology.every():
                 print(topology.tail(replica))

@@ -37,6 +37,8 @@ REPLICAS = ("a", "b")
 POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 READY_TIMEOUT = 180.0
 SECRET = "production-topology-test-secret-0123456789"
+NAMESPACE = "grantflow"  # not the default: ``grantflow setup`` creates it
+EVENT_ID_SECRET = SECRET + "-event-ids"  # the workflow derives its command ids with it
 
 
 @dataclass
@@ -88,10 +90,10 @@ class Topology:
             "GRANTFLOW_KAFKA_BOOTSTRAP_SERVERS": self.tansu.bootstrap,
             "GRANTFLOW_KAFKA_TOPIC_PARTITIONS": "4",
             "GRANTFLOW_TEMPORAL_ADDRESS": self.temporal.address,
-            "GRANTFLOW_TEMPORAL_NAMESPACE": "grantflow",
+            "GRANTFLOW_TEMPORAL_NAMESPACE": NAMESPACE,
             "GRANTFLOW_JWT_SECRET": SECRET,
             "GRANTFLOW_LINK_SECRET": SECRET + "-links",
-            "GRANTFLOW_EVENT_ID_SECRET": SECRET + "-event-ids",
+            "GRANTFLOW_EVENT_ID_SECRET": EVENT_ID_SECRET,
             "GRANTFLOW_DISBURSEMENT_FINANCE_WEBHOOK_SECRET": SECRET + "-finance",
             "GRANTFLOW_INTAKE_PUBLIC_URL": self.balancers["intake"].url,
             "GRANTFLOW_INTAKE_CATALOG": str(self.catalog),
