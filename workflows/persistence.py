@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -24,15 +23,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    func,
     insert,
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import Id, UtcDateTime
 from shared.messaging.tables import define_messaging_tables
+from shared.persistence import Store, set_in_filter
 
 metadata = MetaData()
 messaging = define_messaging_tables(metadata, "workflows")
@@ -90,11 +88,8 @@ class LastStatus:
     at: datetime | None
 
 
-class AttentionStore:
+class AttentionStore(Store):
     """The attention list's queries, within one unit of work."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     async def lock_status(self, application_id: str, program_code: str | None) -> LastStatus:
         """The application's last status, locked until the work ends (made if unknown).
@@ -108,7 +103,7 @@ class AttentionStore:
             .where(table.c.application_id == application_id)
             .with_for_update()
         )
-        row = (await self.session.execute(query)).first()
+        row = await self._one(query)
         if row is not None:
             return LastStatus(row.program_code, row.sequence, list(row.waiting), row.status_at)
         await self.session.execute(
@@ -189,22 +184,15 @@ class AttentionStore:
     ) -> tuple[list[AttentionItem], int]:
         """A page of items, oldest first, and how many match in all."""
         table = attention_items
-        conditions: list[Any] = []
-        if program_code is not None:
-            conditions.append(table.c.program_code == program_code)
-        if kind is not None:
-            conditions.append(table.c.kind == kind)
+        conditions = set_in_filter((table.c.program_code, program_code), (table.c.kind, kind))
         if not include_cleared:
             conditions.append(table.c.cleared_at.is_(None))
-        total = await self.session.scalar(
-            select(func.count()).select_from(table).where(*conditions)
-        )
-        rows = await self.session.execute(
-            select(table)
-            .where(*conditions)
-            .order_by(table.c.raised_at, table.c.id)
-            .limit(limit)
-            .offset(offset)
+        rows, total = await self._page(
+            table,
+            *conditions,
+            order_by=[table.c.raised_at, table.c.id],
+            limit=limit,
+            offset=offset,
         )
         return [
             AttentionItem(
@@ -218,4 +206,4 @@ class AttentionStore:
                 cleared_at=row.cleared_at,
             )
             for row in rows
-        ], int(total or 0)
+        ], total

@@ -24,19 +24,16 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    and_,
     bindparam,
-    func,
     select,
-    true,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.base import stores
 from shared.contracts.intake import ApplicationSubmitted
 from shared.db import Id, UtcDateTime
 from shared.messaging.tables import define_messaging_tables
+from shared.persistence import Store, set_in_filter
 
 metadata = MetaData()
 messaging = define_messaging_tables(metadata, "intake")
@@ -291,34 +288,24 @@ _stored_answer = select(idempotency_keys).where(
 _insert_answer = idempotency_keys.insert()
 
 
-class IntakeStore:
+class IntakeStore(Store):
     """The queries of one unit of work."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     # Members -----------------------------------------------------------------------------
 
     async def member(self, member_id: str, *, for_update: bool = False) -> MemberRecord | None:
         query = _member_by_id_for_update if for_update else _member_by_id
-        row = (await self.session.execute(query, {"member_id": member_id})).first()
+        row = await self._one(query, {"member_id": member_id})
         return MemberRecord(**row._mapping) if row else None
 
     async def members(
         self, *, member_id: str | None, limit: int, offset: int
     ) -> tuple[list[MemberRecord], int]:
-        condition = members.c.member_id == member_id if member_id is not None else true()
-        total = await self.session.scalar(
-            select(func.count()).select_from(members).where(condition)
+        where = set_in_filter((members.c.member_id, member_id))
+        rows, total = await self._page(
+            members, *where, order_by=[members.c.member_id], limit=limit, offset=offset
         )
-        rows = await self.session.execute(
-            select(members)
-            .where(condition)
-            .order_by(members.c.member_id)
-            .limit(limit)
-            .offset(offset)
-        )
-        return [MemberRecord(**row._mapping) for row in rows], int(total or 0)
+        return [MemberRecord(**row._mapping) for row in rows], total
 
     async def insert_member(self, values: dict[str, Any]) -> None:
         await self.session.execute(members.insert().values(**values))
@@ -342,42 +329,28 @@ class IntakeStore:
         return {(row.from_currency, to_currency): row.rate for row in rows}
 
     async def rates(self, *, limit: int, offset: int) -> tuple[list[RateRecord], int]:
-        total = await self.session.scalar(select(func.count()).select_from(exchange_rates))
-        rows = await self.session.execute(
-            select(exchange_rates)
-            .order_by(exchange_rates.c.to_currency, exchange_rates.c.from_currency)
-            .limit(limit)
-            .offset(offset)
+        rows, total = await self._page(
+            exchange_rates,
+            order_by=[exchange_rates.c.to_currency, exchange_rates.c.from_currency],
+            limit=limit,
+            offset=offset,
         )
-        return [RateRecord(**row._mapping) for row in rows], int(total or 0)
+        return [RateRecord(**row._mapping) for row in rows], total
 
     async def rate(self, from_currency: str, to_currency: str) -> RateRecord | None:
-        row = (
-            await self.session.execute(
-                select(exchange_rates).where(
-                    exchange_rates.c.from_currency == from_currency,
-                    exchange_rates.c.to_currency == to_currency,
-                )
+        row = await self._one(
+            select(exchange_rates).where(
+                exchange_rates.c.from_currency == from_currency,
+                exchange_rates.c.to_currency == to_currency,
             )
-        ).first()
+        )
         return RateRecord(**row._mapping) if row else None
 
     async def save_rate(self, rate: RateRecord) -> None:
-        values = {"rate": rate.rate, "updated_at": rate.updated_at, "updated_by": rate.updated_by}
-        if await self.rate(rate.from_currency, rate.to_currency) is None:
-            await self.session.execute(
-                exchange_rates.insert().values(
-                    from_currency=rate.from_currency, to_currency=rate.to_currency, **values
-                )
-            )
-            return
-        await self.session.execute(
-            update(exchange_rates)
-            .where(
-                exchange_rates.c.from_currency == rate.from_currency,
-                exchange_rates.c.to_currency == rate.to_currency,
-            )
-            .values(**values)
+        await self._upsert(
+            exchange_rates,
+            {"from_currency": rate.from_currency, "to_currency": rate.to_currency},
+            {"rate": rate.rate, "updated_at": rate.updated_at, "updated_by": rate.updated_by},
         )
 
     # Applications --------------------------------------------------------------------------
@@ -389,7 +362,7 @@ class IntakeStore:
         self, application_id: str, *, for_update: bool = False
     ) -> ApplicationRecord | None:
         query = _application_by_id_for_update if for_update else _application_by_id
-        row = (await self.session.execute(query, {"application_id": application_id})).first()
+        row = await self._one(query, {"application_id": application_id})
         return ApplicationRecord(**row._mapping) if row else None
 
     async def update_application(self, application_id: str, values: dict[str, Any]) -> None:
@@ -406,25 +379,19 @@ class IntakeStore:
         limit: int,
         offset: int,
     ) -> tuple[list[ApplicationRecord], int]:
-        conditions = []
-        if member_id is not None:
-            conditions.append(applications.c.member_id == member_id)
-        if program_code is not None:
-            conditions.append(applications.c.program_code == program_code)
-        if status is not None:
-            conditions.append(applications.c.status == status)
-        where = and_(True, *conditions)
-        total = await self.session.scalar(
-            select(func.count()).select_from(applications).where(where)
+        conditions = set_in_filter(
+            (applications.c.member_id, member_id),
+            (applications.c.program_code, program_code),
+            (applications.c.status, status),
         )
-        rows = await self.session.execute(
-            select(applications)
-            .where(where)
-            .order_by(applications.c.created_at.desc(), applications.c.application_id)
-            .limit(limit)
-            .offset(offset)
+        rows, total = await self._page(
+            applications,
+            *conditions,
+            order_by=[applications.c.created_at.desc(), applications.c.application_id],
+            limit=limit,
+            offset=offset,
         )
-        return [ApplicationRecord(**row._mapping) for row in rows], int(total or 0)
+        return [ApplicationRecord(**row._mapping) for row in rows], total
 
     async def open_application_id(self, key: str) -> str | None:
         found = await self.session.scalar(
@@ -482,7 +449,7 @@ class IntakeStore:
     # Idempotency keys ----------------------------------------------------------------------
 
     async def stored_answer(self, scope: str, key: str) -> StoredAnswer | None:
-        row = (await self.session.execute(_stored_answer, {"scope": scope, "key": key})).first()
+        row = await self._one(_stored_answer, {"scope": scope, "key": key})
         return StoredAnswer(**row._mapping) if row else None
 
     async def store_answer(self, answer: StoredAnswer) -> None:
@@ -496,20 +463,18 @@ class IntakeStore:
         query = select(partner_links).where(partner_links.c.link_id == link_id)
         if for_update:
             query = query.with_for_update()
-        row = (await self.session.execute(query)).first()
+        row = await self._one(query)
         return PartnerLinkRecord(**row._mapping) if row else None
 
     async def partner_link_for_command(
         self, application_id: str, command_id: str
     ) -> PartnerLinkRecord | None:
-        row = (
-            await self.session.execute(
-                select(partner_links).where(
-                    partner_links.c.application_id == application_id,
-                    partner_links.c.command_id == command_id,
-                )
+        row = await self._one(
+            select(partner_links).where(
+                partner_links.c.application_id == application_id,
+                partner_links.c.command_id == command_id,
             )
-        ).first()
+        )
         return PartnerLinkRecord(**row._mapping) if row else None
 
     async def insert_partner_link(self, link: PartnerLinkRecord) -> None:

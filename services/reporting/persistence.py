@@ -38,8 +38,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
 from services.reporting.analytics.facts import Fact, fact_data_text
 from services.reporting.analytics.summaries import ApplicationSummary, summarize
@@ -48,6 +46,7 @@ from shared.contracts.intake import BudgetLine
 from shared.contracts.money import Money
 from shared.db import Id, UtcDateTime
 from shared.messaging.tables import define_messaging_tables
+from shared.persistence import Store, set_in_filter
 
 metadata = MetaData()
 messaging = define_messaging_tables(metadata, "reporting")
@@ -160,11 +159,6 @@ def stored_draft(row: ReportRow) -> ReportDraft | None:
     return ReportDraft.model_validate_json(row.draft) if row.draft else None
 
 
-def _set_in_filter(*wanted: tuple[Column[Any], str | None]) -> list[ColumnElement[bool]]:
-    """A column equal to each value the filter sets; a value left out matches all."""
-    return [column == value for column, value in wanted if value is not None]
-
-
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
@@ -186,11 +180,8 @@ class SummaryFilter:
     member_id: str | None = None
 
 
-class ReportingStore:
+class ReportingStore(Store):
     """The queries of one unit of work."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     # Reports ------------------------------------------------------------------------------
 
@@ -198,29 +189,24 @@ class ReportingStore:
         query = select(reports).where(reports.c.report_id == report_id)
         if for_update:
             query = query.with_for_update()
-        return (await self.session.execute(query)).first()
+        return await self._one(query)
 
     async def reports(
         self, where: ReportFilter, *, limit: int, offset: int
     ) -> tuple[list[ReportRow], int]:
-        conditions = _set_in_filter(
+        conditions = set_in_filter(
             (reports.c.member_id, where.member_id),
             (reports.c.application_id, where.application_id),
             (reports.c.state, where.state),
         )
-        total = await self.session.scalar(
-            select(func.count()).select_from(reports).where(*conditions)
+        rows, total = await self._page(
+            reports,
+            *conditions,
+            order_by=[reports.c.due_on.is_(None), reports.c.due_on, reports.c.report_id],
+            limit=limit,
+            offset=offset,
         )
-        rows = (
-            await self.session.execute(
-                select(reports)
-                .where(*conditions)
-                .order_by(reports.c.due_on.is_(None), reports.c.due_on, reports.c.report_id)
-                .limit(limit)
-                .offset(offset)
-            )
-        ).all()
-        return list(rows), int(total or 0)
+        return list(rows), total
 
     async def add_report(self, **values: Any) -> None:
         await self.session.execute(insert(reports).values(**values))
@@ -362,7 +348,7 @@ class ReportingStore:
         await self.session.execute(insert(summaries), rows)
 
     async def summaries(self, where: SummaryFilter = SummaryFilter()) -> list[ApplicationSummary]:
-        conditions = _set_in_filter(
+        conditions = set_in_filter(
             (summaries.c.program_code, where.program),
             (summaries.c.cycle, where.cycle),
             (summaries.c.focus_area, where.focus_area),

@@ -2,8 +2,8 @@
 
 ``tables`` declares the tables (migrated by ``services/disbursement/migrations``),
 ``records`` what the store hands out besides the domain's records, ``store`` every query:
-the store is built from parts over one session (``base``), ``ledger``, ``payments`` and
-``reference``.
+the store is built from parts over one session (``shared.persistence.Store``), ``ledger``,
+``payments`` and ``reference``.
 """
 
 from __future__ import annotations

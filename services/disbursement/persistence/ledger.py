@@ -16,7 +16,6 @@ from services.disbursement.domain import (
     Budget,
     Posting,
 )
-from services.disbursement.persistence.base import StoreBase
 from services.disbursement.persistence.records import (
     BudgetChangeRow,
     LedgerTransaction,
@@ -30,9 +29,10 @@ from services.disbursement.persistence.tables import (
     waitlist,
 )
 from shared.contracts.money import Money
+from shared.persistence import Store
 
 
-class LedgerQueries(StoreBase):
+class LedgerQueries(Store):
     """Budgets, balances, the waitlist, postings and awards."""
 
     # Budgets and balances ----------------------------------------------------------------

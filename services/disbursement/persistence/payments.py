@@ -17,7 +17,6 @@ from services.disbursement.domain import (
     Refund,
     RefundStatus,
 )
-from services.disbursement.persistence.base import StoreBase
 from services.disbursement.persistence.records import (
     Delivery,
     FinanceReceipt,
@@ -33,9 +32,10 @@ from services.disbursement.persistence.tables import (
     refunds,
     webhook_deliveries,
 )
+from shared.persistence import Store
 
 
-class PaymentQueries(StoreBase):
+class PaymentQueries(Store):
     """Payment instructions, receipts and deliveries from finance, and refunds."""
 
     # Instructions ---------------------------------------------------------------------------

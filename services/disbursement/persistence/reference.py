@@ -9,12 +9,12 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from services.disbursement.persistence.base import StoreBase
 from services.disbursement.persistence.records import AppliedKey, DeadLetter, Rate
 from services.disbursement.persistence.tables import applied_keys, fx_rates, messaging, payees
+from shared.persistence import Store
 
 
-class ReferenceQueries(StoreBase):
+class ReferenceQueries(Store):
     """Applied idempotency keys, dead letters awaiting replay, exchange rates and payees."""
 
     # Idempotency keys -----------------------------------------------------------------------

@@ -1,15 +1,13 @@
 """Every query of the disbursement service, over one unit of work's session.
 
 ``DisbursementStore`` is the one store; its queries are kept in parts by what they touch,
-each over the same session: ``ledger`` (budgets and balances, the waitlist, postings, awards,
-ledger history), ``payments`` (payment instructions, finance's receipts and webhook
-deliveries, refunds) and ``reference`` (idempotency keys, dead letters, exchange rates and
-payees). ``base`` holds what the parts share.
+each a ``shared.persistence.Store`` over the same session: ``ledger`` (budgets and balances,
+the waitlist, postings, awards, ledger history), ``payments`` (payment instructions,
+finance's receipts and webhook deliveries, refunds) and ``reference`` (idempotency keys,
+dead letters, exchange rates and payees).
 """
 
 from __future__ import annotations
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.disbursement.persistence.ledger import LedgerQueries
 from services.disbursement.persistence.payments import PaymentQueries
@@ -18,6 +16,3 @@ from services.disbursement.persistence.reference import ReferenceQueries
 
 class DisbursementStore(LedgerQueries, PaymentQueries, ReferenceQueries):
     """The queries of one unit of work."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.review.domain import TaskKind, TaskStatus, TaskTimes
 from services.review.persistence.records import (
@@ -30,19 +29,11 @@ from services.review.persistence.tables import (
     reviews,
     tasks,
 )
+from shared.persistence import Store
 
 
-class ReviewStore:
+class ReviewStore(Store):
     """The queries of one unit of work."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def _one(self, query: Any) -> Any:
-        return (await self.session.execute(query)).first()
-
-    async def _all(self, query: Any) -> Sequence[Any]:
-        return (await self.session.execute(query)).all()
 
     # Reviewers ---------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 import sqlalchemy as sa
 from alembic import op
 
+from services.disbursement.migrations.receipts import create_receipts_table
 from services.disbursement.migrations.retired import create_commands_table
 
 revision = "disbursement_0002"
@@ -104,20 +105,7 @@ def upgrade() -> None:
         "disbursement_instructions",
         ["application_id"],
     )
-    op.create_table(
-        "disbursement_settlement_receipts",
-        sa.Column("id", _Id, primary_key=True, autoincrement=True),
-        sa.Column("instruction_id", _Key, nullable=False),
-        sa.Column("outcome", sa.String(10), nullable=False),
-        sa.Column("disposition", sa.String(20), nullable=False),
-        sa.Column("finance_reference", _Key, nullable=True),
-        sa.Column("amount_minor", sa.BigInteger, nullable=True),
-        sa.Column("currency", sa.String(3), nullable=True),
-        sa.Column("reason", sa.Text, nullable=True),
-        sa.Column("channel", sa.String(10), nullable=False),
-        sa.Column("event_id", sa.String(36), nullable=True),
-        sa.Column("received_at", _When, nullable=False),
-    )
+    create_receipts_table("disbursement_settlement_receipts", "instruction_id")
     op.create_index(
         "ix_disbursement_receipts_instruction",
         "disbursement_settlement_receipts",

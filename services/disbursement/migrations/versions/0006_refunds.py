@@ -7,10 +7,11 @@ finance: an officer asks the member directly (reconciliation lists refund_due pe
 import sqlalchemy as sa
 from alembic import op
 
+from services.disbursement.migrations.receipts import create_receipts_table
+
 revision = "disbursement_0006"
 down_revision = "disbursement_0005"
 
-_Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _Key = sa.String(200)
 _When = sa.DateTime(timezone=True)
 
@@ -39,20 +40,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_disbursement_refunds_application", "disbursement_refunds", ["application_id"]
     )
-    op.create_table(
-        "disbursement_refund_receipts",
-        sa.Column("id", _Id, primary_key=True, autoincrement=True),
-        sa.Column("refund_id", _Key, nullable=False),
-        sa.Column("outcome", sa.String(10), nullable=False),
-        sa.Column("disposition", sa.String(20), nullable=False),
-        sa.Column("finance_reference", _Key, nullable=True),
-        sa.Column("amount_minor", sa.BigInteger, nullable=True),
-        sa.Column("currency", sa.String(3), nullable=True),
-        sa.Column("reason", sa.Text, nullable=True),
-        sa.Column("channel", sa.String(10), nullable=False),
-        sa.Column("event_id", sa.String(36), nullable=True),
-        sa.Column("received_at", _When, nullable=False),
-    )
+    create_receipts_table("disbursement_refund_receipts", "refund_id")
     op.create_index(
         "ix_disbursement_refund_receipts_refund", "disbursement_refund_receipts", ["refund_id"]
     )
