@@ -203,7 +203,7 @@ Signature = Annotated[str | None, Header(max_length=200, description="Hex HMAC-S
 
 def _finance_webhook(
     path: str,
-    book: Callable[[DisbursementService], AnswerBook[Any, Any]],
+    book: Callable[[DisbursementService], AnswerBook[Any, Any, Any]],
     adapter: TypeAdapter[Any],
     **documentation: Any,
 ) -> None:
@@ -236,17 +236,18 @@ def _finance_webhook(
             request, service, x_grantflow_delivery, x_grantflow_timestamp, x_grantflow_signature
         )
         notice = _parsed(adapter, body)
+
+        async def answer() -> tuple[int, dict[str, Any]]:
+            async with service.work() as work:
+                return await service.answered_on_webhook(
+                    work, book(service), delivery_id, signature, notice
+                )
+
         try:
-            async with service.work() as work:
-                status_code, answer = await service.answered_on_webhook(
-                    work, book(service), delivery_id, signature, notice
-                )
+            status_code, answered = await answer()
         except IntegrityError:  # the same delivery at the same moment: the first one's answer
-            async with service.work() as work:
-                status_code, answer = await service.answered_on_webhook(
-                    work, book(service), delivery_id, signature, notice
-                )
-        return JSONResponse(answer, status_code=status_code)
+            status_code, answered = await answer()
+        return JSONResponse(answered, status_code=status_code)
 
 
 _finance_webhook(

@@ -18,7 +18,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.contracts.envelope import Envelope, new_envelope
 from shared.contracts.finance import (
@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 
 Notice = PaymentSettled | PaymentFailed | RefundCollected | RefundCollectionFailed
+Done = TypeVar("Done", PaymentSettled, RefundCollected)
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,10 @@ class _Finance:
             )
         settled = PaymentSettled(
             instruction_id=instruction.instruction_id,
-            finance_reference=f"SIM-{self.random.getrandbits(48):012x}",
+            finance_reference=self._reference("SIM"),
             amount=instruction.amount,
         )
-        self.paid[instruction.instruction_id] = settled
-        copies = 2 if self.random.random() < self.duplicate_rate else 1
-        return _Answer(settled, copies)
+        return self._done(self.paid, instruction.instruction_id, settled)
 
     def collect(self, request: RefundCollectionRequested) -> _Answer:
         """Collect what is outstanding of a refund in one receipt, or fail to."""
@@ -114,12 +113,20 @@ class _Finance:
             return _Answer(failed, 1)
         received = RefundCollected(
             refund_id=request.refund_id,
-            finance_reference=f"SIM-R-{self.random.getrandbits(48):012x}",
+            finance_reference=self._reference("SIM-R"),
             amount=request.outstanding,
         )
-        self.collected[request.refund_id] = received
+        return self._done(self.collected, request.refund_id, received)
+
+    def _reference(self, prefix: str) -> str:
+        return f"{prefix}-{self.random.getrandbits(48):012x}"
+
+    def _done(self, done: dict[str, Done], key: str, notice: Done) -> _Answer:
+        """Remember what was done, so that asking again gets the same notice; a share is
+        delivered twice, as a finance system retrying its delivery would."""
+        done[key] = notice
         copies = 2 if self.random.random() < self.duplicate_rate else 1
-        return _Answer(received, copies)
+        return _Answer(notice, copies)
 
 
 def _topic(notice: Notice) -> Topic:

@@ -76,7 +76,11 @@ def _service(request: Request) -> IntakeService:
 
 
 def _to(application_id: str, done: str = "") -> RedirectResponse:
-    path = f"/portal/applications/{quote(application_id)}"
+    return _see_other(f"/portal/applications/{quote(application_id)}", done)
+
+
+def _see_other(path: str, done: str) -> RedirectResponse:
+    """After a post, the page again by GET; ``done`` names what the page then says was done."""
     return RedirectResponse(f"{path}?done={done}" if done else path, status_code=303)
 
 
@@ -375,8 +379,9 @@ async def amend(request: Request, application_id: ApplicationId) -> Response:
 
 
 def _report_path(application_id: str, report_id: str, done: str = "") -> RedirectResponse:
-    path = f"/portal/applications/{quote(application_id)}/reports/{quote(report_id)}"
-    return RedirectResponse(f"{path}?done={done}" if done else path, status_code=303)
+    return _see_other(
+        f"/portal/applications/{quote(application_id)}/reports/{quote(report_id)}", done
+    )
 
 
 @router.get("/applications/{application_id}/reports/{report_id}")

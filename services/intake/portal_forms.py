@@ -186,6 +186,17 @@ class _Reader:
         values = {name: value for name, value in values.items() if value is not None}
         return values or None
 
+    def filled_rows(self, prefix: str, names: tuple[str, ...]) -> tuple[list[Any], list[int]]:
+        """The rows of ``prefix`` with anything typed, and where each stands in the form
+        (problems are named after the rows shown)."""
+        filled, rows = [], []
+        for i in range(_rows(self.form, prefix)):
+            group = self.group(f"{prefix}[{i}]", names)
+            if group:
+                filled.append(group)
+                rows.append(i)
+        return filled, rows
+
 
 def draft_of(form: dict[str, str]) -> DraftFields:
     """The draft a posted form describes; ``DraftFormError`` says what is wrong, by field.
@@ -211,18 +222,8 @@ def draft_of(form: dict[str, str]) -> DraftFields:
         if reader.text(f"{row}.description") or reader.text(f"{row}.amount"):
             lines.append({k: v for k, v in line.items() if v is not None})
             line_rows.append(i)
-    contacts, contact_rows = [], []
-    for i in range(_rows(form, "contacts")):
-        contact = reader.group(f"contacts[{i}]", CONTACT)
-        if contact:
-            contacts.append(contact)
-            contact_rows.append(i)
-    partners, partner_rows = [], []
-    for i in range(_rows(form, "other_partners")):
-        partner = reader.group(f"other_partners[{i}]", PARTNER)
-        if partner:
-            partners.append(partner)
-            partner_rows.append(i)
+    contacts, contact_rows = reader.filled_rows("contacts", CONTACT)
+    partners, partner_rows = reader.filled_rows("other_partners", PARTNER)
     data["other_partners"] = partners or None
     data["budget_lines"] = lines or None
     data["contacts"] = contacts or None

@@ -10,6 +10,7 @@ input; only what a person types that is no number at all is refused here.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Final
@@ -385,25 +386,26 @@ def report_of(form: dict[str, str]) -> ReadReport:
         outcomes["narrative"] = text("outcomes.narrative")
 
     sent: dict[str, list[int]] = {name: [] for name in ROWS}
-    activities = []
-    for i in range(_count(form, "activities")):
-        row = f"activities[{i}]"
-        if any(text(f"{row}.{name}") for name in ACTIVITY):
-            sent["activities"].append(i)
-            activities.append(
-                ActivityBody(
-                    title=text(f"{row}.title") or None,
-                    held_on=text(f"{row}.held_on") or None,
-                    ends_on=text(f"{row}.ends_on") or None,
-                    description=text(f"{row}.description"),
-                )
-            )
+
+    def typed_rows(prefix: str, inputs: tuple[str, ...]) -> Iterator[str]:
+        """The rows of ``prefix`` with any of ``inputs`` typed, each noted as sent."""
+        for i in range(_count(form, prefix)):
+            row = f"{prefix}[{i}]"
+            if any(text(f"{row}.{name}") for name in inputs):
+                sent[prefix].append(i)
+                yield row
+
+    activities = [
+        ActivityBody(
+            title=text(f"{row}.title") or None,
+            held_on=text(f"{row}.held_on") or None,
+            ends_on=text(f"{row}.ends_on") or None,
+            description=text(f"{row}.description"),
+        )
+        for row in typed_rows("activities", ACTIVITY)
+    ]
     spending = []
-    for i in range(_count(form, "spending")):
-        row = f"spending[{i}]"
-        if not (text(f"{row}.description") or text(f"{row}.amount")):
-            continue
-        sent["spending"].append(i)
+    for row in typed_rows("spending", ("description", "amount")):
         amount = None
         if text(f"{row}.amount"):
             currency = text(f"{row}.amount.currency") or "USD"
@@ -420,18 +422,14 @@ def report_of(form: dict[str, str]) -> ReadReport:
                 amount=amount,
             )
         )
-    attachments = []
-    for i in range(_count(form, "attachments")):
-        row = f"attachments[{i}]"
-        if any(text(f"{row}.{name}") for name in ATTACHMENT):
-            sent["attachments"].append(i)
-            attachments.append(
-                AttachmentBody(
-                    name=text(f"{row}.name") or None,
-                    content_type=text(f"{row}.content_type") or None,
-                    size_bytes=whole(f"{row}.size_bytes"),
-                )
-            )
+    attachments = [
+        AttachmentBody(
+            name=text(f"{row}.name") or None,
+            content_type=text(f"{row}.content_type") or None,
+            size_bytes=whole(f"{row}.size_bytes"),
+        )
+        for row in typed_rows("attachments", ATTACHMENT)
+    ]
     if problems:
         raise ReportFormError(problems)
     body = ReportDraftBody(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pydantic import ValidationError
 from sqlalchemy import Table
@@ -42,24 +42,34 @@ class _InAProgram(Protocol):
 
 
 Asked = TypeVar("Asked", bound=_InAProgram)
-Notice = TypeVar("Notice", bound=FinanceNotice)
+Done = TypeVar("Done", bound=FinanceNotice)
+Undone = TypeVar("Undone", bound=FinanceNotice)
 
 
 @dataclass(frozen=True)
-class AnswerBook(Generic[Asked, Notice]):
-    """One kind of request to finance: where it is found, how an answer applies to it,
-    where the answers are recorded and how the webhook words its answer."""
+class AnswerBook(Generic[Asked, Done, Undone]):
+    """One kind of request to finance: where it is found, how each of finance's two
+    answers (it did what was asked, or it could not) applies to it, where the answers
+    are recorded and how the webhook words its answer."""
 
     noun: str
     topics: tuple[Topic, ...]
     receipts: Table
     find: Callable[[DisbursementStore, str, bool], Awaitable[Asked | None]]
-    apply: Callable[[Work, Asked, Notice], Awaitable[Disposition]]
+    done: type[Done]
+    apply_done: Callable[[Work, Asked, Done], Awaitable[Disposition]]
+    apply_undone: Callable[[Work, Asked, Undone], Awaitable[Disposition]]
     answer_key: str
     held: str
 
+    async def apply(self, work: Work, asked: Asked, notice: Done | Undone) -> Disposition:
+        if isinstance(notice, self.done):
+            return await self.apply_done(work, asked, notice)
+        # The book's notices are of its two kinds, so what is not done is undone.
+        return await self.apply_undone(work, asked, cast(Undone, notice))
+
     def webhook_answer(
-        self, notice: Notice, disposition: Disposition
+        self, notice: Done | Undone, disposition: Disposition
     ) -> tuple[int, dict[str, Any]]:
         """404 for something never asked (recorded for reconciliation), 409 for an answer
         that cannot be applied (held), else 200."""
@@ -73,7 +83,7 @@ class AnswerBook(Generic[Asked, Notice]):
 
 class FinanceAnswers(DisbursementBase):
     async def answered_on_kafka(
-        self, work: Work, book: AnswerBook[Asked, Notice], event: Envelope[Notice]
+        self, work: Work, book: AnswerBook[Asked, Done, Undone], event: Envelope[Done | Undone]
     ) -> None:
         notice = event.payload
         subject = subject_of(notice)
@@ -85,10 +95,10 @@ class FinanceAnswers(DisbursementBase):
     async def answered_on_webhook(
         self,
         work: Work,
-        book: AnswerBook[Asked, Notice],
+        book: AnswerBook[Asked, Done, Undone],
         delivery_id: str,
         signature: str,
-        notice: Notice,
+        notice: Done | Undone,
     ) -> tuple[int, dict[str, Any]]:
         """Apply a notice posted to the webhook, once per delivery: a delivery seen before
         (its id, or its signature: the same signed request replayed) gets its first answer.
@@ -105,8 +115,8 @@ class FinanceAnswers(DisbursementBase):
     async def record_answer(
         self,
         work: Work,
-        book: AnswerBook[Asked, Notice],
-        notice: Notice,
+        book: AnswerBook[Asked, Done, Undone],
+        notice: Done | Undone,
         *,
         channel: str,
         event_id: str | None = None,
@@ -127,7 +137,7 @@ class FinanceAnswers(DisbursementBase):
         return disposition
 
     async def dead_lettered_answers(
-        self, store: DisbursementStore, book: AnswerBook[Asked, Notice]
+        self, store: DisbursementStore, book: AnswerBook[Asked, Done, Undone]
     ) -> list[FinanceReceipt]:
         """Finance's answers on Kafka about something never asked (dead-lettered)."""
         prefix = self.settings.topic_prefix

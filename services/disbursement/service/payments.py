@@ -209,13 +209,15 @@ class Payments(FinanceAnswers):
     # Answers from finance ---------------------------------------------------------------------
 
     @property
-    def payment_answers(self) -> AnswerBook[Instruction, PaymentNotice]:
+    def payment_answers(self) -> AnswerBook[Instruction, PaymentSettled, PaymentFailed]:
         return AnswerBook(
             noun="payment instruction",
             topics=(PAYMENT_SETTLED, PAYMENT_FAILED),
             receipts=payment_receipts,
             find=lambda store, instruction_id, lock: store.instruction(instruction_id, lock=lock),
-            apply=self._apply_payment_answer,
+            done=PaymentSettled,
+            apply_done=self._settle,
+            apply_undone=self._fail,
             answer_key="instruction_id",
             held="the settlement of {} is for another amount or currency than instructed: "
             "not applied, held for reconciliation",
@@ -224,13 +226,6 @@ class Payments(FinanceAnswers):
     async def finance_answered(self, work: Work, event: Envelope[PaymentNotice]) -> None:
         """A settlement or failure from finance on Kafka."""
         await self.answered_on_kafka(work, self.payment_answers, event)
-
-    async def _apply_payment_answer(
-        self, work: Work, instruction: Instruction, notice: PaymentNotice
-    ) -> Disposition:
-        if isinstance(notice, PaymentSettled):
-            return await self._settle(work, instruction, notice)
-        return await self._fail(work, instruction, notice)
 
     async def _settle(
         self, work: Work, instruction: Instruction, notice: PaymentSettled

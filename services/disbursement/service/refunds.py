@@ -103,13 +103,15 @@ class Refunds(FinanceAnswers):
     # Answers from finance ---------------------------------------------------------------------
 
     @property
-    def refund_answers(self) -> AnswerBook[Refund, RefundNotice]:
+    def refund_answers(self) -> AnswerBook[Refund, RefundCollected, RefundCollectionFailed]:
         return AnswerBook(
             noun="refund",
             topics=(FINANCE_REFUND_RECEIVED, FINANCE_REFUND_FAILED),
             receipts=refund_receipts,
             find=lambda store, refund_id, lock: store.refund(refund_id, lock=lock),
-            apply=self._apply_refund_answer,
+            done=RefundCollected,
+            apply_done=self._receive,
+            apply_undone=self._collection_failed,
             answer_key="refund_id",
             held="the receipt for {} is for more than is outstanding or in another currency: "
             "not applied, held for reconciliation",
@@ -118,13 +120,6 @@ class Refunds(FinanceAnswers):
     async def refund_answered(self, work: Work, event: Envelope[RefundNotice]) -> None:
         """Money received for a refund, or a failure to collect it, from finance on Kafka."""
         await self.answered_on_kafka(work, self.refund_answers, event)
-
-    async def _apply_refund_answer(
-        self, work: Work, refund: Refund, notice: RefundNotice
-    ) -> Disposition:
-        if isinstance(notice, RefundCollected):
-            return await self._receive(work, refund, notice)
-        return await self._collection_failed(work, refund, notice)
 
     async def _receive(self, work: Work, refund: Refund, notice: RefundCollected) -> Disposition:
         store = DisbursementStore(work.session)
