@@ -225,6 +225,7 @@ def build_runtime(
         dead_letters.publish,
         wake=outbox.committed,
         poll_interval=settings.outbox_poll_interval_ms / 1000,
+        idle_poll_interval=settings.outbox_idle_poll_interval_ms / 1000,
         pass_interval=settings.outbox_pass_interval_ms / 1000,
         lease=Lease(engine, settings.service_name) if leased else None,
         before_pass=epoch.ready,

@@ -60,9 +60,20 @@ class CommonSettings(BaseSettings):
         "127.0.0.1:19092", "kafka_bootstrap_servers", "Kafka bootstrap servers"
     )
     kafka_fetch_max_wait_ms: int = _common(
-        10,
+        5,
         "kafka_fetch_max_wait_ms",
-        "consumer fetch wait; low for the embedded broker, which delivers after half of it",
+        "consumer fetch wait while messages flow; low for the embedded broker, which "
+        "delivers after half of it",
+    )
+    kafka_idle_fetch_max_wait_ms: int = _common(
+        500,
+        "kafka_idle_fetch_max_wait_ms",
+        "consumer fetch wait after a quiet spell, so that idle consumers rarely ask",
+    )
+    kafka_fetch_quiet_after_ms: int = _common(
+        2000,
+        "kafka_fetch_quiet_after_ms",
+        "how long without a message before a consumer waits the idle fetch wait",
     )
     kafka_session_timeout_ms: int = _common(
         6000,
@@ -123,7 +134,14 @@ class CommonSettings(BaseSettings):
         5, "dead_letter_after_attempts", "processing failures before a message is dead-lettered"
     )
     outbox_poll_interval_ms: int = _common(
-        200, "outbox_poll_interval_ms", "how often the outbox relay looks for new rows"
+        200,
+        "outbox_poll_interval_ms",
+        "how often the outbox relay looks for rows another process committed",
+    )
+    outbox_idle_poll_interval_ms: int = _common(
+        1000,
+        "outbox_idle_poll_interval_ms",
+        "the same after two seconds without an event to relay",
     )
     smtp_host: str | None = _common(None, "smtp_host", "SMTP server; unset writes .eml files")
     smtp_port: int = _common(587, "smtp_port", "SMTP port")

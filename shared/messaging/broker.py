@@ -15,6 +15,7 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.topics import Topic
 from shared.messaging.deadletter import DeadLetterPolicy, DeadLetterStore, PoisonMessage
 from shared.messaging.outbox import Publisher
+from shared.messaging.pacing import FetchPacing
 from shared.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ def subscriber(
 
     Give one consumer several topics rather than making several consumers in one group:
     each consumer that joins a group makes the others rebalance, and on Tansu every join
-    waits for half the session timeout.
+    waits for half the session timeout. The consumer starts at the idle fetch wait; the
+    handler speeds it up while messages flow (``subscribe_by_topic``, ``pacing``).
     """
     if not topics:
         raise ValueError("subscribe to at least one topic")
@@ -90,7 +92,7 @@ def subscriber(
         group_id=group_id,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         title=f"{first.name}:{group_id}" if len(topics) == 1 else f"{group_id}",
@@ -99,6 +101,15 @@ def subscriber(
 
 
 EventHandler = Callable[[Envelope[Any]], Awaitable[None]]
+
+
+def fetch_pacing(settings: CommonSettings) -> FetchPacing:
+    """Consumers start at the idle fetch wait (see ``subscriber``) and speed up on traffic."""
+    return FetchPacing(
+        busy_wait_ms=settings.kafka_fetch_max_wait_ms,
+        idle_wait_ms=settings.kafka_idle_fetch_max_wait_ms,
+        quiet_after=settings.kafka_fetch_quiet_after_ms / 1000,
+    )
 
 
 def subscribe_by_topic(
@@ -121,8 +132,10 @@ def subscribe_by_topic(
         topic.qualified(settings.topic_prefix): (topic, handler)
         for topic, handler in handlers.items()
     }
+    pacing = fetch_pacing(settings)
 
     async def on_event(message: KafkaMessage) -> None:
+        pacing.message_arrived(message.consumer)
         record = message.raw_message
         assert not isinstance(record, tuple), "batch consumers are not supported"
         topic, handler = by_name[record.topic]

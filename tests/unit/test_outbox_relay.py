@@ -1,4 +1,5 @@
-"""The outbox relay publishes a lone event at once and gathers a stream of them into batches."""
+"""The outbox relay publishes events that come one at a time at once, and gathers a pile of
+them into batches."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class RecordingPublisher:
 @dataclass
 class Relaying:
     publisher: RecordingPublisher
-    write: Callable[[str], Awaitable[None]]
+    write: Callable[..., Awaitable[None]]
 
 
 @pytest.fixture
@@ -55,9 +56,11 @@ async def relaying(tmp_path: Path) -> AsyncIterator[Relaying]:
         pass_interval=PASS_INTERVAL,
     )
 
-    async def write(application_id: str) -> None:
+    async def write(*application_ids: str) -> None:
+        """Commit an event for each application, in one transaction."""
         async with unit_of_work(sessions) as session:
-            await outbox.add(session, TOPIC, withdrawn(application_id, "test"))
+            for application_id in application_ids:
+                await outbox.add(session, TOPIC, withdrawn(application_id, "test"))
 
     task = asyncio.create_task(relay.run())
     yield Relaying(publisher, write)
@@ -86,20 +89,50 @@ async def test_an_event_after_a_quiet_spell_is_published_at_once(
     assert at - committed_at < PASS_INTERVAL / 2
 
 
-async def test_events_committed_right_after_a_pass_wait_for_the_interval_and_go_together(
+async def test_events_one_at_a_time_each_go_at_once(relaying: Relaying) -> None:
+    publisher, write = relaying.publisher, relaying.write
+    await asyncio.sleep(PASS_INTERVAL)
+    loop = asyncio.get_running_loop()
+    for number in range(1, 5):
+        committed_at = loop.time()
+        await write(f"app-{number}")
+        await published(publisher, number)
+        assert publisher.published[-1][1] - committed_at < PASS_INTERVAL / 2
+
+
+async def test_after_a_pass_that_found_a_pile_the_next_events_wait_and_go_together(
     relaying: Relaying,
 ) -> None:
     publisher, write = relaying.publisher, relaying.write
     await asyncio.sleep(PASS_INTERVAL)
-    await write("app-1")
-    await published(publisher, 1)
-    for number in range(2, 7):
+    await write("app-1", "app-2", "app-3")
+    await published(publisher, 3)
+    for number in range(4, 9):
         await write(f"app-{number}")
-    await published(publisher, 6)
+    await published(publisher, 8)
 
     keys = [key for key, _at in publisher.published]
-    assert keys == [f"app-{number}" for number in range(1, 7)]  # in commit order
-    first_at = publisher.published[0][1]
-    batch_times = [at for _key, at in publisher.published[1:]]
-    assert min(batch_times) - first_at >= PASS_INTERVAL * 0.9  # no pass before the interval
+    assert keys == [f"app-{number}" for number in range(1, 9)]  # in commit order
+    pile_at = publisher.published[2][1]
+    batch_times = [at for _key, at in publisher.published[3:]]
+    assert min(batch_times) - pile_at >= PASS_INTERVAL * 0.9  # no pass before the interval
     assert max(batch_times) - min(batch_times) < PASS_INTERVAL / 2  # one pass took all five
+
+
+async def test_a_quiet_relay_looks_for_other_processes_rows_less_often(tmp_path: Path) -> None:
+    tables = define_messaging_tables(MetaData(), "relaytest")
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}")
+    relay = OutboxRelay(
+        tables,
+        create_session_factory(engine),
+        RecordingPublisher(),
+        poll_interval=0.2,
+        idle_poll_interval=1.0,
+        quiet_after=2.0,
+    )
+    assert relay._next_poll(sent=1) == 0.2
+    assert relay._next_poll(sent=0) == 0.2  # events went out a moment ago
+    relay._last_sent_at -= 2.5
+    assert relay._next_poll(sent=0) == 1.0
+    assert relay._next_poll(sent=3) == 0.2
+    await engine.dispose()
