@@ -59,6 +59,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.relay
+	$(BIN)/python -m bench.idle
 	$(BIN)/python -m bench.intake_submit
 	$(BIN)/python -m bench.disbursement_ledger
 	$(BIN)/python -m bench.lifecycle

@@ -112,11 +112,50 @@ async def throughput_and_latency(database_url: str, bootstrap: str, events: int)
     await runtime.stop()
 
 
-async def idle_cpu(bootstrap: str, wait_ms: int, subscribers: int) -> float:
+async def paced_hops(database_url: str, bootstrap: str, rate: float, seconds: float) -> None:
+    """Commit->handled latency of events written one at a time at ``rate`` per second, and
+    of single events after quiet spells (the consumer's fetch wait is then the idle one)."""
+    service = await running_service(database_url, bootstrap)
+    runtime = service.runtime
+    await asyncio.sleep(3)  # let the consumer group settle before timing
+
+    async def one_hop(index: int) -> float:
+        event = withdrawn(f"app-{index % 50}", f"bench {index}")
+        service.expected = len(service.arrived) + 1
+        service.all_in.clear()
+        async with runtime.sessions() as session, session.begin():
+            await runtime.outbox.add(session, APPLICATION_WITHDRAWN, event)
+        written_at = time.perf_counter()
+        await asyncio.wait_for(service.all_in.wait(), timeout=30)
+        return service.arrived[str(event.event_id)] - written_at
+
+    hops: list[float] = []
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
+    for index in range(int(rate * seconds)):
+        hops.append(await one_hop(index))
+        next_at += 1 / rate
+        await asyncio.sleep(max(0.0, next_at - loop.time()))
+    print(
+        f"{len(hops)} events one at a time at {rate:g}/s: commit->handled "
+        f"p50 {percentile(hops, 0.5) * 1000:.1f} ms, p99 {percentile(hops, 0.99) * 1000:.1f} ms"
+    )
+    after_quiet: list[float] = []
+    for index in range(5):
+        await asyncio.sleep(runtime.settings.kafka_fetch_quiet_after_ms / 1000 + 1)
+        after_quiet.append(await one_hop(10_000 + index))
+    print(
+        "the first event after a quiet spell: "
+        + ", ".join(f"{hop * 1000:.0f}" for hop in after_quiet)
+        + " ms"
+    )
+    await runtime.stop()
+
+
+async def idle_cpu(bootstrap: str, subscribers: int, **settings: object) -> float:
     """CPU seconds per wall second spent by idle services (consumer, relay, epoch watch)."""
     services = [
-        await running_service(sqlite_file(), bootstrap, kafka_fetch_max_wait_ms=wait_ms)
-        for _ in range(subscribers)
+        await running_service(sqlite_file(), bootstrap, **settings) for _ in range(subscribers)
     ]
     await asyncio.sleep(3)
     cpu_before, wall_before = time.process_time(), time.perf_counter()
@@ -140,10 +179,19 @@ async def main(events: int, postgres_url: str | None) -> None:
             runs.append(lambda: throughput_and_latency(postgres_url, tansu.bootstrap, events))
         for run in runs:
             await run()
-        print("== idle CPU of 10 services by fetch_max_wait_ms (share of one core) ==")
-        for wait_ms in (1, 10, 100, 500):
-            share = await idle_cpu(tansu.bootstrap, wait_ms, 10)
-            print(f"fetch_max_wait_ms={wait_ms:<4} idle CPU {share * 100:.1f}% of one core")
+        print("== one hop at a time (consumer fetch wait 5 ms busy, 500 ms idle) ==")
+        await paced_hops(sqlite_url, tansu.bootstrap, rate=50, seconds=10)
+        print("== idle CPU of 10 services (share of one core) ==")
+        share = await idle_cpu(tansu.bootstrap, 10)
+        print(f"fetch wait 5 ms busy, 500 ms idle (the default): {share * 100:.1f}%")
+        for wait_ms in (10, 100, 500):
+            share = await idle_cpu(
+                tansu.bootstrap,
+                10,
+                kafka_fetch_max_wait_ms=wait_ms,
+                kafka_idle_fetch_max_wait_ms=wait_ms,
+            )
+            print(f"fetch wait always {wait_ms} ms: {share * 100:.1f}%")
     finally:
         tansu.stop()
 
