@@ -65,8 +65,14 @@ def unique() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server per test module.
+
+    Its clock only runs forward, and whatever a module leaves behind on it (lifecycles
+    that wait for an officer for years, time skipping held by a lifecycle whose worker
+    stopped) would hold later modules' lifecycles at their first timer.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=venv_binary("temporal-test-server")
     )

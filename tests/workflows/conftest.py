@@ -10,7 +10,7 @@ from tests.support.workflows import register_search_attributes, with_pydantic
 from tests.workflows.support import Lifecycle, StandInServices
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def funding_client(time_skipping_env: WorkflowEnvironment) -> Client:
     """The time-skipping server's client with the pydantic converter and our search attributes.
 
