@@ -218,40 +218,30 @@ def setup(
     typer.echo("grantflow setup: done")
 
 
+def _run_app(factory: str, host: str, port: int) -> None:
+    """Serve the app that ``factory`` ("module:function") builds."""
+    import uvicorn
+
+    # The app configures logging itself (shared.service), so uvicorn must not.
+    uvicorn.run(factory, factory=True, host=host, port=port, log_config=None, access_log=False)
+
+
 @app.command()
 def serve(service: Annotated[Service, typer.Argument(help="The service to run.")]) -> None:
     """Run one service's HTTP API and Kafka consumers."""
-    import uvicorn
-
     from grantflow.services import SETTINGS_BY_SERVICE
 
     settings = SETTINGS_BY_SERVICE[service.value]()
-    uvicorn.run(
-        f"services.{service.value}.app:create_app",
-        factory=True,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-    )
+    _run_app(f"services.{service.value}.app:create_app", settings.http_host, settings.http_port)
 
 
 @app.command()
 def worker() -> None:
     """Run the Temporal worker, the Kafka bridge and the officers' lifecycle API."""
-    import uvicorn
-
     from workflows.settings import WorkflowsSettings
 
     settings = WorkflowsSettings()
-    uvicorn.run(
-        "workflows.funding.worker:create_app",
-        factory=True,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-    )
+    _run_app("workflows.funding.worker:create_app", settings.http_host, settings.http_port)
 
 
 @app.command()

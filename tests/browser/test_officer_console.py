@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
 from shared.auth import Role, mint_token
@@ -23,11 +22,15 @@ from shared.migrations import upgrade
 from tests.browser.pages import checked, serving
 from tests.support.browser import WithoutBroker, chromium
 from tests.support.processes import TemporalDevServer
-from tests.support.workflows import register_search_attributes, submission, with_pydantic
+from tests.support.workflows import (
+    register_search_attributes,
+    start_stuck_lifecycles,
+    submission,
+    with_pydantic,
+)
 from tests.workflows.support import StandInServices, funding_worker, reach, start_lifecycle
 from workflows.attention.service import AttentionService
 from workflows.funding.models import Stage
-from workflows.funding.search_attributes import PROGRAM, STAGE, STAGE_ENTERED_AT
 from workflows.funding.worker import connect_temporal, create_app
 from workflows.settings import WorkflowsSettings
 
@@ -186,22 +189,7 @@ async def test_an_officer_finds_the_applications_stuck_in_a_stage(
     )
     settings, app = await console(tmp_path, client)
     program = f"P{uuid.uuid4().hex[:10]}"
-    week_ago = datetime.now(UTC) - timedelta(days=7)
-    handles = [  # in review for a week; no worker runs them, visibility lists them
-        await client.start_workflow(
-            "ExchangeFundingWorkflow",
-            id=f"application-{program}-{number}",
-            task_queue=f"{program}-no-worker",
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(PROGRAM, program),
-                    SearchAttributePair(STAGE, "review"),
-                    SearchAttributePair(STAGE_ENTERED_AT, week_ago),
-                ]
-            ),
-        )
-        for number in range(2)
-    ]
+    handles = await start_stuck_lifecycles(client, program, 2)
     page = await browser.new_page()
     try:
         async with serving(app) as base:

@@ -6,17 +6,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.client import Client
 
 from tests.edges.apps import InProcess, build
 from tests.support.processes import TemporalDevServer
-from workflows.funding.search_attributes import PROGRAM, STAGE, STAGE_ENTERED_AT
+from tests.support.workflows import start_stuck_lifecycles
 
 STUCK = 5
 
@@ -38,33 +36,13 @@ async def workflows(
     await app.app.state.runtime.engine.dispose()
 
 
-async def _stuck_lifecycles(temporal: Client, program: str) -> list[WorkflowHandle[object, object]]:
-    """Lifecycles in review for a week; no worker runs them, visibility lists them."""
-    entered = datetime.now(UTC) - timedelta(days=7)
-    return [
-        await temporal.start_workflow(
-            "ExchangeFundingWorkflow",
-            id=f"application-{program}-{number}",
-            task_queue=f"{program}-no-worker",
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(PROGRAM, program),
-                    SearchAttributePair(STAGE, "review"),
-                    SearchAttributePair(STAGE_ENTERED_AT, entered),
-                ]
-            ),
-        )
-        for number in range(STUCK)
-    ]
-
-
 async def test_the_stuck_list_comes_in_pages_that_add_up_to_the_whole(
     workflows: tuple[InProcess, httpx.AsyncClient],
 ) -> None:
     app, client = workflows
     temporal: Client = app.app.state.temporal
     program = f"P{uuid.uuid4().hex[:10]}"
-    handles = await _stuck_lifecycles(temporal, program)
+    handles = await start_stuck_lifecycles(temporal, program, STUCK)
     officer = app.headers("officer")
     query = {"program": program, "stage": "review", "stuck_for_days": 1}
     try:

@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
-
-import pytest
 
 from services.intake.catalog import Catalog
 from shared.contracts.envelope import new_envelope
@@ -31,26 +28,9 @@ from tests.support.intake import (
     link_path,
     partner_request,
     resent,
-    running_intake,
     subject,
     usd,
 )
-from tests.support.processes import Tansu
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-async def svc(
-    request: pytest.FixtureRequest,
-    tansu: Tansu,
-    postgres_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[RunningIntake]:
-    if request.param == "postgres":
-        url = postgres_url
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('intake-db') / 'intake.db'}"
-    async with running_intake(url, tansu.bootstrap, tmp_path_factory.mktemp("intake")) as running:
-        yield running
 
 
 def fields(response: Any) -> list[str]:

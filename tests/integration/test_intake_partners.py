@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select, update
 
 from services.intake.consumers import consumers
@@ -27,26 +25,9 @@ from tests.support.intake import (
     link_path,
     partner_request,
     resent,
-    running_intake,
     subject,
     trilateral,
 )
-from tests.support.processes import Tansu
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-async def svc(
-    request: pytest.FixtureRequest,
-    tansu: Tansu,
-    postgres_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[RunningIntake]:
-    if request.param == "postgres":
-        url = postgres_url
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('intake-db') / 'intake.db'}"
-    async with running_intake(url, tansu.bootstrap, tmp_path_factory.mktemp("intake")) as running:
-        yield running
 
 
 def problems(checks: Any) -> dict[str, str]:

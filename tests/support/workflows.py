@@ -7,11 +7,13 @@ applications, answers and ``KafkaStandIns``. The time-skipping stand-ins are in
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.standins import (
@@ -32,7 +34,12 @@ from shared.contracts.intake import (
 from shared.contracts.topics import broker_topic_names
 from shared.messaging.topics_admin import ensure_topics
 from tests.support.messaging import on_test_broker
-from workflows.funding.search_attributes import SEARCH_ATTRIBUTES
+from workflows.funding.search_attributes import (
+    PROGRAM,
+    SEARCH_ATTRIBUTES,
+    STAGE,
+    STAGE_ENTERED_AT,
+)
 from workflows.settings import WorkflowsSettings
 
 __all__ = [
@@ -116,3 +123,26 @@ async def register_search_attributes(client: Client) -> None:
                 search_attributes={name: kinds[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
             )
         )
+
+
+async def start_stuck_lifecycles(
+    temporal: Client, program: str, count: int
+) -> list[WorkflowHandle[object, object]]:
+    """Lifecycles ``{program}-0`` .. in review for a week; no worker runs them, visibility
+    lists them. The caller terminates them."""
+    entered = datetime.now(UTC) - timedelta(days=7)
+    return [
+        await temporal.start_workflow(
+            "ExchangeFundingWorkflow",
+            id=f"application-{program}-{number}",
+            task_queue=f"{program}-no-worker",
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(PROGRAM, program),
+                    SearchAttributePair(STAGE, "review"),
+                    SearchAttributePair(STAGE_ENTERED_AT, entered),
+                ]
+            ),
+        )
+        for number in range(count)
+    ]
