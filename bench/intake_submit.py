@@ -1,12 +1,15 @@
 """Submissions per second and latency of the intake service on PostgreSQL.
 
     python -m bench.intake_submit                      # starts Tansu, a fresh database, intake
+    python -m bench.intake_submit --processes 2        # two intake processes, one database
     python -m bench.intake_submit --url http://127.0.0.1:18001   # against a running service
 
 Member cities and their drafts are made first (not timed); then N concurrent clients submit
 them, paced at ``--rate`` per second (open loop: a late answer does not slow the senders),
 and again as fast as the clients can (closed loop). Each submission carries an
 Idempotency-Key and writes the snapshot, the outbox event and the mail in one transaction.
+With several processes (``--processes``, or ``--url`` given more than once) the clients are
+dealt round the processes as a load balancer would, and the CPU is the sum over them.
 """
 
 from __future__ import annotations
@@ -95,51 +98,62 @@ def host_speed() -> float:
 
 @dataclass
 class Stack:
-    url: str
-    pid: int | None = None
+    urls: list[str]
+    pids: list[int]
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of a process (Linux), to price a submission without contention."""
-    if pid is None:
+def cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU time of the service processes (Linux), to price a submission
+    without contention; None when the service runs elsewhere."""
+    if not pids:
         return None
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
-def local_stack() -> Iterator[Stack]:
-    """Tansu, a fresh PostgreSQL database and ``grantflow serve intake`` in a subprocess."""
+def local_stack(processes: int) -> Iterator[Stack]:
+    """Tansu, a fresh PostgreSQL database and ``processes`` replicas of ``grantflow serve
+    intake``, each on its own port (replicas share the database; one relays the outbox)."""
     tansu = Tansu(port=free_port())
     tansu.start()
     database_url = asyncio.run(create_database())
-    port = free_port()
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     state = tempfile.mkdtemp(prefix="grantflow-bench-")
-    process = None
+    running: list[subprocess.Popen[bytes]] = []
     try:
         upgrade("intake", database_url)
         asyncio.run(ensure_topics(tansu.bootstrap, broker_topic_names(prefix)))
-        env = {
-            **os.environ,
-            "GRANTFLOW_DATABASE_URL": database_url,
-            "GRANTFLOW_KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap,
-            "GRANTFLOW_TOPIC_PREFIX": prefix,
-            "GRANTFLOW_STATE_DIR": state,
-            "GRANTFLOW_LOG_LEVEL": "WARNING",
-            "GRANTFLOW_INTAKE_HTTP_PORT": str(port),
-        }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "grantflow", "serve", "intake"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(Path(state) / "intake.log", "wb"),  # noqa: SIM115
-        )
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready(url)
-        yield Stack(url=url, pid=process.pid)
+        urls = []
+        for replica in range(processes):
+            port = free_port()
+            env = {
+                **os.environ,
+                "GRANTFLOW_DATABASE_URL": database_url,
+                "GRANTFLOW_KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap,
+                "GRANTFLOW_TOPIC_PREFIX": prefix,
+                "GRANTFLOW_STATE_DIR": state,
+                "GRANTFLOW_LOG_LEVEL": "WARNING",
+                "GRANTFLOW_INTAKE_HTTP_PORT": str(port),
+            }
+            running.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "grantflow", "serve", "intake"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=open(Path(state) / f"intake-{replica}.log", "wb"),  # noqa: SIM115
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        for url in urls:
+            _wait_ready(url)
+        yield Stack(urls=urls, pids=[process.pid for process in running])
     finally:
-        terminate(process, grace=5)
+        for process in running:
+            terminate(process, grace=5)
         tansu.stop()
         asyncio.run(drop_database(database_url))
 
@@ -208,7 +222,7 @@ async def submit(client: httpx.AsyncClient, job: Job) -> float:
 
 
 async def paced(
-    client: httpx.AsyncClient, jobs: list[Job], clients: int, rate: float, pid: int | None
+    pool: list[httpx.AsyncClient], jobs: list[Job], clients: int, rate: float, pids: list[int]
 ) -> None:
     """Open loop: job i is due at i/rate; up to ``clients`` requests in flight."""
     queue: asyncio.Queue[tuple[float, Job]] = asyncio.Queue()
@@ -218,21 +232,21 @@ async def paced(
     service: list[float] = []
     late: list[float] = []
 
-    async def worker() -> None:
+    async def worker(client: httpx.AsyncClient) -> None:
         while not queue.empty():
             due, job = queue.get_nowait()
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             service.append(await submit(client, job))
             late.append(time.perf_counter() - due)  # includes waiting for a free client
 
-    cpu = cpu_seconds(pid)
-    await asyncio.gather(*(worker() for _ in range(clients)))
+    cpu = cpu_seconds(pids)
+    await asyncio.gather(*(worker(pool[n % len(pool)]) for n in range(clients)))
     elapsed = time.perf_counter() - start
-    report(f"paced at {rate:g}/s", len(jobs), elapsed, service, late, cpu, pid)
+    report(f"paced at {rate:g}/s", len(jobs), elapsed, service, late, cpu, pids)
 
 
 async def flat_out(
-    client: httpx.AsyncClient, jobs: list[Job], clients: int, pid: int | None
+    pool: list[httpx.AsyncClient], jobs: list[Job], clients: int, pids: list[int]
 ) -> None:
     """Closed loop: each client submits its next job as soon as the last one is answered."""
     queue: asyncio.Queue[Job] = asyncio.Queue()
@@ -240,13 +254,13 @@ async def flat_out(
         queue.put_nowait(job)
     service: list[float] = []
 
-    async def worker() -> None:
+    async def worker(client: httpx.AsyncClient) -> None:
         while not queue.empty():
             service.append(await submit(client, queue.get_nowait()))
 
-    start, cpu = time.perf_counter(), cpu_seconds(pid)
-    await asyncio.gather(*(worker() for _ in range(clients)))
-    report("as fast as possible", len(jobs), time.perf_counter() - start, service, None, cpu, pid)
+    start, cpu = time.perf_counter(), cpu_seconds(pids)
+    await asyncio.gather(*(worker(pool[n % len(pool)]) for n in range(clients)))
+    report("as fast as possible", len(jobs), time.perf_counter() - start, service, None, cpu, pids)
 
 
 def report(
@@ -256,7 +270,7 @@ def report(
     service: list[float],
     late: list[float] | None,
     cpu_before: float | None,
-    pid: int | None,
+    pids: list[int],
 ) -> None:
     line = (
         f"{label:22} {count} submissions in {elapsed:.1f}s = {count / elapsed:,.0f}/s; "
@@ -265,50 +279,63 @@ def report(
     )
     if late is not None:
         line += f"; from the scheduled time p99 {percentile(late, 0.99) * 1000:.1f} ms"
-    cpu_after = cpu_seconds(pid)
+    cpu_after = cpu_seconds(pids)
     if cpu_before is not None and cpu_after is not None:
         line += f"; service CPU {(cpu_after - cpu_before) / count * 1000:.1f} ms per submission"
     print(line, flush=True)
 
 
 async def run(
-    url: str, submissions: int, clients: int, rate: float, pid: int | None = None
+    urls: list[str], submissions: int, clients: int, rate: float, pids: list[int]
 ) -> None:
     settings = CommonSettings()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        jobs = await prepare(client, settings, submissions * 2)
+    per_process = max(1, clients // len(urls))
+    limits = httpx.Limits(max_connections=per_process, max_keepalive_connections=per_process)
+    async with contextlib.AsyncExitStack() as opened:
+        pool = [
+            await opened.enter_async_context(
+                httpx.AsyncClient(base_url=url, limits=limits, timeout=30)
+            )
+            for url in urls
+        ]
+        jobs = await prepare(pool[0], settings, submissions * 2)
         print(
-            f"intake at {url}: {clients} concurrent clients; "
+            f"intake at {', '.join(urls)}: {clients} concurrent clients; "
             f"host speed reference {host_speed():.0f} ms (lower is faster)",
             flush=True,
         )
         await asyncio.sleep(2)  # let the mail and outbox relays catch up with the set-up
-        await paced(client, jobs[:submissions], clients, rate, pid)
+        await paced(pool, jobs[:submissions], clients, rate, pids)
         await asyncio.sleep(2)
-        await flat_out(client, jobs[submissions:], clients, pid)
+        await flat_out(pool, jobs[submissions:], clients, pids)
         officer = {"Authorization": f"Bearer {mint_token(settings, role=Role.PROGRAM_OFFICER)}"}
-        metrics = (await client.get("/metrics", headers=officer)).text
-        relayed = next(
-            (line for line in metrics.splitlines() if line.startswith("outbox_published_total")),
-            "outbox_published_total ?",
-        )
-        print(f"events relayed to Kafka so far: {relayed.split()[-1]}", flush=True)
+        relayed = 0
+        for client in pool:  # each replica counts what it relayed itself
+            metrics = (await client.get("/metrics", headers=officer)).text
+            relayed += sum(
+                int(float(line.split()[-1]))
+                for line in metrics.splitlines()
+                if line.startswith("outbox_published_total")
+            )
+        print(f"events relayed to Kafka so far: {relayed}", flush=True)
         print(f"host speed reference at the end {host_speed():.0f} ms", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="a running intake service (default: start one)")
+    parser.add_argument(
+        "--url", action="append", help="a running intake service, once per replica (default: start)"
+    )
+    parser.add_argument("--processes", type=int, default=1, help="intake processes to start")
     parser.add_argument("--submissions", type=int, default=1500, help="per phase")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--rate", type=float, default=100.0, help="paced submissions per second")
     args = parser.parse_args()
     if args.url:
-        asyncio.run(run(args.url, args.submissions, args.clients, args.rate))
+        asyncio.run(run(args.url, args.submissions, args.clients, args.rate, []))
         return
-    with local_stack() as stack:
-        asyncio.run(run(stack.url, args.submissions, args.clients, args.rate, stack.pid))
+    with local_stack(args.processes) as stack:
+        asyncio.run(run(stack.urls, args.submissions, args.clients, args.rate, stack.pids))
 
 
 if __name__ == "__main__":
