@@ -1,9 +1,11 @@
-"""What every benchmark needs: a percentile, and a PostgreSQL database of its own."""
+"""What every benchmark needs: a percentile, CPU time from /proc, and a PostgreSQL database
+of its own."""
 
 from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import asyncpg
 
@@ -15,6 +17,16 @@ ADMIN_DSN = os.environ.get(
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def cpu_seconds(*pids: int) -> float:
+    """User and system CPU of processes and their waited-for children, from /proc (Linux)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # After the name: state is field 3; utime, stime, cutime, cstime are fields 14-17.
+        total += sum(int(value) for value in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def create_database() -> str:

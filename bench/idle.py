@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import cpu_seconds
 from grantflow.stack.infrastructure import free_port
 
 PROCESSES = (
@@ -29,11 +30,6 @@ PROCESSES = (
     "workflows",
     "finance-sim",
 )
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def running_pids(run_dir: Path) -> dict[str, int]:

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import create_database, drop_database, percentile
+from bench.common import cpu_seconds, create_database, drop_database, percentile
 from grantflow.stack.infrastructure import Tansu, free_port, terminate
 from services.intake.domain import DRAFT_EXAMPLE
 from shared.auth import Role, mint_token
@@ -102,16 +102,9 @@ class Stack:
     pids: list[int]
 
 
-def cpu_seconds(pids: list[int]) -> float | None:
-    """User + system CPU time of the service processes (Linux), to price a submission
-    without contention; None when the service runs elsewhere."""
-    if not pids:
-        return None
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+def service_cpu(pids: list[int]) -> float | None:
+    """CPU of the service processes, to price a submission; None when they run elsewhere."""
+    return cpu_seconds(*pids) if pids else None
 
 
 @contextlib.contextmanager
@@ -239,7 +232,7 @@ async def paced(
             service.append(await submit(client, job))
             late.append(time.perf_counter() - due)  # includes waiting for a free client
 
-    cpu = cpu_seconds(pids)
+    cpu = service_cpu(pids)
     await asyncio.gather(*(worker(pool[n % len(pool)]) for n in range(clients)))
     elapsed = time.perf_counter() - start
     report(f"paced at {rate:g}/s", len(jobs), elapsed, service, late, cpu, pids)
@@ -258,7 +251,7 @@ async def flat_out(
         while not queue.empty():
             service.append(await submit(client, queue.get_nowait()))
 
-    start, cpu = time.perf_counter(), cpu_seconds(pids)
+    start, cpu = time.perf_counter(), service_cpu(pids)
     await asyncio.gather(*(worker(pool[n % len(pool)]) for n in range(clients)))
     report("as fast as possible", len(jobs), time.perf_counter() - start, service, None, cpu, pids)
 
@@ -279,7 +272,7 @@ def report(
     )
     if late is not None:
         line += f"; from the scheduled time p99 {percentile(late, 0.99) * 1000:.1f} ms"
-    cpu_after = cpu_seconds(pids)
+    cpu_after = service_cpu(pids)
     if cpu_before is not None and cpu_after is not None:
         line += f"; service CPU {(cpu_after - cpu_before) / count * 1000:.1f} ms per submission"
     print(line, flush=True)

@@ -4,7 +4,9 @@ Runs N applications from submission to close-out on the Temporal dev server, wit
 real workflows process (worker and bridge) and stand-in services answering its commands
 over Tansu; then, in the same run, N bare workflows with the same number of activities and
 signals and no Kafka (each activity signals the answer straight back). Prints lifecycles
-per second and p50/p99 time per lifecycle for both, and their ratio.
+per second, p50/p99 time per lifecycle and the CPU seconds per lifecycle of each process
+for both, their ratio, and the most the Kafka path could reach on this machine's cores if
+the Python side cost nothing (Temporal's and Tansu's own CPU per lifecycle set that bound).
 
     python -m bench.lifecycle --lifecycles 50
 """
@@ -15,10 +17,11 @@ import argparse
 import asyncio
 import functools
 import logging
+import os
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 
 with workflow.unsafe.imports_passed_through():
-    from bench.common import percentile
+    from bench.common import cpu_seconds, percentile
     from bench.standins import KafkaStandIns, program_rules, submission
     from grantflow.stack.infrastructure import Tansu, TemporalDevServer, free_port
     from shared.contracts import topics
@@ -98,25 +101,49 @@ class BareAnswers:
 
 
 @dataclass
+class CpuMeter:
+    """The CPU seconds each process spends while a phase is timed."""
+
+    pids: dict[str, int]
+    _before: dict[str, float] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) - self._before[name] for name, pid in self.pids.items()}
+
+
+@dataclass
 class Figures:
     name: str
     count: int
     elapsed: float
     latencies: list[float]
+    cpu: dict[str, float]
 
     @property
     def per_second(self) -> float:
         return self.count / self.elapsed
 
+    def cpu_per_lifecycle(self, name: str) -> float:
+        return self.cpu[name] / self.count
+
     def line(self) -> str:
+        used = ", ".join(f"{name} {self.cpu_per_lifecycle(name):.3f}" for name in self.cpu)
+        busy = sum(self.cpu.values()) / self.elapsed / (os.cpu_count() or 1)
         return (
             f"{self.name:28} {self.count} in {self.elapsed:6.2f}s = {self.per_second:7.2f}/s; "
             f"per lifecycle p50 {percentile(self.latencies, 0.5) * 1000:7.1f} ms, "
-            f"p99 {percentile(self.latencies, 0.99) * 1000:7.1f} ms"
+            f"p99 {percentile(self.latencies, 0.99) * 1000:7.1f} ms\n"
+            f"{'':28} CPU seconds per lifecycle: {used}; these processes kept "
+            f"{busy:.0%} of the {os.cpu_count()} cores busy"
         )
 
 
-async def full_lifecycles(tansu: Tansu, server: TemporalDevServer, count: int) -> Figures:
+async def full_lifecycles(
+    tansu: Tansu, server: TemporalDevServer, count: int, meter: CpuMeter
+) -> Figures:
     unique = f"b{uuid.uuid4().hex[:8]}"
     settings = WorkflowsSettings(
         environment="test",
@@ -177,15 +204,19 @@ async def full_lifecycles(tansu: Tansu, server: TemporalDevServer, count: int) -
             assert result.stage == "closed", result
             latencies.append(time.perf_counter() - started)
 
+        meter.start()
         started = time.perf_counter()
         await asyncio.gather(*(one(application) for application in applications))
         elapsed = time.perf_counter() - started
+        cpu = meter.stop()
         await publisher.stop()
         await stand_ins.stop()
-    return Figures("lifecycle over Kafka", count, elapsed, latencies)
+    return Figures("lifecycle over Kafka", count, elapsed, latencies, cpu)
 
 
-async def bare_lifecycles(server: TemporalDevServer, count: int) -> Figures:
+async def bare_lifecycles(
+    server: TemporalDevServer, count: int, meter: CpuMeter | None = None
+) -> Figures:
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.worker import Worker
 
@@ -210,10 +241,13 @@ async def bare_lifecycles(server: TemporalDevServer, count: int) -> Figures:
             )
             latencies.append(time.perf_counter() - started)
 
+        meter = meter or CpuMeter({})
+        meter.start()
         started = time.perf_counter()
         await asyncio.gather(*(one(index) for index in range(count)))
         elapsed = time.perf_counter() - started
-    return Figures("bare workflow, no Kafka", count, elapsed, latencies)
+        cpu = meter.stop()
+    return Figures("bare workflow, no Kafka", count, elapsed, latencies, cpu)
 
 
 async def main(count: int) -> None:
@@ -225,10 +259,14 @@ async def main(count: int) -> None:
         )
         tansu.start()
         server.start(SEARCH_ATTRIBUTES)
+        assert tansu.process is not None and server.process is not None
+        pids = {"bench": os.getpid(), "temporal": server.process.pid}
         try:
             await asyncio.sleep(2)  # the dev server registers its namespace after listening
-            full = await full_lifecycles(tansu, server, count)
-            bare = await bare_lifecycles(server, count)
+            full = await full_lifecycles(
+                tansu, server, count, CpuMeter(pids | {"tansu": tansu.process.pid})
+            )
+            bare = await bare_lifecycles(server, count, CpuMeter(pids))
         finally:
             server.stop()
             tansu.stop()
@@ -237,6 +275,15 @@ async def main(count: int) -> None:
     print(
         f"ratio (bare / over Kafka): throughput {bare.per_second / full.per_second:.2f}x, "
         f"p50 latency {percentile(full.latencies, 0.5) / percentile(bare.latencies, 0.5):.2f}x"
+    )
+    # The servers' own work per lifecycle bounds the Kafka path on these cores, whatever
+    # the Python side costs: the bench process runs the worker, the bridge and stand-ins.
+    servers = full.cpu_per_lifecycle("temporal") + full.cpu_per_lifecycle("tansu")
+    bound = (os.cpu_count() or 1) / servers
+    print(
+        f"bound: Temporal and Tansu alone use {servers:.3f} CPU s per lifecycle over Kafka, "
+        f"so on {os.cpu_count()} cores the Kafka path cannot pass {bound:.2f}/s "
+        f"({bound / bare.per_second:.0%} of bare) even if the Python side cost nothing"
     )
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import create_database, drop_database, percentile
+from bench.common import cpu_seconds, create_database, drop_database, percentile
 from bench.lifecycle import bare_lifecycles
 from grantflow.driver import Endpoints, Journey, Outcome, People
 from grantflow.stack.infrastructure import TemporalDevServer, free_port
@@ -49,7 +49,6 @@ DEMO_CATALOG = Path(__file__).resolve().parents[1] / "services/intake/catalog/pr
 READY_TIMEOUT = 180.0
 # Far beyond any lifecycle of the run: a deadline that fires would measure itself.
 NEVER = "PT3600S"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def near_zero_catalog(directory: Path) -> Path:
@@ -91,13 +90,6 @@ def free_port_block(size: int) -> int:
             continue
         return base
     raise RuntimeError("no block of free ports")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU of a process and its waited-for children, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # After the name: state is field 3; utime, stime, cutime, cstime are fields 14-17.
-    return sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
 
 
 class Stack:
