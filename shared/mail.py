@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.clock import utc_now
+from shared.db import statement_by_statement
 from shared.messaging.tables import MessagingTables
 from shared.settings import CommonSettings
 
@@ -171,7 +172,7 @@ class MailRelay:
                 await asyncio.sleep(self._poll_interval)
 
     async def send_pending(self) -> int:
-        async with self._sessions() as session:
+        async with statement_by_statement(self._sessions) as session:
             queued = (await session.execute(self._queued)).all()
         sent = 0
         for item in queued:
@@ -192,9 +193,10 @@ class MailRelay:
             else:
                 sent += 1
                 values = {"sent_at": utc_now(), "attempts": self._table.c.attempts + 1}
-            async with self._sessions() as session, session.begin():
+            async with statement_by_statement(self._sessions) as session:
                 await session.execute(
                     update(self._table).where(self._table.c.id == item.id).values(**values)
                 )
+                await session.commit()
         self.sent_total += sent
         return sent

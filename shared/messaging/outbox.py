@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.clock import utc_now
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import Topic
+from shared.db import statement_by_statement
 from shared.lease import Lease
 from shared.messaging.tables import MessagingTables
 from shared.telemetry.tracing import current_trace_headers, publishing
@@ -326,7 +327,7 @@ class OutboxRelay:
         The batch is split by key; keys go side by side, one key's rows in order, and a
         key stops at its first failure, holding back only its own later rows.
         """
-        async with self._sessions() as session:
+        async with statement_by_statement(self._sessions) as session:
             rows = (await session.execute(self._unsent)).all()
         by_key: dict[str, list[Any]] = {}
         for row in rows:
@@ -377,8 +378,9 @@ class OutboxRelay:
     async def _mark_sent(self, ids: Sequence[int]) -> None:
         if not ids:
             return
-        async with self._sessions() as session, session.begin():
+        async with statement_by_statement(self._sessions) as session:
             await session.execute(self._mark, {"ids": list(ids), "sent_at": utc_now()})
+            await session.commit()
         self.published_total += len(ids)
 
     async def _record_failures(self, failures: list[tuple[int, BaseException]]) -> None:
