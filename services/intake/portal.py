@@ -11,9 +11,10 @@ was typed, each problem as a sentence next to its field.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -29,6 +30,7 @@ from services.intake.service import IntakeService
 from services.intake.settings import IntakeSettings
 from shared.auth import Role
 from shared.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from shared.service import Work
 from shared.web import Door, Pages, Posted, SignInNeededError, Viewer, add_sign_in_routes
 from shared.web.forms import Problems, minor_units
 
@@ -264,20 +266,54 @@ def _problems_of(error: Exception) -> Problems | None:
 
 
 REFUSED: Final = (forms.DraftFormError, ValidationError, InvalidError, ConflictError)
+Given = TypeVar("Given")
+Done = TypeVar("Done")
+
+
+async def _attempt(
+    request: Request,
+    posted: Posted,
+    application_id: str,
+    read: Callable[[], Given],
+    act: Callable[[Work, Given], Awaitable[Done]],
+    *,
+    unchecked: str,
+    refused: str,
+    acted: str = "",
+) -> Done | HTMLResponse:
+    """What the form asks, ``read`` from it before any transaction opens, then ``act``-ed on
+    in one unit of work; refused, the page again as typed with the reasons."""
+    try:
+        given = read()
+        async with _service(request).work() as work:
+            return await act(work, given)
+    except REFUSED as error:
+        return await _refused(
+            request,
+            posted,
+            application_id,
+            error,
+            unchecked=unchecked,
+            refused=refused,
+            acted=acted,
+        )
 
 
 async def _save(
     request: Request, posted: Posted, application_id: str
 ) -> ApplicationView | HTMLResponse:
     """The posted draft form saved; refused, the form again as typed with the reasons."""
-    service = _service(request)
-    try:
-        fields = forms.draft_of(posted.form)
-        async with service.work() as work:
-            return await service.update_draft(work, posted.viewer.principal, application_id, fields)
-    except REFUSED as error:
-        said = "The draft was not saved"
-        return await _refused(request, posted, application_id, error, unchecked=said, refused=said)
+    service, principal = _service(request), posted.viewer.principal
+    said = "The draft was not saved"
+    return await _attempt(
+        request,
+        posted,
+        application_id,
+        lambda: forms.draft_of(posted.form),
+        lambda work, fields: service.update_draft(work, principal, application_id, fields),
+        unchecked=said,
+        refused=said,
+    )
 
 
 @router.post("/applications/{application_id}/save")
@@ -298,20 +334,17 @@ async def submit(request: Request, application_id: ApplicationId) -> Response:
     saved = await _save(request, posted, application_id)
     if isinstance(saved, HTMLResponse):
         return saved
-    service = _service(request)
-    try:
-        async with service.work() as work:
-            await service.submit(work, posted.viewer.principal, application_id, saved.draft_version)
-    except REFUSED as error:
-        return await _refused(
-            request,
-            posted,
-            application_id,
-            error,
-            unchecked="Saved, but not submitted yet",
-            refused="Saved, but not submitted",
-        )
-    return _to(application_id, "submitted")
+    service, principal = _service(request), posted.viewer.principal
+    submitted = await _attempt(
+        request,
+        posted,
+        application_id,
+        lambda: saved.draft_version,
+        lambda work, version: service.submit(work, principal, application_id, version),
+        unchecked="Saved, but not submitted yet",
+        refused="Saved, but not submitted",
+    )
+    return submitted if isinstance(submitted, HTMLResponse) else _to(application_id, "submitted")
 
 
 async def _after_submission(
@@ -321,23 +354,18 @@ async def _after_submission(
     posted = await SIGN_IN.posted(request)
     if isinstance(posted, HTMLResponse):
         return posted
-    service = _service(request)
-    try:
-        request_body = body(posted.form)
-        async with service.work() as work:
-            use_case = getattr(service, action)
-            await use_case(work, posted.viewer.principal, application_id, request_body)
-    except REFUSED as error:
-        return await _refused(
-            request,
-            posted,
-            application_id,
-            error,
-            unchecked="Nothing was sent",
-            refused="That cannot be done now",
-            acted=action,
-        )
-    return _to(application_id, done)
+    use_case, principal = getattr(_service(request), action), posted.viewer.principal
+    answered = await _attempt(
+        request,
+        posted,
+        application_id,
+        lambda: body(posted.form),
+        lambda work, given: use_case(work, principal, application_id, given),
+        unchecked="Nothing was sent",
+        refused="That cannot be done now",
+        acted=action,
+    )
+    return answered if isinstance(answered, HTMLResponse) else _to(application_id, done)
 
 
 def _withdrawal(form: dict[str, str]) -> str:
