@@ -318,11 +318,14 @@ async def start_lifecycle(
     )
 
 
-async def reach(handle: WorkflowHandle[Any, Any], stage: Stage, timeout: float = 10.0) -> None:
+async def reach(handle: WorkflowHandle[Any, Any], stage: Stage, timeout: float = 30.0) -> None:
     """Wait until the lifecycle is in ``stage``.
 
     Queries do not move the time-skipping server's clock: a stage behind a timer needs
-    ``env.sleep`` (or a ``result()`` wait) first.
+    ``env.sleep`` (or a ``result()`` wait) first. The wait outlasts the 10 s workflow task
+    timeout: with no workflow cache ("replay-every-task"), a query that lands while a task
+    runs can make the SDK drop that task on eviction ("leftover buffered tasks when
+    evicting run"), and the server hands it out again only when it times out.
     """
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + timeout
@@ -358,9 +361,17 @@ class Lifecycle:
             self.client, services, max_cached_workflows=self.max_cached_workflows
         ) as queue:
             handle = await start_lifecycle(self.client, queue, application)
-            if meanwhile is not None:
-                await meanwhile(handle)
-            result: FundingResult = await asyncio.wait_for(handle.result(), timeout=60)
+            try:
+                if meanwhile is not None:
+                    await meanwhile(handle)
+                result: FundingResult = await asyncio.wait_for(handle.result(), timeout=60)
+            except BaseException:
+                # Left running without its worker, the lifecycle's next task would stay
+                # outstanding and hold the time-skipping clock for every later test of the
+                # module: it ends with the test that failed.
+                with contextlib.suppress(Exception):
+                    await handle.terminate(reason="its test failed")
+                raise
             if RECORD and self.max_cached_workflows:
                 history = await handle.fetch_history()
                 (HISTORIES / f"{self.name}.json").write_text(history.to_json())
